@@ -1,0 +1,44 @@
+"""fer: train, evaluate and use seven-class facial-emotion CNNs on 48x48 gray faces.
+
+    from fer import predict_emotion
+    predict_emotion("face.jpg").emotion
+
+Keras (and TensorFlow or JAX behind it) is imported only when a name that needs it is
+first used, so `import fer` and the data utilities stay fast.
+"""
+
+from importlib import import_module
+
+from fer.data import EMOTIONS, DataError, FaceSet, class_distribution, class_weights, load_fer2013, load_split
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "predict_emotion": "fer.predict",
+    "predict_emotions": "fer.predict",
+    "load_model": "fer.predict",
+    "Prediction": "fer.predict",
+    "ModelError": "fer.predict",
+    "build_model": "fer.models",
+    "train": "fer.train",
+    "TrainConfig": "fer.train",
+    "evaluate": "fer.evaluate",
+    "Augmentation": "fer.augment",
+}
+
+__all__ = [
+    "EMOTIONS",
+    "DataError",
+    "FaceSet",
+    "class_distribution",
+    "class_weights",
+    "load_fer2013",
+    "load_split",
+    *_LAZY,
+]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'fer' has no attribute {name!r}")

@@ -1,0 +1,79 @@
+"""Training-time augmentation as Keras 3 preprocessing layers.
+
+The layers live inside the model (`fer.models.build_model(..., augmentation=...)`), so
+they run on whatever device trains the model, are active only in training and are
+identity at inference: a saved model takes raw 0..255 gray faces either way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import keras
+
+
+@dataclass
+class Augmentation:
+    """What to randomise during training. The defaults are the seed project's recipe.
+
+    rotation: max rotation in degrees (seed: 30). flip: random horizontal flip.
+    shift: max translation as a fraction of the side (random crop of a padded image).
+    zoom: max zoom in/out as a fraction. erasing: probability of erasing one random
+    rectangle (random erasing, Zhong et al. 2017). contrast: max contrast change factor.
+    """
+
+    rotation: float = 30.0
+    flip: bool = True
+    shift: float = 0.0
+    zoom: float = 0.0
+    erasing: float = 0.0
+    contrast: float = 0.0
+
+    @classmethod
+    def none(cls) -> Augmentation:
+        return cls(rotation=0.0, flip=False)
+
+    @classmethod
+    def strong(cls) -> Augmentation:
+        """The recipe of the best from-scratch FER-2013 networks (shift/zoom crops, erasing)."""
+        return cls(rotation=10.0, flip=True, shift=0.2, zoom=0.2, erasing=0.5, contrast=0.2)
+
+    @classmethod
+    def from_dict(cls, options: dict | None) -> Augmentation:
+        if options is None:
+            return cls()
+        unknown = set(options) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(
+                f"Unknown augmentation option(s) {sorted(unknown)}; known: {list(cls.__dataclass_fields__)}"
+            )
+        return cls(**options)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def is_identity(self) -> bool:
+        return self == Augmentation.none()
+
+
+def augmentation_layers(aug: Augmentation, seed: int | None = None) -> list[keras.layers.Layer]:
+    """The preprocessing layers for `aug`, in the order they are applied (on 0..1 images)."""
+    layers = []
+    if aug.flip:
+        layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
+    if aug.rotation:
+        # Keras takes a fraction of a full turn: 30 degrees = 30/360.
+        layers.append(keras.layers.RandomRotation(aug.rotation / 360.0, fill_mode="reflect", seed=seed))
+    if aug.shift:
+        layers.append(keras.layers.RandomTranslation(aug.shift, aug.shift, fill_mode="reflect", seed=seed))
+    if aug.zoom:
+        layers.append(keras.layers.RandomZoom(aug.zoom, fill_mode="reflect", seed=seed))
+    if aug.contrast:
+        layers.append(keras.layers.RandomContrast(aug.contrast, value_range=(0, 1), seed=seed))
+    if aug.erasing:
+        layers.append(
+            keras.layers.RandomErasing(
+                factor=aug.erasing, scale=(0.02, 0.25), fill_value=0.5, value_range=(0, 1), seed=seed
+            )
+        )
+    return layers

@@ -1,0 +1,178 @@
+"""Command line: `python -m fer {train,evaluate,predict,sample} ...` (also installed as `fer-emotion`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import yaml
+
+
+def _quiet_tensorflow() -> None:
+    # TensorFlow's C++ start-up chatter buries the output people came for.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _parse_value(text: str):
+    """`--set` values are YAML scalars or flow collections: 0.1, true, [1, 2], {a: 1}."""
+    return yaml.safe_load(text)
+
+
+def _train_options(args) -> dict:
+    from fer.train import TrainConfig
+
+    options: dict = {}
+    if args.config:
+        loaded = yaml.safe_load(Path(args.config).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise SystemExit(f"{args.config}: expected a mapping of training options")
+        options.update(loaded)
+    for name in ("model", "data", "epochs", "batch_size", "optimizer", "learning_rate", "seed", "validation"):
+        value = getattr(args, name)
+        if value is not None:
+            options[name] = value
+    if args.no_class_weights:
+        options["class_weighting"] = False
+    known = {f.name for f in fields(TrainConfig)}
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+        if key.startswith("augmentation."):
+            aug = dict(options.get("augmentation") or TrainConfig().augmentation)
+            aug[key.split(".", 1)[1]] = _parse_value(value)
+            options["augmentation"] = aug
+        elif key in known:
+            options[key] = _parse_value(value)
+        else:
+            raise SystemExit(f"--set: unknown option {key!r}; known: {sorted(known)} and augmentation.*")
+    return options
+
+
+def cmd_train(args) -> int:
+    from fer.train import train
+
+    result = train(_train_options(args), out_dir=args.out, verbose=args.verbose)
+    print(json.dumps(result.summary, indent=2))
+    print(f"Run folder: {result.run_dir} (best model: {result.run_dir / 'best.keras'})")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from fer.data import load_split
+    from fer.evaluate import evaluate
+    from fer.predict import load_model
+
+    faces = load_split(args.data, args.split)
+    result = evaluate(load_model(args.model), faces.images, faces.labels, tta=args.tta)
+    if args.json:
+        print(result.to_json())
+        return 0
+    print(
+        f"{args.data} [{args.split}]: n={result.n}  accuracy={result.accuracy:.4f}  "
+        f"macro-F1={result.macro_f1:.4f}  ECE={result.ece:.4f}  TTA={'on' if args.tta else 'off'}"
+    )
+    print(result.per_class.round(3).to_string())
+    print("\nConfusion matrix (rows: true, columns: predicted)")
+    print(result.confusion.to_string())
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from fer.images import IMAGE_SUFFIXES
+    from fer.predict import predict_emotions
+
+    paths: list[Path] = []
+    for p in map(Path, args.paths):
+        if p.is_dir():
+            paths += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            paths.append(p)
+    if not paths:
+        raise SystemExit("No images to predict: pass image files or folders that contain images.")
+    predictions = predict_emotions(paths, model=args.model, tta=args.tta)
+    rows = [{"path": str(p), **pred.to_dict()} for p, pred in zip(paths, predictions)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            print(f"{row['path']}\t{row['emotion']}\t{row['probability']:.3f}")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from fer.sample import write_sample
+
+    root = write_sample(args.out, n_train=args.n_train, n_test=args.n_test, seed=args.seed)
+    print(f"Wrote a synthetic (not FER-2013!) dataset to {root}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m fer", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model into a run folder (resumes if interrupted)")
+    p.add_argument("--config", help="YAML file of training options (see fer.train.TrainConfig)")
+    p.add_argument("--model", help="seed | vgg_lite | vgg (default: seed)")
+    p.add_argument("--data", help="dataset root, fer2013.csv, or folder of <emotion>/ (default: data/fer2013)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", dest="batch_size", type=int)
+    p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"])
+    p.add_argument("--learning-rate", "--lr", dest="learning_rate", type=float)
+    p.add_argument("--validation", choices=["train", "test"], help="hold out from train, or select on test")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--no-class-weights", action="store_true", help="turn off balanced class weights")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="any other option, e.g. --set label_smoothing=0.1 --set augmentation.erasing=0.5",
+    )
+    p.add_argument("--out", default="runs/latest", help="run folder (default: runs/latest)")
+    p.add_argument("--verbose", type=int, default=2, choices=[0, 1, 2], help="Keras progress: 1 bar, 2 line/epoch")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="score a model on a labelled split")
+    p.add_argument("--model", required=True, help="path to a .keras model")
+    p.add_argument("--data", required=True, help="dataset root, fer2013.csv, or folder of <emotion>/ folders")
+    p.add_argument("--split", default="test", help="train | test | private (default: test)")
+    p.add_argument("--tta", action="store_true", help="average with horizontally flipped faces")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="emotion of face-crop images (files or folders)")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--model", help="path to a .keras model (default: the shipped model)")
+    p.add_argument("--tta", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("sample", help="write a small synthetic dataset in the FER-2013 folder layout")
+    p.add_argument("--out", default="data/sample")
+    p.add_argument("--n-train", type=int, default=60, help="images per class in train/")
+    p.add_argument("--n-test", type=int, default=20, help="images per class in test/")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_sample)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    _quiet_tensorflow()
+    args = build_parser().parse_args(argv)
+    from fer.data import DataError
+    from fer.images import ImageError
+
+    try:
+        from fer.predict import ModelError
+    except ImportError:  # keras missing: the error below will say so
+        ModelError = RuntimeError  # noqa: N806
+    try:
+        return args.func(args)
+    except (DataError, ImageError, ModelError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

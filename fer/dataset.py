@@ -1,0 +1,64 @@
+"""Feeding in-memory face arrays to Keras: a shuffling, batching `keras.utils.PyDataset`."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+
+from fer.data import EMOTIONS
+
+
+def to_model_input(images: np.ndarray) -> np.ndarray:
+    """(N, 48, 48) uint8 -> (N, 48, 48, 1) float32 in 0..255 (models rescale internally)."""
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[..., None]
+    return images.astype(np.float32, copy=False)
+
+
+class FaceBatches(keras.utils.PyDataset):
+    """Batches of (faces, one-hot labels) from uint8 arrays held in memory.
+
+    Converting per batch keeps memory at uint8 size (32k faces = 74 MB instead of 300 MB
+    as float32). Shuffling is seeded by epoch number, so a resumed run sees the same
+    order as an uninterrupted one. Augmentation is not done here: it is part of the model.
+    """
+
+    def __init__(self, images, labels, batch_size: int = 64, shuffle: bool = True, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        if len(images) == 0:
+            raise ValueError("FaceBatches needs at least one image")
+        self.images = np.asarray(images)
+        self.labels = np.asarray(labels)
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+        self._order = self._make_order()
+
+    def _make_order(self) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(len(self.labels))
+        return np.random.default_rng((self.seed, self.epoch)).permutation(len(self.labels))
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.labels) / self.batch_size)
+
+    def __getitem__(self, index):
+        batch = self._order[index * self.batch_size : (index + 1) * self.batch_size]
+        x = to_model_input(self.images[batch])
+        y = np.eye(len(EMOTIONS), dtype=np.float32)[self.labels[batch]]
+        return x, y
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        self._order = self._make_order()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Jump to `epoch`'s shuffle order (used when a run resumes)."""
+        self.epoch = epoch
+        self._order = self._make_order()

@@ -1,0 +1,118 @@
+"""Turning image files, PIL images and arrays into the 48x48 grayscale faces the models eat.
+
+One place decides how pixels are converted, so training data and inference inputs
+go through exactly the same colour conversion and resizing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+FACE_SIZE = 48
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".pgm", ".ppm")
+
+
+class ImageError(ValueError):
+    """An image could not be read or has a shape we cannot interpret."""
+
+
+def _pil_to_array(image: Image.Image) -> np.ndarray:
+    """PIL image of any mode -> uint8 array, (H, W) for gray or (H, W, 3) RGB."""
+    image = ImageOps.exif_transpose(image)  # phone photos store rotation in EXIF
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit gray: stretch the used range to 8 bits instead of clipping at 255.
+        arr = np.asarray(image, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
+        return arr.round().astype(np.uint8)
+    if image.mode in ("L", "1", "F"):
+        return np.asarray(image.convert("L"), dtype=np.uint8)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        # Composite transparency on white: transparent pixels are usually background.
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"), dtype=np.uint8)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file into a uint8 array: (H, W) gray or (H, W, 3) in RGB order.
+
+    EXIF orientation is applied, transparency is composited on white and 16-bit
+    images are scaled to 8 bits. Raises ImageError naming the file when it is missing,
+    empty, truncated or not an image.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: no such file")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return _pil_to_array(image)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(
+            f"{path}: not a readable image ({type(exc).__name__}: {exc}). "
+            "Check that the file is a complete JPEG/PNG/BMP/WebP image."
+        ) from exc
+
+
+def as_array(image, channel_order: str = "rgb") -> np.ndarray:
+    """Any supported image input -> uint8 array, (H, W) gray or (H, W, 3) RGB.
+
+    `image` may be a path, a PIL image or a NumPy array of shape (H, W), (H, W, 1),
+    (H, W, 3) or (H, W, 4). Arrays are assumed RGB(A) unless channel_order="bgr"
+    (what cv2.imread returns). Float arrays in [0, 1] are scaled to [0, 255].
+    """
+    if isinstance(image, (str, Path)):
+        return read_image(image)
+    if isinstance(image, Image.Image):
+        return _pil_to_array(image)
+    if not isinstance(image, np.ndarray):
+        raise ImageError(
+            f"Unsupported image input of type {type(image).__name__}: pass a file path, a PIL.Image or a NumPy array."
+        )
+    if channel_order not in ("rgb", "bgr"):
+        raise ImageError(f"channel_order must be 'rgb' or 'bgr', got {channel_order!r}")
+    arr = image
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)) or arr.size == 0:
+        raise ImageError(
+            f"Cannot interpret an array of shape {image.shape} as an image: expected "
+            "(H, W) gray, (H, W, 1), (H, W, 3) RGB/BGR or (H, W, 4) RGBA."
+        )
+    if arr.dtype == np.uint16:
+        arr = (arr / 257.0).round()
+    elif np.issubdtype(arr.dtype, np.floating) and arr.max(initial=0) <= 1.0:
+        arr = arr * 255.0
+    arr = np.clip(arr, 0, 255).astype(np.uint8) if arr.dtype != np.uint8 else arr
+    if arr.ndim == 3:
+        if channel_order == "bgr":
+            arr = arr[..., [2, 1, 0] + ([3] if arr.shape[-1] == 4 else [])]
+        if arr.shape[-1] == 4:
+            arr = _pil_to_array(Image.fromarray(arr, mode="RGBA"))
+    return arr
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """(H, W) or (H, W, 3) RGB uint8 -> (H, W) uint8 with ITU-R 601 luma, as PIL's "L" mode."""
+    if image.ndim == 2:
+        return image
+    return np.asarray(Image.fromarray(image, mode="RGB").convert("L"), dtype=np.uint8)
+
+
+def to_face(image: np.ndarray, size: int = FACE_SIZE) -> np.ndarray:
+    """Gray or RGB uint8 face crop of any size -> (size, size) gray uint8.
+
+    Shrinking uses area averaging (no aliasing), enlarging uses bicubic: the same
+    rule the data loader applies to non-48x48 training images.
+    """
+    gray = to_gray(image)
+    if gray.shape == (size, size):
+        return gray
+    shrinking = gray.shape[0] > size or gray.shape[1] > size
+    resample = Image.Resampling.BOX if shrinking else Image.Resampling.BICUBIC
+    return np.asarray(Image.fromarray(gray).resize((size, size), resample), dtype=np.uint8)

@@ -1,0 +1,304 @@
+"""Training a registered model into a run folder that survives interruption.
+
+A run folder holds:
+    config.json         every setting of the run (re-running with it reproduces the run)
+    history.csv         one row per finished epoch: losses, accuracies, learning rate, seconds
+    best.keras          the checkpoint with the best monitored value (val_accuracy)
+    final.keras         the weights after the last epoch
+    summary.json        written when training ends: epochs done, best score, time, throughput
+    backup/             crash-safe weights + optimizer state of the last finished epoch
+
+Calling `train` again on an unfinished folder resumes after its last finished epoch
+(weights, optimizer state and learning rate restored, no finished epoch lost);
+on a finished folder it loads and returns the result without training.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+
+from fer.augment import Augmentation
+from fer.data import EMOTIONS, FaceSet, class_weights, load_split, train_val_split
+from fer.dataset import FaceBatches, to_model_input
+from fer.models import build_model
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run. Defaults reproduce the seed project's recipe."""
+
+    model: str = "seed"
+    model_options: dict = field(default_factory=dict)
+    data: str = "data/fer2013"
+    epochs: int = 30
+    batch_size: int = 64
+    optimizer: str = "adam"  # adam | adamw | sgd (Nesterov momentum)
+    learning_rate: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    class_weighting: bool = True
+    augmentation: dict = field(default_factory=lambda: Augmentation().to_dict())
+    # "train": hold out val_fraction of train (stratified); "test": select on the test split (PublicTest).
+    validation: str = "train"
+    val_fraction: float = 0.1
+    max_train_samples: int | None = None  # subsample train (stratified) for quick runs
+    seed: int = 42
+    monitor: str = "val_accuracy"
+    early_stopping_patience: int | None = 15  # None: off
+    reduce_lr_patience: int | None = 5  # None: off
+    reduce_lr_factor: float = 0.5
+    min_learning_rate: float = 1e-6
+
+    @classmethod
+    def from_dict(cls, options: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(options) - known
+        if unknown:
+            raise ValueError(f"Unknown training option(s) {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**options)
+
+    def validate(self) -> None:
+        if self.optimizer not in ("adam", "adamw", "sgd"):
+            raise ValueError(f"optimizer must be adam, adamw or sgd, got {self.optimizer!r}")
+        if self.validation not in ("train", "test"):
+            raise ValueError(f"validation must be 'train' or 'test', got {self.validation!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be positive")
+        Augmentation.from_dict(self.augmentation)
+
+
+@dataclass
+class TrainResult:
+    model: keras.Model
+    history: pd.DataFrame
+    run_dir: Path
+    summary: dict
+
+
+def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+    wd = config.weight_decay or None
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(config.learning_rate, momentum=config.momentum, nesterov=True, weight_decay=wd)
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay or 1e-4)
+    return keras.optimizers.Adam(config.learning_rate, weight_decay=wd)
+
+
+def compile_model(model: keras.Model, config: TrainConfig) -> keras.Model:
+    model.compile(
+        optimizer=make_optimizer(config),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+class _EpochInfo(keras.callbacks.Callback):
+    """Adds learning rate and epoch wall time to the logs, so history.csv records them."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            logs["seconds"] = round(time.perf_counter() - self._start, 2)
+
+
+def _load_data(config: TrainConfig, train: FaceSet | None, val: FaceSet | None) -> tuple[FaceSet, FaceSet]:
+    if train is None:
+        train = load_split(config.data, "train")
+    if config.max_train_samples and config.max_train_samples < len(train):
+        train, _ = train_val_split(train, 1 - config.max_train_samples / len(train), seed=config.seed)
+    if val is None:
+        if config.validation == "test":
+            val = load_split(config.data, "test")
+        else:
+            train, val = train_val_split(train, config.val_fraction, seed=config.seed)
+    return train, val
+
+
+def _read_history(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path) if path.is_file() and path.stat().st_size else pd.DataFrame()
+
+
+class EpochBackup(keras.callbacks.Callback):
+    """Crash-safe end-of-epoch backup of weights and optimizer state.
+
+    Keras' BackupAndRestore overwrites one weights file in place, so a kill while it
+    writes leaves a corrupt backup and the run cannot resume (our resume test hit
+    exactly that). Here each epoch goes to a new file, and only then does an
+    atomically replaced `state.json` point at it: whenever the process dies, the
+    pointer names a complete file.
+    """
+
+    def __init__(self, backup_dir: Path):
+        super().__init__()
+        self.backup_dir = Path(backup_dir)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.backup_dir.mkdir(parents=True, exist_ok=True)
+        weights = f"epoch-{epoch + 1}.weights.h5"
+        self.model.save_weights(self.backup_dir / weights)  # includes the optimizer's variables
+        tmp = self.backup_dir / "state.json.tmp"
+        tmp.write_text(json.dumps({"epochs_done": epoch + 1, "weights": weights}))
+        os.replace(tmp, self.backup_dir / "state.json")
+        for old in self.backup_dir.glob("epoch-*.weights.h5"):
+            if old.name != weights:
+                old.unlink()
+
+    def on_train_end(self, logs=None):
+        shutil.rmtree(self.backup_dir, ignore_errors=True)
+
+    @staticmethod
+    def restore(model: keras.Model, backup_dir: Path) -> int:
+        """Load the last backup into `model` (compiled); return the number of finished epochs."""
+        state_path = Path(backup_dir) / "state.json"
+        if not state_path.is_file():
+            return 0
+        state = json.loads(state_path.read_text())
+        model.optimizer.build(model.trainable_variables)  # so its variables exist to be loaded
+        model.load_weights(Path(backup_dir) / state["weights"])
+        return int(state["epochs_done"])
+
+
+def _check_same_config(run_dir: Path, config: TrainConfig) -> None:
+    saved = json.loads((run_dir / "config.json").read_text())
+    ours = asdict(config)
+    # Only `epochs` may change on resume (to extend a run); anything else is a different run.
+    diff = sorted(k for k in set(saved) | set(ours) if k != "epochs" and saved.get(k) != ours.get(k))
+    if diff:
+        raise ValueError(
+            f"{run_dir} holds a run with different settings ({', '.join(diff)}). "
+            "Pass a new output folder, or delete this one to start over."
+        )
+
+
+def train(
+    config: TrainConfig | dict | None = None,
+    out_dir: str | Path = "runs/latest",
+    train_faces: FaceSet | None = None,
+    val_faces: FaceSet | None = None,
+    verbose: str | int = "auto",
+    **overrides,
+) -> TrainResult:
+    """Train `config.model` and write the run folder `out_dir` (see module doc).
+
+    `config` is a TrainConfig, a dict of its fields, or None for defaults; keyword
+    `overrides` replace single fields (train(epochs=5, model="vgg_lite")). Data comes
+    from `config.data` unless FaceSets are passed. Interrupted runs resume.
+    """
+    if config is None:
+        config = TrainConfig()
+    elif isinstance(config, dict):
+        config = TrainConfig.from_dict(config)
+    if overrides:
+        config = TrainConfig.from_dict({**asdict(config), **overrides})
+    config.validate()
+    run_dir = Path(out_dir)
+    backup_dir = run_dir / "backup"
+    history_path = run_dir / "history.csv"
+
+    if (run_dir / "config.json").is_file():
+        _check_same_config(run_dir, config)
+        summary_path = run_dir / "summary.json"
+        if summary_path.is_file() and not backup_dir.exists():
+            summary = json.loads(summary_path.read_text())
+            if summary["epochs_done"] >= config.epochs or summary.get("stopped_early"):
+                model = keras.models.load_model(run_dir / "best.keras", safe_mode=True)
+                return TrainResult(model, _read_history(history_path), run_dir, summary)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
+
+    keras.utils.set_random_seed(config.seed)
+    train_set, val_set = _load_data(config, train_faces, val_faces)
+    weights = class_weights(train_set.labels) if config.class_weighting else None
+
+    model = build_model(
+        config.model,
+        augmentation=Augmentation.from_dict(config.augmentation),
+        seed=config.seed,
+        **config.model_options,
+    )
+    compile_model(model, config)
+
+    # Resume: restore the last backup, and drop history rows written after it (the
+    # process died between logging an epoch and backing it up).
+    done = EpochBackup.restore(model, backup_dir)
+    history = _read_history(history_path)
+    if not history.empty:
+        history = history[history["epoch"] < done]
+        history.to_csv(history_path, index=False)
+    checkpoint = keras.callbacks.ModelCheckpoint(
+        run_dir / "best.keras", monitor=config.monitor, mode="max", save_best_only=True
+    )
+    if not history.empty and config.monitor in history:
+        checkpoint.best = float(history[config.monitor].max())  # don't overwrite a better checkpoint
+
+    callbacks = [_EpochInfo(), keras.callbacks.CSVLogger(history_path, append=done > 0), checkpoint]
+    if config.reduce_lr_patience is not None:
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                config.monitor,
+                mode="max",
+                factor=config.reduce_lr_factor,
+                patience=config.reduce_lr_patience,
+                min_lr=config.min_learning_rate,
+            )
+        )
+    early = None
+    if config.early_stopping_patience is not None:
+        early = keras.callbacks.EarlyStopping(
+            config.monitor, mode="max", patience=config.early_stopping_patience, restore_best_weights=False
+        )
+        callbacks.append(early)
+    # The backup goes last: an epoch is only "finished" once everything above has seen it.
+    callbacks += [keras.callbacks.TerminateOnNaN(), EpochBackup(backup_dir)]
+
+    batches = FaceBatches(train_set.images, train_set.labels, config.batch_size, shuffle=True, seed=config.seed)
+    batches.set_epoch(done)
+    start = time.perf_counter()
+    model.fit(
+        batches,
+        validation_data=(to_model_input(val_set.images), np.eye(len(EMOTIONS), dtype=np.float32)[val_set.labels]),
+        epochs=config.epochs,
+        initial_epoch=done,
+        class_weight=weights,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    wall = time.perf_counter() - start
+    model.save(run_dir / "final.keras")
+    history = _read_history(history_path)
+    best_path = run_dir / "best.keras"
+    if not best_path.is_file():  # monitored value never became finite (e.g. NaN loss)
+        model.save(best_path)
+    seconds = history["seconds"].sum() if "seconds" in history else wall
+    summary = {
+        "model": config.model,
+        "params": int(model.count_params()),
+        "epochs_done": int(len(history)),
+        "stopped_early": bool(early is not None and early.stopped_epoch > 0),
+        f"best_{config.monitor}": float(history[config.monitor].max()) if config.monitor in history else None,
+        "best_epoch": int(history.loc[history[config.monitor].idxmax(), "epoch"]) + 1
+        if config.monitor in history and len(history)
+        else None,
+        "train_samples": int(len(train_set)),
+        "val_samples": int(len(val_set)),
+        "class_weights": {EMOTIONS[k]: round(v, 4) for k, v in weights.items()} if weights else None,
+        "train_seconds": round(float(seconds), 1),
+        "images_per_second": round(len(train_set) * len(history) / max(float(seconds), 1e-9), 1),
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    best = keras.models.load_model(best_path, safe_mode=True)
+    return TrainResult(best, history, run_dir, summary)

@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from fer.images import ImageError, as_array, read_image, to_face, to_gray
+
+
+def test_rgb_and_bgr_arrays_give_the_same_gray():
+    rgb = np.zeros((10, 12, 3), np.uint8)
+    rgb[..., 0] = 200  # pure red: luma 0.299*200
+    gray_rgb = to_gray(as_array(rgb))
+    gray_bgr = to_gray(as_array(rgb[..., ::-1].copy(), channel_order="bgr"))
+    assert gray_rgb.shape == (10, 12)
+    assert np.array_equal(gray_rgb, gray_bgr)
+    assert abs(int(gray_rgb[0, 0]) - round(0.299 * 200)) <= 1
+    # Reading BGR data as RGB would be the classic mistake: it gives another gray level.
+    assert not np.array_equal(gray_rgb, to_gray(as_array(rgb[..., ::-1].copy())))
+
+
+@pytest.mark.parametrize("shape", [(5, 5), (5, 5, 1), (5, 5, 3), (5, 5, 4)])
+def test_supported_array_shapes(shape):
+    out = as_array(np.full(shape, 100, np.uint8))
+    assert out.dtype == np.uint8 and out.shape[:2] == (5, 5)
+
+
+@pytest.mark.parametrize("shape", [(5,), (5, 5, 2), (2, 5, 5, 3), (0, 5)])
+def test_bad_array_shapes_are_rejected(shape):
+    with pytest.raises(ImageError, match="Cannot interpret"):
+        as_array(np.zeros(shape, np.uint8))
+
+
+def test_float_and_16bit_arrays_are_scaled():
+    assert as_array(np.full((4, 4), 1.0))[0, 0] == 255
+    assert as_array(np.full((4, 4), 65535, np.uint16))[0, 0] == 255
+
+
+def test_unsupported_type():
+    with pytest.raises(ImageError, match="Unsupported image input of type list"):
+        as_array([[1, 2], [3, 4]])
+
+
+def test_rgba_is_composited_on_white(tmp_path):
+    rgba = np.zeros((8, 8, 4), np.uint8)  # fully transparent black
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "t.png")
+    assert read_image(tmp_path / "t.png").min() == 255
+
+
+def test_16bit_png_uses_the_full_range(tmp_path):
+    arr = np.linspace(1000, 3000, 64, dtype=np.uint16).reshape(8, 8)
+    Image.fromarray(arr).save(tmp_path / "deep.png")
+    out = read_image(tmp_path / "deep.png")
+    assert out.dtype == np.uint8 and out.min() == 0 and out.max() == 255
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    arr = np.zeros((20, 40, 3), np.uint8)  # landscape
+    image = Image.fromarray(arr)
+    exif = image.getexif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    image.save(tmp_path / "rot.jpg", exif=exif)
+    assert read_image(tmp_path / "rot.jpg").shape[:2] == (40, 20)
+
+
+def test_missing_and_corrupt_files_name_the_file(tmp_path):
+    with pytest.raises(ImageError, match="nope.jpg: no such file"):
+        read_image(tmp_path / "nope.jpg")
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"definitely not a jpeg")
+    with pytest.raises(ImageError, match="bad.jpg: not a readable image"):
+        read_image(bad)
+    truncated = tmp_path / "trunc.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64), np.uint8)).save(truncated)
+    truncated.write_bytes(truncated.read_bytes()[:200])
+    with pytest.raises(ImageError, match="trunc.jpg"):
+        read_image(truncated)
+
+
+def test_to_face_resizes_any_crop_to_48():
+    big = np.zeros((200, 160, 3), np.uint8)
+    big[:, 80:] = 255
+    face = to_face(big)
+    assert face.shape == (48, 48) and face.dtype == np.uint8
+    assert face[:, :20].max() == 0 and face[:, 28:].min() == 255  # left dark, right bright
+    small = to_face(np.full((20, 20), 77, np.uint8))
+    assert small.shape == (48, 48) and np.all(small == 77)

@@ -1,0 +1,80 @@
+import keras
+import numpy as np
+import pytest
+
+from fer.augment import Augmentation, augmentation_layers
+from fer.models import build_model
+
+
+def _layer_types(model):
+    return [type(layer).__name__ for layer in model.layers]
+
+
+def test_seed_is_the_seed_projects_architecture():
+    model = build_model("seed")
+    assert model.input_shape == (None, 48, 48, 1) and model.output_shape == (None, 7)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [c.filters for c in convs] == [256, 128, 128, 64]
+    assert all(c.kernel_size == (3, 3) for c in convs)
+    types = _layer_types(model)
+    block = ["Conv2D", "BatchNormalization", "Activation", "MaxPooling2D"]
+    assert types[:3] == ["InputLayer", "Rescaling", "Conv2D"]
+    assert types[2:18] == block * 4
+    assert types[18:] == ["GlobalAveragePooling2D", "Dense", "Dropout", "Dense", "Dropout", "Dense"]
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    assert [d.units for d in dense] == [512, 64, 7]
+    assert all(d.rate == 0.2 for d in model.layers if isinstance(d, keras.layers.Dropout))
+    assert dense[-1].activation.__name__ == "softmax"
+    assert model.count_params() == 587_847
+
+
+@pytest.mark.parametrize("name,params", [("vgg_lite", 1_767_463), ("vgg", 10_474_567)])
+def test_stronger_models_and_documented_parameter_counts(name, params):
+    model = build_model(name)
+    assert model.count_params() == params
+    assert model.output_shape == (None, 7)
+    import fer.models
+
+    assert f"{params:,}" in fer.models.__doc__
+
+
+def test_unknown_model_name():
+    with pytest.raises(ValueError, match="Unknown model 'resnet'; available: \\['seed', 'vgg', 'vgg_lite'\\]"):
+        build_model("resnet")
+
+
+def test_augmentation_is_active_in_training_only():
+    aug = Augmentation.strong()
+    model = build_model("vgg_lite", augmentation=aug, seed=1)
+    assert any(layer.name == "augmentation" for layer in model.layers)
+    x = np.random.default_rng(0).uniform(0, 255, (4, 48, 48, 1)).astype("float32")
+    block = model.get_layer("augmentation")
+    scaled = x / 255
+    assert np.allclose(keras.ops.convert_to_numpy(block(scaled, training=False)), scaled)
+    assert not np.allclose(keras.ops.convert_to_numpy(block(scaled, training=True)), scaled)
+    # Inference is deterministic despite the random layers.
+    assert np.allclose(model.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_augmentation_config_round_trip_and_validation():
+    aug = Augmentation.from_dict({"rotation": 5, "erasing": 0.5})
+    assert aug.rotation == 5 and aug.flip is True and aug.erasing == 0.5
+    assert Augmentation.from_dict(aug.to_dict()) == aug
+    assert Augmentation.none().is_identity() and augmentation_layers(Augmentation.none()) == []
+    names = [type(layer).__name__ for layer in augmentation_layers(Augmentation.strong())]
+    assert names == [
+        "RandomFlip",
+        "RandomRotation",
+        "RandomTranslation",
+        "RandomZoom",
+        "RandomContrast",
+        "RandomErasing",
+    ]
+    with pytest.raises(ValueError, match="Unknown augmentation option"):
+        Augmentation.from_dict({"blur": 1})
+
+
+def test_seed_rotation_is_thirty_degrees():
+    rotation = augmentation_layers(Augmentation())[1]
+    assert isinstance(rotation, keras.layers.RandomRotation)
+    assert rotation.factor == pytest.approx((-30 / 360, 30 / 360))

@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from fer.data import EMOTIONS
+from fer.predict import ModelError, Prediction, load_model, predict_emotion, predict_emotions
+
+
+@pytest.fixture(scope="module")
+def model_path(trained):
+    return trained[0].run_dir / "best.keras"
+
+
+def test_every_input_kind_gives_the_same_prediction(trained, model_path, tmp_path):
+    _, _, test = trained
+    face = test.images[3]
+    Image.fromarray(face).save(tmp_path / "face.png")
+    rgb = np.repeat(face[..., None], 3, axis=2)
+    results = [
+        predict_emotion(face, model=model_path),
+        predict_emotion(tmp_path / "face.png", model=model_path),
+        predict_emotion(str(tmp_path / "face.png"), model=model_path),
+        predict_emotion(Image.fromarray(face), model=model_path),
+        predict_emotion(rgb, model=model_path),
+        predict_emotion(rgb, model=model_path, channel_order="bgr"),
+    ]
+    for r in results:
+        assert isinstance(r, Prediction)
+        assert r.emotion == results[0].emotion
+        assert r.probabilities == pytest.approx(results[0].probabilities, abs=1e-5)
+    assert list(results[0].probabilities) == list(EMOTIONS)
+    assert results[0].probability == max(results[0].probabilities.values())
+    assert results[0].box is None
+
+
+def test_larger_crops_are_resized_like_training_data(model_path, trained):
+    _, _, test = trained
+    face = test.images[0]
+    big = np.asarray(Image.fromarray(face).resize((96, 96), Image.Resampling.NEAREST))
+    a, b = predict_emotion(face, model=model_path), predict_emotion(big, model=model_path)
+    assert a.probabilities == pytest.approx(b.probabilities, abs=1e-4)
+
+
+def test_batch_form_matches_single_predictions(trained):
+    result, _, test = trained
+    batch = predict_emotions(test.images[:10], model=result.model)
+    as_list = predict_emotions(list(test.images[:10]), model=result.model)
+    singles = [predict_emotion(im, model=result.model) for im in test.images[:10]]
+    for b, li, s in zip(batch, as_list, singles):
+        assert b.emotion == li.emotion == s.emotion
+        assert b.probabilities == pytest.approx(s.probabilities, abs=1e-5)
+    assert predict_emotions([], model=result.model) == []
+
+
+def test_missing_corrupt_and_wrong_model_files(tmp_path, monkeypatch):
+    with pytest.raises(ModelError, match="nope.keras: model file not found"):
+        load_model(tmp_path / "nope.keras")
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"this is no zip archive")
+    with pytest.raises(ModelError, match="bad.keras: not a Keras 3 .keras model file"):
+        load_model(bad)
+    h5 = tmp_path / "old.h5"
+    h5.write_bytes(b"\x89HDF\r\n\x1a\n")
+    with pytest.raises(ModelError, match="legacy .h5"):
+        load_model(h5)
+    monkeypatch.setenv("FER_MODEL", str(tmp_path / "elsewhere.keras"))
+    with pytest.raises(ModelError, match="elsewhere.keras: model file not found"):
+        predict_emotion(np.zeros((48, 48), np.uint8))
+
+
+def test_a_model_for_other_inputs_is_refused(tmp_path):
+    import keras
+
+    other = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(7, "softmax")])
+    other.save(tmp_path / "other.keras")
+    with pytest.raises(ModelError, match=r"expected a model from 48x48x1 faces to 7 emotions, got \(32, 32, 3\)"):
+        load_model(tmp_path / "other.keras")
+
+
+def test_unreadable_image_names_the_file(model_path, tmp_path):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"nope")
+    with pytest.raises(ValueError, match="broken.jpg: not a readable image"):
+        predict_emotion(bad, model=model_path)

@@ -1,0 +1,148 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from fer.data import EMOTIONS
+from fer.evaluate import evaluate
+from fer.predict import load_model, predict_emotion
+from fer.train import TrainConfig, train
+
+
+def test_end_to_end_train_save_reload_evaluate_predict(trained, tmp_path):
+    result, _, test_faces = trained
+    run = result.run_dir
+    for name in ("config.json", "history.csv", "best.keras", "final.keras", "summary.json"):
+        assert (run / name).is_file(), name
+    assert not (run / "backup").exists()  # removed once training finished
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"] == "seed" and config["class_weighting"] is True and config["augmentation"]["rotation"] == 30
+    history = pd.read_csv(run / "history.csv")
+    assert list(history["epoch"]) == [0]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"} <= set(history.columns)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["epochs_done"] == 1 and summary["images_per_second"] > 0
+
+    reloaded = load_model(run / "best.keras")  # safe_mode=True inside
+    x = test_faces.images[:5, ..., None].astype("float32")
+    assert np.allclose(reloaded.predict(x, verbose=0), result.model.predict(x, verbose=0), atol=1e-5)
+    scores = evaluate(reloaded, test_faces.images, test_faces.labels)
+    assert scores.n == 70 and 0 <= scores.accuracy <= 1
+    pred = predict_emotion(test_faces.images[0], model=reloaded)
+    assert pred.emotion in EMOTIONS and sum(pred.probabilities.values()) == pytest.approx(1, abs=1e-4)
+
+
+def test_training_learns_the_synthetic_classes(tmp_path):
+    """Guards against silently broken wiring (labels shuffled apart from images, no gradient, ...)."""
+    from fer.sample import make_sample
+
+    result = train(
+        out_dir=tmp_path / "run",
+        train_faces=make_sample(60, seed=0),
+        val_faces=make_sample(15, seed=1),
+        model="vgg_lite",
+        model_options={"bn_momentum": 0.8},  # few steps: let BatchNorm statistics catch up
+        epochs=5,
+        batch_size=32,
+        augmentation={"rotation": 0.0, "flip": False},
+        verbose=0,
+    )
+    assert result.history["loss"].iloc[-1] < result.history["loss"].iloc[0] * 0.6
+    test = make_sample(15, seed=2)
+    assert evaluate(result.model, test.images, test.labels).accuracy > 0.6  # chance is 0.14
+
+
+def test_finished_run_is_returned_without_training_and_changed_settings_are_refused(trained):
+    result, train_faces, test_faces = trained
+    config = json.loads((result.run_dir / "config.json").read_text())
+    mtime = (result.run_dir / "best.keras").stat().st_mtime
+    again = train(config, out_dir=result.run_dir, train_faces=train_faces, val_faces=test_faces, verbose=0)
+    assert (result.run_dir / "best.keras").stat().st_mtime == mtime
+    assert again.summary == result.summary
+    with pytest.raises(ValueError, match="different settings \\(learning_rate\\)"):
+        train({**config, "learning_rate": 0.5}, out_dir=result.run_dir, train_faces=train_faces, verbose=0)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="Unknown training option"):
+        TrainConfig.from_dict({"epoch": 3})
+    with pytest.raises(ValueError, match="optimizer must be"):
+        TrainConfig(optimizer="rmsprop").validate()
+    with pytest.raises(ValueError, match="Unknown augmentation option"):
+        TrainConfig(augmentation={"twirl": 1}).validate()
+
+
+@pytest.mark.parametrize("name,cls", [("adam", "Adam"), ("adamw", "AdamW"), ("sgd", "SGD")])
+def test_optimizers(name, cls):
+    from fer.train import make_optimizer
+
+    opt = make_optimizer(TrainConfig(optimizer=name, learning_rate=0.01, weight_decay=1e-4))
+    assert type(opt).__name__ == cls
+    assert float(keras.ops.convert_to_numpy(opt.learning_rate)) == pytest.approx(0.01)
+    if name == "sgd":
+        assert opt.nesterov and opt.momentum == 0.9
+
+
+def test_killed_run_resumes_from_its_last_finished_epoch(sample_root, tmp_path):
+    """Kill a CLI training run mid-way (SIGKILL, as a crash or a preempted machine would) and resume."""
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "fer",
+        "train",
+        "--data",
+        str(sample_root),
+        "--model",
+        "seed",
+        "--epochs",
+        "5",
+        "--batch-size",
+        "16",
+        "--out",
+        str(out),
+        "--verbose",
+        "2",
+        "--set",
+        "early_stopping_patience=null",
+    ]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    history = out / "history.csv"
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline:
+            if history.is_file() and history.read_text().count("\n") >= 3:  # header + 2 epochs
+                break
+            assert proc.poll() is None, "training ended before it could be interrupted"
+            time.sleep(0.2)
+        else:
+            pytest.fail("no epoch finished in time")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finished = len(pd.read_csv(history))
+    assert finished < 5 and (out / "backup").is_dir() and not (out / "summary.json").exists()
+
+    resumed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    # Keras prints "Epoch k/5" for each epoch it runs: the resumed process starts after the
+    # finished ones (or redoes the last one if the kill fell between logging and backing it up).
+    first = int(resumed.stdout.split("Epoch ", 1)[1].split("/", 1)[0])
+    assert first in (finished, finished + 1)
+    rows = pd.read_csv(history)
+    assert list(rows["epoch"]) == [0, 1, 2, 3, 4]  # every epoch once: nothing lost, nothing repeated
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["epochs_done"] == 5
+    assert not (out / "backup").exists()
+    # The optimizer state came back too: its step counter spans all five epochs.
+    steps_per_epoch = -(-summary["train_samples"] // 16)
+    final = keras.models.load_model(out / "final.keras")
+    assert int(final.optimizer.iterations.numpy()) == 5 * steps_per_epoch
