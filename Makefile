@@ -4,13 +4,13 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-# Main-job settings (override: make run DATA=path EPOCHS=10 MODEL=vgg_lite).
-DATA   ?= data/fer2013
-MODEL  ?= seed
-EPOCHS ?= 2
-OUT    ?= runs/main
+# The main job runs the EDA, training and evaluation notebooks with papermill into reports/runs/.
+# Extra notebook parameters: make run ARGS="-p model_name=seed -p epochs=5 -p data_dir=path/to/fer2013"
+ARGS ?=
 
-.PHONY: setup run test lint bench clean
+SWEEP ?= sweeps/smoke.yaml
+
+.PHONY: setup run sweep test lint bench clean
 
 setup: $(STAMP)
 
@@ -21,13 +21,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	@if [ -e "$(DATA)" ]; then \
-	  $(BIN)/python -m fer train --data $(DATA) --model $(MODEL) --epochs $(EPOCHS) --out $(OUT); \
-	else \
-	  echo "SMOKE RUN: $(DATA) not found (see data/README.md); training on a synthetic sample instead."; \
-	  $(BIN)/python -m fer sample --out data/sample && \
-	  $(BIN)/python -m fer train --data data/sample --model $(MODEL) --epochs $(EPOCHS) --out $(OUT)-smoke; \
-	fi
+	$(BIN)/python -m fer run $(ARGS)
+
+sweep: $(STAMP)
+	$(BIN)/python -m fer sweep $(SWEEP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -41,4 +38,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_training.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs reports/runs reports/runs.csv .pytest_cache .ruff_cache

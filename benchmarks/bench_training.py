@@ -26,7 +26,7 @@ from fer.data import EMOTIONS, load_fer2013  # noqa: E402
 from fer.dataset import FaceBatches, to_model_input  # noqa: E402
 from fer.models import build_model  # noqa: E402
 from fer.sample import make_sample  # noqa: E402
-from fer.train import TrainConfig, compile_model  # noqa: E402
+from fer.training import TrainConfig, compile_model  # noqa: E402
 
 
 class _EpochTimer(keras.callbacks.Callback):

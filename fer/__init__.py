@@ -9,7 +9,8 @@ first used, so `import fer` and the data utilities stay fast.
 
 from importlib import import_module
 
-from fer.data import EMOTIONS, DataError, FaceSet, class_distribution, class_weights, load_fer2013, load_split
+from fer.data import EMOTIONS, FaceSet, class_distribution, class_weights, load_fer2013, load_split
+from fer.errors import DataError, ImageError, ModelError
 
 __version__ = "0.1.0"
 
@@ -18,17 +19,18 @@ _LAZY = {
     "predict_emotions": "fer.predict",
     "load_model": "fer.predict",
     "Prediction": "fer.predict",
-    "ModelError": "fer.predict",
     "build_model": "fer.models",
-    "train": "fer.train",
-    "TrainConfig": "fer.train",
-    "evaluate": "fer.evaluate",
+    "train": "fer.training",
+    "TrainConfig": "fer.training",
+    "evaluate": "fer.evaluation",
     "Augmentation": "fer.augment",
 }
 
 __all__ = [
     "EMOTIONS",
     "DataError",
+    "ImageError",
+    "ModelError",
     "FaceSet",
     "class_distribution",
     "class_weights",

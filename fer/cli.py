@@ -1,4 +1,4 @@
-"""Command line: `python -m fer {train,evaluate,predict,sample} ...` (also installed as `fer-emotion`)."""
+"""Command line: `python -m fer {train,evaluate,predict,run,sweep,sample} ...` (also installed as `fer-emotion`)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from dataclasses import fields
 from pathlib import Path
 
@@ -23,7 +24,7 @@ def _parse_value(text: str):
 
 
 def _train_options(args) -> dict:
-    from fer.train import TrainConfig
+    from fer.training import TrainConfig
 
     options: dict = {}
     if args.config:
@@ -54,7 +55,7 @@ def _train_options(args) -> dict:
 
 
 def cmd_train(args) -> int:
-    from fer.train import train
+    from fer.training import train
 
     result = train(_train_options(args), out_dir=args.out, verbose=args.verbose)
     print(json.dumps(result.summary, indent=2))
@@ -64,7 +65,7 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from fer.data import load_split
-    from fer.evaluate import evaluate
+    from fer.evaluation import evaluate
     from fer.predict import load_model
 
     faces = load_split(args.data, args.split)
@@ -104,6 +105,47 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def _pipeline_params(args) -> dict:
+    params: dict = {}
+    if args.config:
+        loaded = yaml.safe_load(Path(args.config).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise SystemExit(f"{args.config}: expected a mapping of notebook parameters")
+        params.update(loaded)
+    for item in args.param or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"-p expects NAME=VALUE, got {item!r}")
+        params[key] = _parse_value(value)
+    return params
+
+
+def cmd_run(args) -> int:
+    from fer.pipeline import REPO, run_pipeline
+
+    run_dir = (
+        Path(args.out) if args.out else REPO / "reports" / "runs" / (args.run_id or time.strftime("%Y%m%d-%H%M%S"))
+    )
+    start = time.perf_counter()
+    metrics = run_pipeline(_pipeline_params(args), run_dir, steps=args.steps, log_output=args.log_output)
+    print(f"Run folder: {run_dir.resolve()} ({time.perf_counter() - start:.0f} s)")
+    if metrics:
+        print(
+            f"{metrics['split']}: n={metrics['n']} accuracy={metrics['accuracy']:.4f} "
+            f"macro-F1={metrics['macro_f1']:.4f} ECE={metrics['ece']:.4f}"
+        )
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from fer.pipeline import run_sweep
+
+    table = run_sweep(args.spec, **({"table_path": args.table} if args.table else {}))
+    columns = [c for c in ("sweep", "run_id", "status", "accuracy", "macro_f1", "seconds", "error") if c in table]
+    print(table[columns].to_string(index=False))
+    return 0
+
+
 def cmd_sample(args) -> int:
     from fer.sample import write_sample
 
@@ -117,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model into a run folder (resumes if interrupted)")
-    p.add_argument("--config", help="YAML file of training options (see fer.train.TrainConfig)")
+    p.add_argument("--config", help="YAML file of training options (see fer.training.TrainConfig)")
     p.add_argument("--model", help="seed | vgg_lite | vgg (default: seed)")
     p.add_argument("--data", help="dataset root, fer2013.csv, or folder of <emotion>/ (default: data/fer2013)")
     p.add_argument("--epochs", type=int)
@@ -152,6 +194,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
 
+    p = sub.add_parser("run", help="run the EDA, training and evaluation notebooks with papermill")
+    p.add_argument("--config", help="YAML file of notebook parameters")
+    p.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a notebook parameter, e.g. -p model_name=vgg_lite -p epochs=10 -p data_dir=data/fer2013",
+    )
+    p.add_argument("--steps", nargs="+", default=["eda", "train", "evaluate"], choices=["eda", "train", "evaluate"])
+    p.add_argument("--run-id", help="folder name under reports/runs/ (default: a timestamp)")
+    p.add_argument("--out", help="run folder (overrides --run-id)")
+    p.add_argument("--log-output", action="store_true", help="stream the notebooks' output to the terminal")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("sweep", help="run a YAML sweep of parameter sets; results go to reports/runs.csv")
+    p.add_argument("spec", help="sweep YAML (keys: name, base, grid, runs, steps)")
+    p.add_argument("--table", help="runs table CSV (default: reports/runs.csv)")
+    p.set_defaults(func=cmd_sweep)
+
     p = sub.add_parser("sample", help="write a small synthetic dataset in the FER-2013 folder layout")
     p.add_argument("--out", default="data/sample")
     p.add_argument("--n-train", type=int, default=60, help="images per class in train/")
@@ -164,13 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     _quiet_tensorflow()
     args = build_parser().parse_args(argv)
-    from fer.data import DataError
-    from fer.images import ImageError
+    from fer.errors import DataError, ImageError, ModelError
 
-    try:
-        from fer.predict import ModelError
-    except ImportError:  # keras missing: the error below will say so
-        ModelError = RuntimeError  # noqa: N806
     try:
         return args.func(args)
     except (DataError, ImageError, ModelError, ValueError) as exc:

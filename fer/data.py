@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from fer.images import FACE_SIZE, ImageError, read_image, to_face
+from fer.errors import DataError, ImageError
+from fer.images import FACE_SIZE, read_image, to_face
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +41,6 @@ _LABEL_OF_NAME = {alias: EMOTIONS.index(c) for c, names in _ALIASES.items() for 
 _CSV_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 _CSV_USAGE = {"Training": "train", "PublicTest": "test", "PrivateTest": "private"}
 _FOLDER_SPLITS = {"train": ("train", "training"), "test": ("test", "publictest", "validation", "val")}
-
-
-class DataError(ValueError):
-    """The data on disk is not what the loaders expect; the message says what to do."""
 
 
 @dataclass
@@ -76,6 +73,12 @@ class FaceSet:
 
     def counts(self) -> np.ndarray:
         return np.bincount(self.labels, minlength=len(EMOTIONS))
+
+    def per_class(self, n: int, seed: int = 0) -> FaceSet:
+        """A random subset of at most `n` faces of each emotion (seeded), in original order."""
+        rng = np.random.default_rng(seed)
+        index = [rng.permutation(np.flatnonzero(self.labels == c))[:n] for c in range(len(EMOTIONS))]
+        return self.subset(np.sort(np.concatenate(index)))
 
     def subset(self, index) -> FaceSet:
         index = np.asarray(index)

@@ -11,12 +11,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from fer.errors import ImageError
+
 FACE_SIZE = 48
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".pgm", ".ppm")
-
-
-class ImageError(ValueError):
-    """An image could not be read or has a shape we cannot interpret."""
 
 
 def _pil_to_array(image: Image.Image) -> np.ndarray:

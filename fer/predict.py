@@ -15,17 +15,14 @@ import keras
 import numpy as np
 
 from fer.data import EMOTIONS
-from fer.evaluate import predict_proba
+from fer.errors import ModelError
+from fer.evaluation import predict_proba
 from fer.images import as_array, to_face
 
 # The shipped model lives in the repository's models/ folder (editable install, as the
 # README sets up); FER_MODEL points elsewhere without code changes.
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL_NAME = "fer_emotion.keras"
-
-
-class ModelError(RuntimeError):
-    """The model file is missing, corrupt or not a FER emotion model."""
 
 
 def default_model_path() -> Path:

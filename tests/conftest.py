@@ -31,7 +31,7 @@ def sample_root(tmp_path_factory) -> Path:
 def trained(tmp_path_factory):
     """A seed CNN trained briefly on synthetic faces: (TrainResult, train FaceSet, test FaceSet)."""
     from fer.sample import make_sample
-    from fer.train import train
+    from fer.training import train
 
     train_faces, test_faces = make_sample(40, seed=0), make_sample(10, seed=1)
     result = train(

@@ -160,6 +160,14 @@ def test_class_weights_are_sklearn_balanced():
         class_weights(np.array([], dtype=int))
 
 
+def test_per_class_subset():
+    faces = make_sample(5, seed=0)
+    sub = faces.per_class(2, seed=1)
+    assert sub.counts().tolist() == [2] * 7 and np.all(np.diff(sub.labels) >= 0)
+    assert np.array_equal(sub.images, faces.per_class(2, seed=1).images)
+    assert len(faces.per_class(10)) == len(faces)
+
+
 def test_class_distribution_table():
     faces = make_sample(3, seed=0)
     table = class_distribution(train=faces, test=faces.subset(np.arange(7)))

@@ -3,7 +3,8 @@ import pytest
 from PIL import Image
 
 from fer.data import EMOTIONS
-from fer.predict import ModelError, Prediction, load_model, predict_emotion, predict_emotions
+from fer.errors import ModelError
+from fer.predict import Prediction, load_model, predict_emotion, predict_emotions
 
 
 @pytest.fixture(scope="module")

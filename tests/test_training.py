@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from fer.data import EMOTIONS
-from fer.evaluate import evaluate
+from fer.evaluation import evaluate
 from fer.predict import load_model, predict_emotion
-from fer.train import TrainConfig, train
+from fer.training import TrainConfig, train
 
 
 def test_end_to_end_train_save_reload_evaluate_predict(trained, tmp_path):
@@ -81,7 +81,7 @@ def test_config_validation():
 
 @pytest.mark.parametrize("name,cls", [("adam", "Adam"), ("adamw", "AdamW"), ("sgd", "SGD")])
 def test_optimizers(name, cls):
-    from fer.train import make_optimizer
+    from fer.training import make_optimizer
 
     opt = make_optimizer(TrainConfig(optimizer=name, learning_rate=0.01, weight_decay=1e-4))
     assert type(opt).__name__ == cls

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from fer.data import EMOTIONS
-from fer.evaluate import Evaluation, calibration_table, evaluate, expected_calibration_error, predict_proba
+from fer.evaluation import Evaluation, calibration_table, evaluate, expected_calibration_error, predict_proba
 
 
 def _onehot_probs(preds, confidence=1.0):

@@ -1,0 +1,217 @@
+"""Running the notebooks headless with papermill: one pipeline run, or a sweep of many.
+
+A run executes some of the steps eda -> train -> evaluate into `reports/runs/<run-id>/`:
+the executed notebooks, their figures, the model (`train/best.keras`) and `metrics.json`.
+Parameters form one flat dict; each notebook receives the ones its `parameters` cell
+declares, and a name no notebook declares is an error (typos don't pass silently).
+
+A sweep (YAML) expands into runs. Each finished or failed run appends a row to a runs
+table (`reports/runs.csv`) with its parameters, status, error and metrics, and a comparison
+figure is redrawn. A failing run is recorded with its error while the others go ahead;
+re-running a sweep skips the runs that already finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = REPO / "notebooks"
+STEPS = {"eda": "01_eda.ipynb", "train": "02_train.ipynb", "evaluate": "03_evaluate.ipynb"}
+PATH_PARAMS = ("data_dir", "output_dir", "model_path")
+
+
+def notebook_parameters(step: str, notebooks_dir: Path = NOTEBOOKS) -> dict:
+    """{name: default} declared in a notebook's `parameters` cell."""
+    import papermill as pm
+
+    return {name: info["default"] for name, info in pm.inspect_notebook(str(notebooks_dir / STEPS[step])).items()}
+
+
+def _resolve(value, base: Path) -> str:
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else (base / path).resolve())
+
+
+def _default_data_dir() -> tuple[str, bool]:
+    """data/fer2013 when present; otherwise a generated synthetic sample (a smoke run)."""
+    real = REPO / "data" / "fer2013"
+    if real.exists():
+        return str(real), False
+    from fer.sample import write_sample
+
+    sample = REPO / "data" / "sample"
+    if not (sample / "test").is_dir():
+        write_sample(sample)
+    return str(sample), True
+
+
+def run_pipeline(
+    params: dict | None = None,
+    run_dir: str | Path | None = None,
+    steps=("eda", "train", "evaluate"),
+    notebooks_dir: Path = NOTEBOOKS,
+    log_output: bool = False,
+) -> dict:
+    """Execute `steps` with `params` into `run_dir`; return the evaluation metrics (or {}).
+
+    Relative paths in params are taken relative to the current directory. Raises
+    papermill's PapermillExecutionError when a notebook fails; the executed notebook
+    is still written, showing the failing cell.
+    """
+    import papermill as pm
+
+    params = dict(params or {})
+    unknown_steps = [s for s in steps if s not in STEPS]
+    if unknown_steps:
+        raise ValueError(f"Unknown step(s) {unknown_steps}; choose from {list(STEPS)}")
+    declared = {step: notebook_parameters(step, notebooks_dir) for step in steps}
+    known = set().union(*declared.values()) - {"output_dir", "model_path"}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ValueError(f"Unknown parameter(s) {unknown} for steps {list(steps)}; known: {sorted(known)}")
+
+    smoke = False
+    if "data_dir" not in params:
+        params["data_dir"], smoke = _default_data_dir()
+    if smoke and "train" in steps:
+        # 420 synthetic faces make only a few batches per epoch: smaller batches and faster
+        # BatchNorm statistics let two epochs show that the pipeline learns.
+        params.setdefault("batch_size", 16)
+        params.setdefault("model_options", {"bn_momentum": 0.8})
+    cwd = Path.cwd()
+    params = {k: _resolve(v, cwd) if k in PATH_PARAMS and v is not None else v for k, v in params.items()}
+    run_dir = Path(run_dir or REPO / "reports" / "runs" / time.strftime("%Y%m%d-%H%M%S")).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "params.json").write_text(json.dumps({**params, "steps": list(steps), "smoke_run": smoke}, indent=2))
+    if smoke:
+        print(
+            f"SMOKE RUN: data/fer2013 not found, using the synthetic sample at {params['data_dir']}. "
+            "Its numbers say nothing about FER-2013 (see data/README.md)."
+        )
+
+    model_path = run_dir / "train" / "best.keras"
+    for step in steps:
+        step_params = {k: v for k, v in params.items() if k in declared[step]}
+        step_params["output_dir"] = str(run_dir / step)
+        if step == "train":
+            step_params.setdefault("keras_verbose", 2)  # one line per epoch: readable in a saved notebook
+        if step == "evaluate" and "train" in steps:
+            step_params["model_path"] = str(model_path)
+        print(f"[{run_dir.name}] {step}: {STEPS[step]}")
+        pm.execute_notebook(
+            str(notebooks_dir / STEPS[step]),
+            str(run_dir / STEPS[step]),
+            parameters=step_params,
+            cwd=str(notebooks_dir),
+            kernel_name="python3",
+            progress_bar=False,
+            log_output=log_output,
+        )
+    metrics_path = run_dir / "evaluate" / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    if metrics:
+        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def expand_sweep(spec: dict) -> list[tuple[str, dict]]:
+    """[(run_id, params)] from a sweep spec.
+
+    spec keys: `base` (params shared by all runs), `grid` (name -> list: every
+    combination), `runs` (a list of param dicts, each merged over base; may hold
+    `run_id`). Without grid or runs, the base alone is one run. Run ids default to a
+    readable hash of the parameters, so re-running a sweep finds its finished runs.
+    """
+    unknown = set(spec) - {"name", "base", "grid", "runs", "steps"}
+    if unknown:
+        raise ValueError(f"Unknown sweep key(s) {sorted(unknown)}; expected name, base, grid, runs, steps")
+    base = dict(spec.get("base") or {})
+    variants: list[dict] = []
+    grid = spec.get("grid") or {}
+    if grid:
+        names = list(grid)
+        for values in itertools.product(*(grid[n] if isinstance(grid[n], list) else [grid[n]] for n in names)):
+            variants.append(dict(zip(names, values)))
+    variants += [dict(run) for run in spec.get("runs") or []]
+    if not variants:
+        variants = [{}]
+    runs = []
+    for variant in variants:
+        run_id = variant.pop("run_id", None)
+        params = {**base, **variant}
+        if run_id is None:
+            label = "-".join(f"{k}={v}" for k, v in variant.items() if not isinstance(v, (dict, list)))[:60]
+            digest = hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:8]
+            run_id = f"{label}-{digest}" if label else digest
+        runs.append((str(run_id).replace("/", "_").replace(" ", ""), params))
+    ids = [r for r, _ in runs]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"Sweep has duplicate run ids: {sorted({i for i in ids if ids.count(i) > 1})}")
+    return runs
+
+
+def _flatten(params: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in params.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def read_runs_table(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    return pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["sweep", "run_id", "status"])
+
+
+def run_sweep(
+    spec: dict | str | Path,
+    runs_root: str | Path = REPO / "reports" / "runs",
+    table_path: str | Path = REPO / "reports" / "runs.csv",
+    notebooks_dir: Path = NOTEBOOKS,
+) -> pd.DataFrame:
+    """Run every parameter set of a sweep (YAML path or dict); return the runs table."""
+    from fer import plots
+
+    if not isinstance(spec, dict):
+        spec = yaml.safe_load(Path(spec).read_text()) or {}
+    name = str(spec.get("name", "sweep"))
+    steps = tuple(spec.get("steps", ("train", "evaluate")))
+    runs = expand_sweep(spec)
+    table_path = Path(table_path)
+    table_path.parent.mkdir(parents=True, exist_ok=True)
+    for run_id, params in runs:
+        table = read_runs_table(table_path)
+        done = table[(table["sweep"] == name) & (table["run_id"] == run_id) & (table["status"] == "ok")]
+        run_dir = Path(runs_root) / name / run_id
+        if len(done) and (run_dir / "metrics.json").is_file():
+            print(f"[{name}/{run_id}] already finished: skipped")
+            continue
+        start = time.perf_counter()
+        row = {"sweep": name, "run_id": run_id, "run_dir": str(run_dir), "status": "ok", "error": ""}
+        try:
+            metrics = run_pipeline(params, run_dir, steps=steps, notebooks_dir=notebooks_dir)
+        except Exception as exc:  # a failing run is recorded; the sweep goes on
+            metrics = {}
+            row.update(status="failed", error=f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]}")
+            print(f"[{name}/{run_id}] FAILED: {row['error']} (see {run_dir})")
+        row["seconds"] = round(time.perf_counter() - start, 1)
+        row.update({k: metrics.get(k) for k in ("accuracy", "macro_f1", "ece", "n")})
+        row.update(_flatten(params))
+        table = pd.concat([read_runs_table(table_path), pd.DataFrame([row])], ignore_index=True)
+        table.to_csv(table_path, index=False)
+    table = read_runs_table(table_path)
+    latest = table.drop_duplicates(["sweep", "run_id"], keep="last")
+    latest = latest[latest["sweep"] == name]
+    if len(latest):
+        plots.save(plots.compare_runs(latest), table_path.parent, f"runs_{name}")
+    return table

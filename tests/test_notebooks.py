@@ -1,0 +1,128 @@
+"""The notebooks: committed clean, parameterised, and executable by papermill on small data."""
+
+import ast
+import json
+
+import nbformat
+import pandas as pd
+import pytest
+
+from fer.pipeline import NOTEBOOKS, STEPS, expand_sweep, run_pipeline, run_sweep
+
+NOTEBOOK_FILES = sorted(NOTEBOOKS.glob("*.ipynb"))
+
+
+def test_all_pipeline_notebooks_exist():
+    assert sorted(p.name for p in NOTEBOOK_FILES) == sorted(STEPS.values())
+
+
+@pytest.mark.parametrize("path", NOTEBOOK_FILES, ids=lambda p: p.name)
+def test_committed_notebooks_are_clean_and_parameterised(path):
+    book = nbformat.read(path, as_version=4)
+    code = [c for c in book.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code), "commit notebooks without outputs"
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
+    # Only `name = literal` assignments: derived values belong in later cells.
+    for stmt in ast.parse(tagged[0].source).body:
+        assert isinstance(stmt, ast.Assign) and len(stmt.targets) == 1, ast.dump(stmt)
+        ast.literal_eval(stmt.value)
+
+
+@pytest.mark.slow
+def test_pipeline_runs_all_notebooks_on_generated_data(sample_root, tmp_path):
+    run_dir = tmp_path / "run"
+    metrics = run_pipeline({"data_dir": str(sample_root), "epochs": 1, "batch_size": 16, "model_name": "seed"}, run_dir)
+    for name in STEPS.values():
+        executed = nbformat.read(run_dir / name, as_version=4)
+        assert any(c.get("outputs") for c in executed.cells if c.cell_type == "code")
+    for figure in (
+        "eda/class_distribution",
+        "eda/samples_per_emotion",
+        "eda/mean_faces",
+        "eda/intensity_histograms",
+        "train/learning_curves",
+        "evaluate/confusion_matrix",
+        "evaluate/confusion_matrix_normalized",
+        "evaluate/confident_mistakes",
+        "evaluate/reliability_diagram",
+    ):
+        assert (run_dir / f"{figure}.png").stat().st_size > 5000, figure
+    assert (run_dir / "train" / "best.keras").is_file()
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    assert saved == metrics and metrics["n"] == 56 and metrics["split"] == "test"
+    assert 0 <= metrics["accuracy"] <= 1 and 0 <= metrics["macro_f1"] <= 1 and 0 <= metrics["ece"] <= 1
+    assert sum(v["support"] for v in metrics["per_class"].values()) == 56
+    eda = json.loads((run_dir / "eda" / "eda.json").read_text())
+    assert eda["counts"]["train"]["happy"] == 20 and eda["duplicates"]["groups"] == 0
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_eda_notebook_on_a_subset_of_fer2013(real_data, tmp_path):
+    run_pipeline({"data_dir": str(real_data), "max_per_class": 40}, tmp_path / "eda", steps=("eda",))
+    eda = json.loads((tmp_path / "eda" / "eda" / "eda.json").read_text())
+    assert eda["counts"]["train"]["disgust"] == 40 and eda["counts"]["test"]["angry"] == 40
+    assert (tmp_path / "eda" / "eda" / "mean_faces.png").is_file()
+
+
+def test_unknown_parameters_and_steps_are_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"Unknown parameter\(s\) \['epoch'\]"):
+        run_pipeline({"epoch": 3}, tmp_path)
+    with pytest.raises(ValueError, match=r"Unknown step\(s\) \['deploy'\]"):
+        run_pipeline({}, tmp_path, steps=("deploy",))
+
+
+def test_expand_sweep_grid_and_runs():
+    spec = {
+        "base": {"epochs": 3},
+        "grid": {"learning_rate": [0.1, 0.01], "optimizer": ["adam", "sgd"]},
+        "runs": [{"run_id": "extra", "model_name": "seed"}],
+    }
+    runs = expand_sweep(spec)
+    assert len(runs) == 5
+    params = [p for _, p in runs]
+    assert {(p["learning_rate"], p["optimizer"]) for p in params[:4]} == {
+        (0.1, "adam"),
+        (0.1, "sgd"),
+        (0.01, "adam"),
+        (0.01, "sgd"),
+    }
+    assert all(p["epochs"] == 3 for p in params) and runs[4] == ("extra", {"epochs": 3, "model_name": "seed"})
+    assert expand_sweep(spec) == runs  # ids are stable, so a re-run finds its finished runs
+    assert runs[0][0].startswith("learning_rate=0.1-optimizer=adam-")
+    with pytest.raises(ValueError, match="duplicate run ids"):
+        expand_sweep({"runs": [{"run_id": "a"}, {"run_id": "a"}]})
+    with pytest.raises(ValueError, match="Unknown sweep key"):
+        expand_sweep({"grids": {}})
+
+
+@pytest.mark.slow
+def test_sweep_records_failures_goes_on_and_skips_finished_runs(sample_root, tmp_path):
+    spec = {
+        "name": "t",
+        "base": {"data_dir": str(sample_root), "epochs": 1, "batch_size": 16, "model_name": "seed"},
+        "runs": [{"run_id": "bad", "optimizer": "rmsprop"}, {"run_id": "good"}],
+    }
+    table_path = tmp_path / "runs.csv"
+    table = run_sweep(spec, runs_root=tmp_path / "runs", table_path=table_path)
+    assert list(table["run_id"]) == ["bad", "good"]
+    bad, good = table.iloc[0], table.iloc[1]
+    assert bad["status"] == "failed" and "optimizer must be adam, adamw or sgd" in bad["error"]
+    assert good["status"] == "ok" and 0 <= good["accuracy"] <= 1 and pd.isna(good["optimizer"])  # notebook default
+    assert bad["optimizer"] == "rmsprop" and bad["epochs"] == 1
+    # The failed run's executed notebook is kept and shows where it stopped.
+    failed_nb = nbformat.read(tmp_path / "runs" / "t" / "bad" / "02_train.ipynb", as_version=4)
+    errors = [
+        o
+        for c in failed_nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
+    assert errors and errors[0]["ename"] == "ValueError"
+    assert (tmp_path / "runs_t.png").is_file()
+
+    again = run_sweep(spec, runs_root=tmp_path / "runs", table_path=table_path)
+    assert list(again["run_id"]) == ["bad", "good", "bad"]  # good skipped, bad retried
+    assert list(again["status"]) == ["failed", "ok", "failed"]
