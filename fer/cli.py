@@ -18,20 +18,30 @@ def _quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def _parse_value(text: str):
-    """`--set` values are YAML scalars or flow collections: 0.1, true, [1, 2], {a: 1}."""
-    return yaml.safe_load(text)
+def _load_options(config: str | None, pairs: list[str] | None, flag: str) -> tuple[dict, list[tuple[str, object]]]:
+    """(mapping from a YAML file, [(key, value)] from repeated `flag KEY=VALUE` arguments).
+
+    Values are YAML scalars or flow collections: 0.1, true, null, [1, 2], {a: 1}.
+    """
+    options: dict = {}
+    if config:
+        loaded = yaml.safe_load(Path(config).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise SystemExit(f"{config}: expected a YAML mapping of options")
+        options.update(loaded)
+    parsed = []
+    for item in pairs or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"{flag} expects KEY=VALUE, got {item!r}")
+        parsed.append((key, yaml.safe_load(value)))
+    return options, parsed
 
 
 def _train_options(args) -> dict:
     from fer.training import TrainConfig
 
-    options: dict = {}
-    if args.config:
-        loaded = yaml.safe_load(Path(args.config).read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise SystemExit(f"{args.config}: expected a mapping of training options")
-        options.update(loaded)
+    options, pairs = _load_options(args.config, args.set, "--set")
     for name in ("model", "data", "epochs", "batch_size", "optimizer", "learning_rate", "seed", "validation"):
         value = getattr(args, name)
         if value is not None:
@@ -39,16 +49,13 @@ def _train_options(args) -> dict:
     if args.no_class_weights:
         options["class_weighting"] = False
     known = {f.name for f in fields(TrainConfig)}
-    for item in args.set or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+    for key, value in pairs:
         if key.startswith("augmentation."):
             aug = dict(options.get("augmentation") or TrainConfig().augmentation)
-            aug[key.split(".", 1)[1]] = _parse_value(value)
+            aug[key.split(".", 1)[1]] = value
             options["augmentation"] = aug
         elif key in known:
-            options[key] = _parse_value(value)
+            options[key] = value
         else:
             raise SystemExit(f"--set: unknown option {key!r}; known: {sorted(known)} and augmentation.*")
     return options
@@ -106,18 +113,8 @@ def cmd_predict(args) -> int:
 
 
 def _pipeline_params(args) -> dict:
-    params: dict = {}
-    if args.config:
-        loaded = yaml.safe_load(Path(args.config).read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise SystemExit(f"{args.config}: expected a mapping of notebook parameters")
-        params.update(loaded)
-    for item in args.param or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"-p expects NAME=VALUE, got {item!r}")
-        params[key] = _parse_value(value)
-    return params
+    params, pairs = _load_options(args.config, args.param, "-p")
+    return {**params, **dict(pairs)}
 
 
 def cmd_run(args) -> int:
