@@ -90,25 +90,92 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def cmd_predict(args) -> int:
+def _expand_inputs(items: list[str]) -> tuple[list[Path], list[Path]]:
+    """(images, videos) from files and folders (searched recursively), in sorted order."""
     from fer.images import IMAGE_SUFFIXES
-    from fer.predict import predict_emotions
+    from fer.video import VIDEO_SUFFIXES
 
-    paths: list[Path] = []
-    for p in map(Path, args.paths):
-        if p.is_dir():
-            paths += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            paths.append(p)
-    if not paths:
-        raise SystemExit("No images to predict: pass image files or folders that contain images.")
-    predictions = predict_emotions(paths, model=args.model, tta=args.tta)
-    rows = [{"path": str(p), **pred.to_dict()} for p, pred in zip(paths, predictions)]
+    images, videos = [], []
+    for item in map(Path, items):
+        files = sorted(f for f in item.rglob("*") if f.is_file()) if item.is_dir() else [item]
+        for f in files:
+            suffix = f.suffix.lower()
+            if suffix in VIDEO_SUFFIXES:
+                videos.append(f)
+            elif suffix in IMAGE_SUFFIXES or not item.is_dir():  # a named file is tried whatever its suffix
+                images.append(f)
+    return images, videos
+
+
+def cmd_predict(args) -> int:
+    import pandas as pd
+
+    from fer.annotate import annotate
+    from fer.predict import _resolve_model, predict_emotions, predict_photos
+
+    images, videos = _expand_inputs(args.paths)
+    if not images and not videos:
+        raise SystemExit("Nothing to predict: pass image or video files, or folders that contain them.")
+    model = _resolve_model(args.model)
+    out = Path(args.out) if args.out else None
+    rows = []
+    for start in range(0, len(images), args.chunk):  # chunks bound memory on big folders
+        chunk = images[start : start + args.chunk]
+        if args.crop:
+            for path, p in zip(chunk, predict_emotions(chunk, model=model, tta=args.tta)):
+                rows.append({"path": str(path), "face": 0, **p.to_dict()})
+            continue
+        results = predict_photos(chunk, model=model, detector=args.detector, tta=args.tta, warn_no_face=False)
+        for path, faces in zip(chunk, results):
+            if not faces:
+                rows.append({"path": str(path), "face": -1, "emotion": "(no face found)"})
+            rows += [{"path": str(path), "face": k, **p.to_dict()} for k, p in enumerate(faces)]
+            if out is not None and faces:
+                annotate(path, faces, out / f"{path.stem}_annotated.png")
+    for video in videos:
+        from fer import plots
+        from fer.video import analyze_video
+
+        frames = analyze_video(
+            video,
+            model=model,
+            stride=args.stride,
+            detector=args.detector,
+            out_video=out / f"{video.stem}_annotated.mp4" if out and args.annotate_video else None,
+        )
+        with_face = frames[frames["face"] >= 0]
+        summary = with_face["emotion"].value_counts(normalize=True).round(3).to_dict() if len(with_face) else {}
+        rows.append(
+            {
+                "path": str(video),
+                "face": None,
+                "emotion": max(summary, key=summary.get) if summary else "(no face found)",
+                "frames": int(frames["frame"].nunique()),
+                "emotion_shares": summary,
+            }
+        )
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            frames.to_csv(out / f"{video.stem}_frames.csv", index=False)
+            if len(with_face):
+                plots.save(plots.emotions_over_time(frames), out, f"{video.stem}_emotions")
+
+    table = pd.DataFrame(rows)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        table.to_json(out / "predictions.json", orient="records", indent=2)
+        flat = table.drop(columns=[c for c in ("probabilities", "emotion_shares") if c in table])
+        if "probabilities" in table:
+            probs = pd.DataFrame([p if isinstance(p, dict) else {} for p in table["probabilities"]])
+            flat = pd.concat([flat, probs.add_prefix("p_")], axis=1)
+        flat.to_csv(out / "predictions.csv", index=False)
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(table.to_json(orient="records", indent=2))
     else:
-        for row in rows:
-            print(f"{row['path']}\t{row['emotion']}\t{row['probability']:.3f}")
+        shown = [c for c in ("path", "face", "box", "emotion", "probability", "frames") if c in table]
+        print(table[shown].to_string(index=False, na_rep=""))
+        if out is not None:
+            print(f"\nWrote {out}/predictions.csv, predictions.json and annotated images")
     return 0
 
 
@@ -184,11 +251,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="emotion of face-crop images (files or folders)")
-    p.add_argument("paths", nargs="+")
+    p = sub.add_parser("predict", help="emotions of the faces in photos, folders and videos")
+    p.add_argument("paths", nargs="+", help="image files, video files, or folders of them")
     p.add_argument("--model", help="path to a .keras model (default: the shipped model)")
-    p.add_argument("--tta", action="store_true")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--crop", action="store_true", help="images are face crops: no face detection")
+    p.add_argument("--detector", default="haar", choices=["haar", "mtcnn"])
+    p.add_argument("--stride", type=int, default=1, help="videos: analyse every N-th frame")
+    p.add_argument("--out", help="folder for predictions.csv/.json, annotated images and video tables")
+    p.add_argument("--annotate-video", action="store_true", help="with --out: also write annotated videos")
+    p.add_argument("--chunk", type=int, default=64, help="images read and predicted together")
+    p.add_argument("--tta", action="store_true", help="average with the mirror image")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("run", help="run the EDA, training and evaluation notebooks with papermill")

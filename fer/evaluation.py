@@ -23,9 +23,16 @@ def predict_proba(model: keras.Model, images: np.ndarray, tta: bool = False, bat
     x = to_model_input(images)
     if len(x) == 0:
         return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
-    probs = model.predict(x, batch_size=batch_size, verbose=0)
+
+    def run(batch):
+        # predict() sets up a data pipeline per call: for one batch, predict_on_batch is ~5x faster.
+        if len(batch) <= batch_size:
+            return np.asarray(model.predict_on_batch(batch))
+        return model.predict(batch, batch_size=batch_size, verbose=0)
+
+    probs = run(x)
     if tta:
-        probs = (probs + model.predict(x[:, :, ::-1], batch_size=batch_size, verbose=0)) / 2
+        probs = (probs + run(x[:, :, ::-1])) / 2
     return np.asarray(probs, dtype=np.float32)
 
 

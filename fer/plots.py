@@ -173,3 +173,25 @@ def compare_runs(runs: pd.DataFrame, metric: str = "accuracy") -> plt.Figure:
     ax.invert_yaxis()
     fig.tight_layout()
     return fig
+
+
+def emotions_over_time(frames: pd.DataFrame, smooth: int = 1) -> plt.Figure:
+    """Mean probability of each emotion over the faces of each frame, against time.
+
+    `frames` is the table of fer.video.analyze_video; `smooth` > 1 applies a centred
+    rolling mean over that many processed frames.
+    """
+    faces = frames[frames["face"] >= 0]
+    per_frame = faces.groupby("time_s")[list(EMOTIONS)].mean()
+    if smooth > 1:
+        per_frame = per_frame.rolling(smooth, center=True, min_periods=1).mean()
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    for emotion in EMOTIONS:
+        ax.plot(per_frame.index, per_frame[emotion], label=emotion)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("probability")
+    ax.set_ylim(0, 1)
+    ax.set_title("Emotions over time (mean over faces)")
+    ax.legend(ncol=7, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2))
+    fig.tight_layout()
+    return fig

@@ -1,12 +1,14 @@
-"""`predict_emotion`: the emotion of a face from a path, a PIL image or an array.
+"""`predict_emotion`: the emotions of the faces in a photo, or of one face crop.
 
-Images are taken to be face crops here: any size and colour is converted to a 48x48
-gray face exactly as the training data is (see fer.images).
+Inputs are paths, PIL images or arrays. A face crop of any size and colour is
+converted to a 48x48 gray face exactly as the training data is (see fer.images);
+in a photo, faces are found and cropped by fer.faces first.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +19,8 @@ import numpy as np
 from fer.data import EMOTIONS
 from fer.errors import ModelError
 from fer.evaluation import predict_proba
-from fer.images import as_array, to_face
+from fer.faces import DEFAULT_MARGIN, Face, crop_face, detect_faces
+from fer.images import FACE_SIZE, as_array, to_face
 
 # The shipped model lives in the repository's models/ folder (editable install, as the
 # README sets up); FER_MODEL points elsewhere without code changes.
@@ -79,14 +82,15 @@ def _resolve_model(model) -> keras.Model:
 class Prediction:
     """The emotion of one face: top emotion, its probability, all seven probabilities.
 
-    `box` is the face's (x, y, w, h) in the source image when it was detected there,
-    None for an image that was taken as a face crop.
+    `box` is the face's (x, y, w, h) in the source image and `face_score` the detector's
+    confidence when the face was found in a photo; both are None for a face crop.
     """
 
     emotion: str
     probability: float
     probabilities: dict[str, float] = field(repr=False)
     box: tuple[int, int, int, int] | None = None
+    face_score: float | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -94,16 +98,18 @@ class Prediction:
             "probability": self.probability,
             "probabilities": self.probabilities,
             "box": list(self.box) if self.box is not None else None,
+            "face_score": self.face_score,
         }
 
 
-def _prediction(probs: np.ndarray, box=None) -> Prediction:
+def _prediction(probs: np.ndarray, face: Face | None = None) -> Prediction:
     top = int(np.argmax(probs))
     return Prediction(
         emotion=EMOTIONS[top],
         probability=float(probs[top]),
         probabilities={e: float(p) for e, p in zip(EMOTIONS, probs)},
-        box=box,
+        box=face.box if face is not None else None,
+        face_score=face.score if face is not None else None,
     )
 
 
@@ -113,24 +119,96 @@ def predict_emotions(
     """Predict many face crops in batches. `images`: a list of paths/PIL images/arrays,
     or one (N, 48, 48) uint8 array of faces. See predict_emotion for the rest."""
     model = _resolve_model(model)
-    if isinstance(images, np.ndarray) and images.ndim == 3 and images.shape[1:] == (48, 48):
+    if isinstance(images, np.ndarray) and images.ndim == 3 and images.shape[1:] == (FACE_SIZE, FACE_SIZE):
         faces = images.astype(np.uint8, copy=False)
+    elif len(images):
+        faces = np.stack([to_face(as_array(im, channel_order)) for im in images])
     else:
-        faces = np.stack([to_face(as_array(im, channel_order)) for im in images]) if len(images) else None
-    if faces is None:
         return []
     return [_prediction(p) for p in predict_proba(model, faces, tta=tta, batch_size=batch_size)]
 
 
-def predict_emotion(image, model=None, channel_order: str = "rgb", tta: bool = False) -> Prediction:
-    """The emotion of one face crop.
+def _name(image) -> str:
+    return str(image) if isinstance(image, (str, Path)) else f"the {type(image).__name__} image"
 
-    image: a file path, a PIL image or a NumPy array ((H, W) gray, (H, W, 3) RGB,
-        or BGR with channel_order="bgr"); any size, converted to 48x48 gray.
-    model: a keras.Model, a path to a .keras file, or None for the shipped model.
-    tta: also look at the mirror image and average (slightly more accurate).
 
-    >>> p = predict_emotion("face.jpg")      # doctest: +SKIP
-    >>> p.emotion, p.probability, p.probabilities["happy"]  # doctest: +SKIP
+def predict_photos(
+    images,
+    model=None,
+    boxes=None,
+    detector="haar",
+    margin: float = DEFAULT_MARGIN,
+    align: bool = False,
+    channel_order: str = "rgb",
+    tta: bool = False,
+    batch_size: int = 256,
+    warn_no_face: bool = True,
+) -> list[list[Prediction]]:
+    """One list of per-face predictions (left to right) for each photo in `images`.
+
+    Faces of all photos go through the network together, in batches. A 48x48 image is
+    taken as one face crop (box (0, 0, 48, 48)). `boxes`: one list of (x, y, w, h) per
+    photo to skip detection. `detector`: "haar" (default), "mtcnn" or
+    a callable gray->list[Face]. `align=True` levels the eyes first (needs a detector
+    with landmarks, i.e. mtcnn). A photo without faces gives an empty list and a warning.
     """
-    return predict_emotions([image], model=model, channel_order=channel_order, tta=tta)[0]
+    arrays = [as_array(image, channel_order) for image in images]
+    names = [_name(image) for image in images] if warn_no_face else None
+    return _predict_arrays(arrays, names, model, boxes, detector, margin, align, tta, batch_size)
+
+
+def _predict_arrays(arrays, names, model, boxes, detector, margin, align, tta, batch_size) -> list[list[Prediction]]:
+    """predict_photos on decoded RGB/gray arrays; `names` (or None: no warnings) label photos without faces."""
+    model = _resolve_model(model)
+    if boxes is not None and len(boxes) != len(arrays):
+        raise ValueError(f"boxes must hold one list of boxes per image: {len(boxes)} lists for {len(arrays)} images")
+    crops, found = [], []
+    for i, arr in enumerate(arrays):
+        if boxes is not None:
+            faces = [Face(tuple(int(v) for v in b)) for b in boxes[i]]
+        elif arr.shape[:2] == (FACE_SIZE, FACE_SIZE):
+            faces = [Face((0, 0, FACE_SIZE, FACE_SIZE))]  # already a FER-style face crop
+        else:
+            faces = detect_faces(arr, detector)
+        if not faces and names is not None:
+            warnings.warn(f"No face found in {names[i]}", stacklevel=3)
+        crops += [crop_face(arr, face.box, margin, align=face if align else None) for face in faces]
+        found.append(faces)
+    probs = iter(predict_proba(model, np.stack(crops), tta=tta, batch_size=batch_size) if crops else [])
+    return [[_prediction(next(probs), face) for face in faces] for faces in found]
+
+
+def predict_faces(image, model=None, boxes=None, **options) -> list[Prediction]:
+    """Per-face predictions for one photo, left to right; [] (and a warning) if it has no face.
+
+    See predict_photos for `boxes`, `detector`, `margin`, `align`, `channel_order`, `tta`.
+    """
+    return predict_photos([image], model, boxes=[boxes] if boxes is not None else None, **options)[0]
+
+
+def predict_emotion(image, model=None, face_crop: bool | None = None, boxes=None, **options):
+    """The emotion of a face crop, or of every face in a photo.
+
+    image: a file path, a PIL image or a NumPy array ((H, W) gray, (H, W, 3) RGB, or
+        BGR with channel_order="bgr"; RGBA, 16-bit and EXIF-rotated files are handled).
+    face_crop: True: the image is one face (any size; no detection) -> one Prediction.
+        False: find the faces -> list of Predictions, one per face, left to right (empty,
+        with a warning, when there is none). None (default): a 48x48 image is a crop,
+        anything else a photo.
+    boxes: your own face boxes [(x, y, w, h), ...] to skip detection -> list.
+    model: a keras.Model, a path to a .keras file, or None for the shipped model.
+    Other options (detector, margin, align, channel_order, tta): see predict_photos.
+
+    >>> predict_emotion("face48.png").emotion                     # doctest: +SKIP
+    >>> [(p.box, p.emotion) for p in predict_emotion("group.jpg")]  # doctest: +SKIP
+    """
+    arr = as_array(image, options.pop("channel_order", "rgb"))  # decoded once, RGB or gray from here on
+    if boxes is None and (face_crop if face_crop is not None else arr.shape[:2] == (FACE_SIZE, FACE_SIZE)):
+        crop_options = {k: v for k, v in options.items() if k in ("tta", "batch_size")}
+        return predict_emotions([arr], model=model, **crop_options)[0]
+    settings = {"detector": "haar", "margin": DEFAULT_MARGIN, "align": False, "tta": False, "batch_size": 256}
+    unknown = set(options) - set(settings)
+    if unknown:
+        raise TypeError(f"predict_emotion got unexpected option(s) {sorted(unknown)}")
+    settings.update(options)
+    return _predict_arrays([arr], [_name(image)], model, [boxes] if boxes is not None else None, **settings)[0]

@@ -16,7 +16,7 @@ def test_every_input_kind_gives_the_same_prediction(trained, model_path, tmp_pat
     _, _, test = trained
     face = test.images[3]
     Image.fromarray(face).save(tmp_path / "face.png")
-    rgb = np.repeat(face[..., None], 3, axis=2)
+    rgb = np.repeat(face[..., None], 3, axis=2)  # 48x48: taken as a face crop, no detection
     results = [
         predict_emotion(face, model=model_path),
         predict_emotion(tmp_path / "face.png", model=model_path),
@@ -38,7 +38,7 @@ def test_larger_crops_are_resized_like_training_data(model_path, trained):
     _, _, test = trained
     face = test.images[0]
     big = np.asarray(Image.fromarray(face).resize((96, 96), Image.Resampling.NEAREST))
-    a, b = predict_emotion(face, model=model_path), predict_emotion(big, model=model_path)
+    a, b = predict_emotion(face, model=model_path), predict_emotion(big, model=model_path, face_crop=True)
     assert a.probabilities == pytest.approx(b.probabilities, abs=1e-4)
 
 

@@ -1,0 +1,53 @@
+"""Drawing predictions onto images: a box per face and its emotion with probability."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from fer.data import EMOTIONS
+from fer.images import as_array
+
+# One colour per emotion (RGB), so a glance at an annotated group photo tells them apart.
+COLORS = {
+    "angry": (220, 40, 40),
+    "disgust": (120, 160, 30),
+    "fear": (150, 60, 200),
+    "happy": (250, 200, 0),
+    "neutral": (200, 200, 200),
+    "sad": (40, 110, 230),
+    "surprise": (250, 120, 0),
+}
+assert set(COLORS) == set(EMOTIONS)
+
+
+def annotate(image, predictions, path: str | Path | None = None, channel_order: str = "rgb") -> np.ndarray:
+    """An RGB copy of `image` with each prediction's box and "emotion 93%" label drawn.
+
+    `predictions` are fer.predict.Prediction objects that carry a box (from a photo).
+    With `path`, the result is also saved (format from the suffix) and parent folders made.
+    """
+    canvas = as_array(image, channel_order)
+    canvas = cv2.cvtColor(canvas, cv2.COLOR_GRAY2RGB) if canvas.ndim == 2 else canvas.copy()
+    scale = max(canvas.shape[:2]) / 640  # text and lines grow with the image
+    thickness = max(1, round(2 * scale))
+    for p in predictions:
+        if p.box is None:
+            continue
+        x, y, w, h = p.box
+        color = COLORS[p.emotion]
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), color, thickness)
+        label = f"{p.emotion} {p.probability:.0%}"
+        font_scale = 0.5 * max(scale, 0.6)
+        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
+        top = y - th - base - 2 if y - th - base - 2 >= 0 else y + h  # above the box, or below at the top edge
+        cv2.rectangle(canvas, (x, top), (x + tw + 4, top + th + base + 2), color, -1)
+        cv2.putText(canvas, label, (x + 2, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (0, 0, 0), thickness)
+    if path is not None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(canvas).save(path)
+    return canvas

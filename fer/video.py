@@ -1,0 +1,110 @@
+"""Emotions through a video: per-frame, per-face predictions, an annotated copy, a timeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import pandas as pd
+from tqdm.auto import tqdm
+
+from fer.annotate import annotate
+from fer.data import EMOTIONS
+from fer.errors import ImageError
+from fer.faces import DEFAULT_MARGIN
+from fer.predict import _predict_arrays, _resolve_model
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
+
+
+def analyze_video(
+    path: str | Path,
+    model=None,
+    stride: int = 1,
+    detector="haar",
+    margin: float = DEFAULT_MARGIN,
+    out_video: str | Path | None = None,
+    max_frames: int | None = None,
+    chunk: int = 32,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Predict the faces of every `stride`-th frame; one row per face.
+
+    Columns: frame, time_s, face (index left to right; -1 for a frame without faces),
+    x, y, w, h, emotion, probability and one probability column per emotion. Frames go
+    through the network `chunk` at a time. `out_video` writes the processed frames with
+    boxes and labels (mp4v codec) at fps / stride.
+    """
+    path = Path(path)
+    if stride < 1:
+        raise ValueError(f"stride must be at least 1, got {stride}")
+    if not path.is_file():
+        raise ImageError(f"{path}: no such video file")
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise ImageError(f"{path}: cannot open as a video (unsupported codec or not a video file)")
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    model = _resolve_model(model)
+    writer = None
+    rows: list[dict] = []
+    frames: list = []
+    indices: list[int] = []
+
+    def flush():
+        nonlocal writer
+        results = _predict_arrays(frames, None, model, None, detector, margin, False, False, 256)
+        for index, rgb, faces in zip(indices, frames, results):
+            base = {"frame": index, "time_s": round(index / fps, 3)}
+            if not faces:
+                rows.append({**base, "face": -1})
+            for k, p in enumerate(faces):
+                x, y, w, h = p.box
+                rows.append(
+                    {
+                        **base,
+                        "face": k,
+                        "x": x,
+                        "y": y,
+                        "w": w,
+                        "h": h,
+                        "emotion": p.emotion,
+                        "probability": p.probability,
+                        **p.probabilities,
+                    }
+                )
+            if out_video is not None:
+                if writer is None:
+                    Path(out_video).parent.mkdir(parents=True, exist_ok=True)
+                    size = (rgb.shape[1], rgb.shape[0])
+                    writer = cv2.VideoWriter(str(out_video), cv2.VideoWriter_fourcc(*"mp4v"), fps / stride, size)
+                writer.write(cv2.cvtColor(annotate(rgb, faces), cv2.COLOR_RGB2BGR))
+        frames.clear()
+        indices.clear()
+
+    limit = min(total, max_frames) if total and max_frames else (max_frames or total)
+    bar = tqdm(total=limit, unit="frame", desc=path.name, disable=not progress)
+    index = 0
+    try:
+        while max_frames is None or index < max_frames:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            if index % stride == 0:
+                frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+                indices.append(index)
+                if len(frames) == chunk:
+                    flush()
+            index += 1
+            bar.update(1)
+        if frames:
+            flush()
+    finally:
+        bar.close()
+        capture.release()
+        if writer is not None:
+            writer.release()
+    if index == 0:
+        raise ImageError(f"{path}: no frame could be decoded")
+    columns = ["frame", "time_s", "face", "x", "y", "w", "h", "emotion", "probability", *EMOTIONS]
+    return pd.DataFrame(rows).reindex(columns=columns)

@@ -1,0 +1,260 @@
+"""Faces in photos: detection, cropping, per-face predictions, annotation, video, CLI."""
+
+import json
+import warnings
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+import fer.predict as predict_module
+from fer.annotate import annotate
+from fer.errors import ImageError
+from fer.faces import Face, crop_face, detect_faces, get_detector
+from fer.predict import predict_emotion, predict_faces, predict_photos
+from fer.video import analyze_video
+
+skdata = pytest.importorskip("skimage.data")
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    return skdata.astronaut()  # a real photo (NASA) with one frontal face
+
+
+@pytest.fixture(scope="module")
+def coffee():
+    return skdata.coffee()  # a real photo with no face
+
+
+@pytest.fixture(scope="module")
+def group(astronaut):
+    """A composite 'group photo': three copies of the astronaut's face region side by side."""
+    face = astronaut[20:330, 110:340]
+    return np.concatenate([face, face[:, ::-1], face], axis=1)
+
+
+@pytest.fixture(scope="module")
+def model(trained):
+    return trained[0].model
+
+
+def test_haar_finds_the_face_in_a_real_photo_and_none_in_a_photo_without(astronaut, coffee):
+    faces = detect_faces(astronaut)
+    assert len(faces) == 1
+    x, y, w, h = faces[0].box
+    assert 150 < x + w / 2 < 300 and 60 < y + h / 2 < 200 and w > 60  # around her face
+    assert faces[0].score > 0
+    assert detect_faces(coffee) == []
+
+
+def test_group_photo_gives_one_result_per_face_left_to_right(group, model):
+    results = predict_emotion(group, model=model)
+    assert isinstance(results, list) and len(results) == 3
+    xs = [p.box[0] for p in results]
+    assert xs == sorted(xs) and xs[1] > 150 and xs[2] > 400
+    assert all(sum(p.probabilities.values()) == pytest.approx(1, abs=1e-4) for p in results)
+
+
+def test_no_face_returns_an_empty_list_and_says_so(coffee, model, tmp_path):
+    Image.fromarray(coffee).save(tmp_path / "coffee.png")
+    with pytest.warns(UserWarning, match="No face found in .*coffee.png"):
+        assert predict_emotion(tmp_path / "coffee.png", model=model) == []
+
+
+def test_own_boxes_skip_detection(astronaut, model, monkeypatch):
+    def no_detection(*args, **kwargs):
+        raise AssertionError("detector must not run when boxes are given")
+
+    monkeypatch.setattr(predict_module, "detect_faces", no_detection)
+    results = predict_emotion(astronaut, model=model, boxes=[(170, 60, 110, 110), (0, 0, 60, 60)])
+    assert [p.box for p in results] == [(170, 60, 110, 110), (0, 0, 60, 60)]
+    crop = predict_emotion(astronaut[60:170, 170:280], model=model, face_crop=True)
+    assert crop.box is None and crop.emotion in crop.probabilities
+
+
+def test_every_input_kind_of_photo_agrees(astronaut, model, tmp_path):
+    reference = predict_faces(astronaut, model=model)
+    Image.fromarray(astronaut).save(tmp_path / "a.jpg", quality=95)
+    Image.fromarray(astronaut).save(tmp_path / "a.webp", lossless=True)
+    Image.fromarray(astronaut).save(tmp_path / "a.bmp")
+    rgba = np.dstack([astronaut, np.full(astronaut.shape[:2], 255, np.uint8)])
+    variants = {
+        "bgr": predict_faces(astronaut[..., ::-1].copy(), model=model, channel_order="bgr"),
+        "pil": predict_faces(Image.fromarray(astronaut), model=model),
+        "rgba": predict_faces(rgba, model=model),
+        "16-bit": predict_faces(astronaut.astype(np.uint16) * 257, model=model),
+        "webp": predict_faces(tmp_path / "a.webp", model=model),
+        "bmp": predict_faces(tmp_path / "a.bmp", model=model),
+    }
+    for name, result in variants.items():
+        assert len(result) == 1, name
+        assert result[0].box == reference[0].box, name
+        assert result[0].probabilities == pytest.approx(reference[0].probabilities, abs=1e-3), name
+    jpeg = predict_faces(tmp_path / "a.jpg", model=model)  # lossy: same face, nearly the same box
+    assert len(jpeg) == 1 and np.allclose(jpeg[0].box, reference[0].box, atol=6)
+
+
+def test_exif_rotated_photo_is_turned_upright_before_detection(astronaut, model, tmp_path):
+    sideways = Image.fromarray(np.rot90(astronaut, k=1))  # stored rotated, EXIF says how to display
+    exif = sideways.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    sideways.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    assert len(predict_faces(tmp_path / "phone.jpg", model=model)) == 1
+
+
+def test_very_large_photo_is_downscaled_for_detection_and_cropped_at_full_size(astronaut):
+    big = cv2.resize(astronaut, None, fx=6, fy=6, interpolation=cv2.INTER_CUBIC)  # 3072 x 3072
+    small_box = np.array(detect_faces(astronaut)[0].box)
+    big_faces = detect_faces(big, max_side=512)  # detection runs on a 512 x 512 copy
+    assert len(big_faces) == 1
+    assert np.allclose(np.array(big_faces[0].box) / 6, small_box, atol=8)
+
+
+def test_faces_at_the_border_are_padded_not_dropped(astronaut):
+    crop = crop_face(astronaut, (-30, -20, 100, 100))
+    assert crop.shape == (48, 48) and crop.dtype == np.uint8
+    with pytest.raises(ValueError, match="positive width"):
+        crop_face(astronaut, (0, 0, 0, 10))
+
+
+def test_eye_alignment_levels_a_tilted_face(astronaut):
+    face = detect_faces(astronaut)[0]
+    x, y, w, h = face.box
+    centre = (x + w / 2, y + h / 2)
+    tilted = cv2.warpAffine(
+        astronaut, cv2.getRotationMatrix2D(centre, 20, 1.0), astronaut.shape[1::-1], borderMode=cv2.BORDER_REPLICATE
+    )
+    # Eye points of the tilted face: level eyes rotated by the same 20 degrees.
+    rot = cv2.getRotationMatrix2D(centre, 20, 1.0)
+    eyes = [rot @ np.array([x + w * fx, y + h * 0.4, 1.0]) for fx in (0.3, 0.7)]
+    tilted_face = Face(face.box, left_eye=tuple(eyes[1]), right_eye=tuple(eyes[0]))
+    upright = crop_face(astronaut, face.box).astype(float)
+    plain = crop_face(tilted, face.box).astype(float)
+    aligned = crop_face(tilted, face.box, align=tilted_face).astype(float)
+    assert np.abs(aligned - upright).mean() < 0.5 * np.abs(plain - upright).mean()
+
+
+def test_photos_are_batched_through_the_network(astronaut, coffee, group, model, monkeypatch):
+    calls = []
+    original = predict_module.predict_proba
+
+    def counting(model, faces, **kwargs):
+        calls.append(len(faces))
+        return original(model, faces, **kwargs)
+
+    monkeypatch.setattr(predict_module, "predict_proba", counting)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = predict_photos([astronaut, coffee, group], model=model)
+    assert [len(r) for r in results] == [1, 0, 3]
+    assert calls == [4]  # all four faces in one network call
+
+
+def test_unknown_detector_and_unreadable_photo(tmp_path, model):
+    with pytest.raises(ValueError, match="Unknown face detector 'yolo'"):
+        get_detector("yolo")
+    (tmp_path / "x.png").write_bytes(b"oops")
+    with pytest.raises(ImageError, match="x.png: not a readable image"):
+        predict_emotion(tmp_path / "x.png", model=model)
+
+
+def test_annotate_draws_boxes_and_saves(group, model, tmp_path):
+    results = predict_faces(group, model=model)
+    out = annotate(group, results, tmp_path / "out" / "group.png")
+    assert out.shape == group.shape and (tmp_path / "out" / "group.png").is_file()
+    x, y, w, h = results[1].box
+    assert not np.array_equal(out[y + h // 2, x], group[y + h // 2, x])  # the box's left edge is drawn
+    assert np.array_equal(out[y + h // 2, x + w // 2], group[y + h // 2, x + w // 2])  # the face itself is not
+
+
+@pytest.fixture(scope="module")
+def video(astronaut, coffee, tmp_path_factory):
+    """12 frames: 8 of the astronaut, then 4 of coffee (no face)."""
+    path = tmp_path_factory.mktemp("video") / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 4, (512, 512))
+    coffee_sq = cv2.resize(coffee, (512, 512))
+    for i in range(12):
+        writer.write(cv2.cvtColor(astronaut if i < 8 else coffee_sq, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def test_video_gives_a_per_frame_table_and_an_annotated_copy(video, model, tmp_path):
+    from fer import plots
+
+    frames = analyze_video(video, model=model, stride=2, out_video=tmp_path / "annotated.mp4", chunk=3, progress=False)
+    assert list(frames["frame"]) == [0, 2, 4, 6, 8, 10]
+    assert list(frames["face"]) == [0, 0, 0, 0, -1, -1]
+    assert frames["time_s"].tolist() == pytest.approx([0, 0.5, 1.0, 1.5, 2.0, 2.5])
+    assert frames.loc[0, ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]].sum() == pytest.approx(1)
+    copy = cv2.VideoCapture(str(tmp_path / "annotated.mp4"))
+    assert int(copy.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
+    plots.save(plots.emotions_over_time(frames), tmp_path, "timeline")
+    assert (tmp_path / "timeline.png").is_file()
+
+
+def test_unreadable_video_is_a_clear_error(tmp_path, model):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video at all")
+    with pytest.raises(ImageError, match="broken.mp4"):
+        analyze_video(bad, model=model, progress=False)
+    with pytest.raises(ImageError, match="no such video"):
+        analyze_video(tmp_path / "missing.mp4", model=model)
+
+
+def test_cli_predict_on_photos_folder_and_video(astronaut, coffee, group, video, trained, tmp_path, capsys):
+    from fer.cli import main
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(astronaut).save(folder / "astronaut.png")
+    Image.fromarray(coffee).save(folder / "coffee.jpg")
+    Image.fromarray(group).save(folder / "group.webp", lossless=True)
+    out = tmp_path / "out"
+    model_path = str(trained[0].run_dir / "best.keras")
+    assert main(["predict", str(folder), str(video), "--model", model_path, "--out", str(out), "--stride", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "(no face found)" in printed and "astronaut.png" in printed
+    table = pd.read_csv(out / "predictions.csv")
+    assert table.groupby("path").size().to_dict() == {
+        str(folder / "astronaut.png"): 1,
+        str(folder / "coffee.jpg"): 1,
+        str(folder / "group.webp"): 3,
+        str(video): 1,
+    }
+    assert {"p_happy", "box", "emotion"} <= set(table.columns)
+    assert (out / "group_annotated.png").is_file() and not (out / "coffee_annotated.png").exists()
+    assert len(pd.read_csv(out / "clip_frames.csv")) == 4 and (out / "clip_emotions.png").is_file()
+    records = json.loads((out / "predictions.json").read_text())
+    assert len(records) == 6
+
+
+@pytest.mark.realdata
+def test_crops_of_fer_faces_match_the_originals(real_data):
+    """Place FER-2013 faces in a larger image, find them again, crop: the crops should look like the originals.
+
+    This checks that detection + crop + resize reproduces what the network was trained on,
+    and that the default margin is the best of the candidates.
+    """
+    from fer.data import load_split
+    from fer.faces import DEFAULT_MARGIN
+
+    test = load_split(real_data, "test")
+    rng = np.random.default_rng(0)
+    margins = sorted({0.0, 0.1, 0.2, DEFAULT_MARGIN})
+    corr = {m: [] for m in margins}
+    for i in rng.choice(len(test), 120, replace=False):
+        canvas = np.full((300, 400), 128, np.uint8)
+        canvas[80:224, 130:274] = cv2.resize(test.images[i], (144, 144), interpolation=cv2.INTER_CUBIC)
+        faces = detect_faces(canvas)
+        if len(faces) != 1:
+            continue
+        for m in margins:
+            crop = crop_face(canvas, faces[0].box, margin=m).astype(float)
+            corr[m].append(np.corrcoef(crop.ravel(), test.images[i].ravel().astype(float))[0, 1])
+    assert len(corr[0.0]) >= 40  # the cascade finds most upscaled FER faces
+    means = {m: float(np.mean(v)) for m, v in corr.items()}
+    assert means[DEFAULT_MARGIN] == max(means.values()) and means[DEFAULT_MARGIN] > 0.55
