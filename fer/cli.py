@@ -210,6 +210,19 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def cmd_ship(args) -> int:
+    from fer.release import ship
+
+    metrics = ship(
+        args.run, args.data, **({"models_dir": args.models_dir} if args.models_dir else {}), hardware=args.hardware
+    )
+    print(
+        f"Shipped {args.run}/best.keras: accuracy {metrics['accuracy']:.4f} (TTA {metrics['accuracy_tta']:.4f}), "
+        f"macro-F1 {metrics['macro_f1']:.4f}; card written next to the model"
+    )
+    return 0
+
+
 def cmd_sample(args) -> int:
     from fer.sample import write_sample
 
@@ -283,6 +296,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", help="sweep YAML (keys: name, base, grid, runs, steps)")
     p.add_argument("--table", help="runs table CSV (default: reports/runs.csv)")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("ship", help="make a run's best model the default: export, evaluate, write the model card")
+    p.add_argument("--run", required=True, help="run folder with best.keras, config.json, history.csv")
+    p.add_argument("--data", required=True, help="dataset whose test split is reported (FER-2013: PublicTest)")
+    p.add_argument("--models-dir", help="default: the repository's models/")
+    p.add_argument("--hardware", help="where it was trained, for the card (default: this machine)")
+    p.set_defaults(func=cmd_ship)
 
     p = sub.add_parser("sample", help="write a small synthetic dataset in the FER-2013 folder layout")
     p.add_argument("--out", default="data/sample")

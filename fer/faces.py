@@ -33,8 +33,8 @@ class Face:
     """A face found in an image: box (x, y, w, h) in pixels of the original image.
 
     `score` is the detector's confidence (Haar: cascade level weight, MTCNN: probability);
-    `left_eye`/`right_eye` are (x, y) points when the detector gives landmarks (the
-    subject's left and right, i.e. image right and image left).
+    `left_eye`/`right_eye` are (x, y) eye centres when the detector gives landmarks
+    (named as the detector names them; alignment only uses which one is further left).
     """
 
     box: tuple[int, int, int, int]
@@ -148,7 +148,7 @@ def crop_face(
         raise ValueError(f"Face box must have positive width and height, got {tuple(box)}")
     cx, cy = x + w / 2, y + h / 2
     if align is not None and align.left_eye and align.right_eye:
-        (lx, ly), (rx, ry) = align.right_eye, align.left_eye  # image-left eye, image-right eye
+        (lx, ly), (rx, ry) = sorted([align.left_eye, align.right_eye])  # image-left eye first
         angle = math.degrees(math.atan2(ry - ly, rx - lx))
         matrix = cv2.getRotationMatrix2D((cx, cy), angle, 1.0)
         gray = cv2.warpAffine(gray, matrix, (gray.shape[1], gray.shape[0]), borderMode=cv2.BORDER_REPLICATE)

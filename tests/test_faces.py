@@ -137,6 +137,16 @@ def test_eye_alignment_levels_a_tilted_face(astronaut):
     assert np.abs(aligned - upright).mean() < 0.5 * np.abs(plain - upright).mean()
 
 
+def test_mtcnn_finds_the_face_with_eye_landmarks(astronaut, model):
+    pytest.importorskip("mtcnn")
+    faces = detect_faces(astronaut, detector="mtcnn")
+    assert len(faces) == 1 and faces[0].score > 0.9
+    (x, y, w, h), eyes = faces[0].box, (faces[0].left_eye, faces[0].right_eye)
+    assert all(x < ex < x + w and y < ey < y + h * 0.6 for ex, ey in eyes)  # both eyes in the upper face
+    aligned = predict_faces(astronaut, model=model, detector="mtcnn", align=True)
+    assert len(aligned) == 1 and aligned[0].box == faces[0].box
+
+
 def test_photos_are_batched_through_the_network(astronaut, coffee, group, model, monkeypatch):
     calls = []
     original = predict_module.predict_proba

@@ -1,0 +1,33 @@
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from fer.predict import load_model
+from fer.release import ship
+
+
+def test_ship_exports_evaluates_and_writes_the_card(trained, sample_root, tmp_path):
+    result, _, test = trained
+    models = tmp_path / "models"
+    ship(result.run_dir, sample_root, models_dir=models, hardware="test machine", throughput_faces=256)
+    shipped = models / "fer_emotion.keras"
+    assert shipped.stat().st_size < (result.run_dir / "best.keras").stat().st_size  # no optimizer state
+    model = load_model(shipped)
+    best = keras.models.load_model(result.run_dir / "best.keras")
+    x = test.images[:8, ..., None].astype("float32")
+    assert np.allclose(model.predict(x, verbose=0), best.predict(x, verbose=0), atol=1e-5)
+
+    metrics = json.loads((models / "fer_emotion.metrics.json").read_text())
+    assert metrics["architecture"] == "seed" and metrics["epochs"] == 1 and metrics["hardware"] == "test machine"
+    assert 0 <= metrics["accuracy"] <= 1 and 0 <= metrics["accuracy_tta"] <= 1 and metrics["cpu_faces_per_second"] > 0
+    assert set(metrics["per_class"]) == {"angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"}
+    card = (models / "MODEL_CARD.md").read_text()
+    assert f"{metrics['accuracy']:.2%}" in card and "## Limitations" in card and "587,847 parameters" in card
+    assert (models / "fer_emotion_confusion.png").is_file()
+
+
+def test_ship_needs_a_finished_run(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        ship(tmp_path, tmp_path, models_dir=tmp_path / "m")
