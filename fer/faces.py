@@ -160,3 +160,26 @@ def crop_face(
         gray = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
         x0, y0, x1, y1 = x0 + pad, y0 + pad, x1 + pad, y1 + pad
     return to_face(gray[y0:y1, x0:x1], size)
+
+
+def roundtrip_crops(faces: np.ndarray, margin: float = DEFAULT_MARGIN, detector="haar", upscale: int = 3):
+    """Put 48x48 faces into larger images, find them again and crop them: (index, crops, correlations).
+
+    The check that detection + cropping reproduces FER-2013's framing: a crop that matches
+    its original has pixel correlation near 1. `index` lists the faces that were found
+    exactly once; `crops` and `correlations` follow it.
+    """
+    index, crops, corr = [], [], []
+    side = FACE_SIZE * upscale
+    for i, face in enumerate(faces):
+        canvas = np.full((side + 2 * side // 3, side + side), 128, np.uint8)
+        top, left = side // 3, side // 2
+        canvas[top : top + side, left : left + side] = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
+        found = detect_faces(canvas, detector)
+        if len(found) != 1:
+            continue
+        crop = crop_face(canvas, found[0].box, margin)
+        index.append(i)
+        crops.append(crop)
+        corr.append(float(np.corrcoef(crop.ravel().astype(float), face.ravel().astype(float))[0, 1]))
+    return np.array(index, dtype=int), np.array(crops).reshape(-1, FACE_SIZE, FACE_SIZE), np.array(corr)

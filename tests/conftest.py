@@ -20,6 +20,11 @@ def real_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def real_data_or_none() -> Path | None:
+    return REAL_DATA if (REAL_DATA / "train").is_dir() else None
+
+
+@pytest.fixture(scope="session")
 def sample_root(tmp_path_factory) -> Path:
     """A synthetic dataset in the FER-2013 folder layout: 20 train and 8 test images per class."""
     from fer.sample import write_sample
