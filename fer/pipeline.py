@@ -73,7 +73,8 @@ def run_pipeline(
     if unknown_steps:
         raise ValueError(f"Unknown step(s) {unknown_steps}; choose from {list(STEPS)}")
     declared = {step: notebook_parameters(step, notebooks_dir) for step in steps}
-    known = set().union(*declared.values()) - {"output_dir", "model_path"}
+    # output_dir is per step; model_path comes from the train step when there is one.
+    known = set().union(*declared.values()) - {"output_dir"} - ({"model_path"} if "train" in steps else set())
     unknown = sorted(set(params) - known)
     if unknown:
         raise ValueError(f"Unknown parameter(s) {unknown} for steps {list(steps)}; known: {sorted(known)}")

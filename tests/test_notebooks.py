@@ -147,3 +147,21 @@ def test_sweep_records_failures_goes_on_and_skips_finished_runs(sample_root, tmp
     again = run_sweep(spec, runs_root=tmp_path / "runs", table_path=table_path)
     assert list(again["run_id"]) == ["bad", "good", "bad"]  # good skipped, bad retried
     assert list(again["status"]) == ["failed", "ok", "failed"]
+
+
+@pytest.mark.slow
+def test_publishable_runs_show_no_dataset_faces(sample_root, trained, tmp_path):
+    """show_faces=False / n_mistakes=0: reports that get committed hold no copies of dataset faces."""
+    model = str(trained[0].run_dir / "best.keras")
+    params = {"data_dir": str(sample_root), "show_faces": False, "n_mistakes": 0, "model_path": model}
+    run_pipeline(params, tmp_path / "run", steps=("eda", "evaluate"))
+    written = {p.name for p in (tmp_path / "run").rglob("*.png")}
+    assert written == {
+        "class_distribution.png",
+        "mean_faces.png",
+        "intensity_histograms.png",
+        "confusion_matrix.png",
+        "confusion_matrix_normalized.png",
+        "reliability_diagram.png",
+    }
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["n"] == 56
