@@ -53,6 +53,20 @@ def _default_data_dir() -> tuple[str, bool]:
     return str(sample), True
 
 
+def check_parameters(params: dict, steps, notebooks_dir: Path = NOTEBOOKS) -> dict[str, dict]:
+    """Raise ValueError for unknown steps or parameters; return each step's declared parameters."""
+    unknown_steps = [s for s in steps if s not in STEPS]
+    if unknown_steps:
+        raise ValueError(f"Unknown step(s) {unknown_steps}; choose from {list(STEPS)}")
+    declared = {step: notebook_parameters(step, notebooks_dir) for step in steps}
+    # output_dir is per step; model_path comes from the train step when there is one.
+    known = set().union(*declared.values()) - {"output_dir"} - ({"model_path"} if "train" in steps else set())
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ValueError(f"Unknown parameter(s) {unknown} for steps {list(steps)}; known: {sorted(known)}")
+    return declared
+
+
 def run_pipeline(
     params: dict | None = None,
     run_dir: str | Path | None = None,
@@ -69,15 +83,7 @@ def run_pipeline(
     import papermill as pm
 
     params = dict(params or {})
-    unknown_steps = [s for s in steps if s not in STEPS]
-    if unknown_steps:
-        raise ValueError(f"Unknown step(s) {unknown_steps}; choose from {list(STEPS)}")
-    declared = {step: notebook_parameters(step, notebooks_dir) for step in steps}
-    # output_dir is per step; model_path comes from the train step when there is one.
-    known = set().union(*declared.values()) - {"output_dir"} - ({"model_path"} if "train" in steps else set())
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise ValueError(f"Unknown parameter(s) {unknown} for steps {list(steps)}; known: {sorted(known)}")
+    declared = check_parameters(params, steps, notebooks_dir)
 
     smoke = False
     if "data_dir" not in params:

@@ -7,7 +7,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from fer.pipeline import NOTEBOOKS, STEPS, expand_sweep, run_pipeline, run_sweep
+from fer.pipeline import NOTEBOOKS, REPO, STEPS, check_parameters, expand_sweep, run_pipeline, run_sweep
 
 NOTEBOOK_FILES = sorted(NOTEBOOKS.glob("*.ipynb"))
 
@@ -165,3 +165,14 @@ def test_publishable_runs_show_no_dataset_faces(sample_root, trained, tmp_path):
         "reliability_diagram.png",
     }
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["n"] == 56
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "sweeps").glob("*.yaml")), ids=lambda p: p.name)
+def test_committed_sweeps_are_valid(path):
+    import yaml
+
+    spec = yaml.safe_load(path.read_text())
+    runs = expand_sweep(spec)
+    assert runs
+    for _, params in runs:
+        check_parameters(params, spec.get("steps", ("train", "evaluate")))
