@@ -1,7 +1,8 @@
 """fer: train, evaluate and use seven-class facial-emotion CNNs on 48x48 gray faces.
 
     from fer import predict_emotion
-    predict_emotion("face.jpg").emotion
+    predict_emotion("face48.png").emotion                 # a face crop
+    [p.emotion for p in predict_emotion("group.jpg")]     # every face in a photo
 
 Keras (and TensorFlow or JAX behind it) is imported only when a name that needs it is
 first used, so `import fer` and the data utilities stay fast.
@@ -17,6 +18,10 @@ __version__ = "0.1.0"
 _LAZY = {
     "predict_emotion": "fer.predict",
     "predict_emotions": "fer.predict",
+    "predict_faces": "fer.predict",
+    "predict_photos": "fer.predict",
+    "annotate": "fer.annotate",
+    "analyze_video": "fer.video",
     "load_model": "fer.predict",
     "Prediction": "fer.predict",
     "build_model": "fer.models",
