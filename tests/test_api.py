@@ -2,8 +2,6 @@ import inspect
 
 import pytest
 
-import fer
-
 
 def test_top_level_names_stay_functions_after_submodule_imports():
     import fer.evaluation  # noqa: F401  importing a submodule must not shadow fer.evaluate / fer.train
