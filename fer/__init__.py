@@ -20,7 +20,7 @@ _LAZY = {
     "predict_emotions": "fer.predict",
     "predict_faces": "fer.predict",
     "predict_photos": "fer.predict",
-    "annotate": "fer.annotate",
+    "annotate": "fer.drawing",
     "analyze_video": "fer.video",
     "load_model": "fer.predict",
     "Prediction": "fer.predict",

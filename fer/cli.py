@@ -110,13 +110,13 @@ def _expand_inputs(items: list[str]) -> tuple[list[Path], list[Path]]:
 def cmd_predict(args) -> int:
     import pandas as pd
 
-    from fer.annotate import annotate
-    from fer.predict import _resolve_model, predict_emotions, predict_photos
+    from fer.drawing import annotate
+    from fer.predict import predict_emotions, predict_photos, resolve_model
 
     images, videos = _expand_inputs(args.paths)
     if not images and not videos:
         raise SystemExit("Nothing to predict: pass image or video files, or folders that contain them.")
-    model = _resolve_model(args.model)
+    model = resolve_model(args.model)
     out = Path(args.out) if args.out else None
     rows = []
     for start in range(0, len(images), args.chunk):  # chunks bound memory on big folders

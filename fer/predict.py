@@ -67,7 +67,7 @@ def load_model(path: str | Path | None = None) -> keras.Model:
 _cache: dict[tuple[str, float], keras.Model] = {}
 
 
-def _resolve_model(model) -> keras.Model:
+def resolve_model(model) -> keras.Model:
     """A keras.Model as is; a path or None loaded once and cached (per file and mtime)."""
     if isinstance(model, keras.Model):
         return model
@@ -118,7 +118,7 @@ def predict_emotions(
 ) -> list[Prediction]:
     """Predict many face crops in batches. `images`: a list of paths/PIL images/arrays,
     or one (N, 48, 48) uint8 array of faces. See predict_emotion for the rest."""
-    model = _resolve_model(model)
+    model = resolve_model(model)
     if isinstance(images, np.ndarray) and images.ndim == 3 and images.shape[1:] == (FACE_SIZE, FACE_SIZE):
         faces = images.astype(np.uint8, copy=False)
     elif len(images):
@@ -159,7 +159,7 @@ def predict_photos(
 
 def _predict_arrays(arrays, names, model, boxes, detector, margin, align, tta, batch_size) -> list[list[Prediction]]:
     """predict_photos on decoded RGB/gray arrays; `names` (or None: no warnings) label photos without faces."""
-    model = _resolve_model(model)
+    model = resolve_model(model)
     if boxes is not None and len(boxes) != len(arrays):
         raise ValueError(f"boxes must hold one list of boxes per image: {len(boxes)} lists for {len(arrays)} images")
     crops, found = [], []

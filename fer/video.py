@@ -8,11 +8,11 @@ import cv2
 import pandas as pd
 from tqdm.auto import tqdm
 
-from fer.annotate import annotate
 from fer.data import EMOTIONS
+from fer.drawing import annotate
 from fer.errors import ImageError
 from fer.faces import DEFAULT_MARGIN
-from fer.predict import _predict_arrays, _resolve_model
+from fer.predict import predict_photos, resolve_model
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 
@@ -45,7 +45,7 @@ def analyze_video(
         raise ImageError(f"{path}: cannot open as a video (unsupported codec or not a video file)")
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    model = _resolve_model(model)
+    model = resolve_model(model)
     writer = None
     rows: list[dict] = []
     frames: list = []
@@ -53,7 +53,7 @@ def analyze_video(
 
     def flush():
         nonlocal writer
-        results = _predict_arrays(frames, None, model, None, detector, margin, False, False, 256)
+        results = predict_photos(frames, model, detector=detector, margin=margin, warn_no_face=False)
         for index, rgb, faces in zip(indices, frames, results):
             base = {"frame": index, "time_s": round(index / fps, 3)}
             if not faces:

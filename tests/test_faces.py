@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import fer.predict as predict_module
-from fer.annotate import annotate
+from fer.drawing import annotate
 from fer.errors import ImageError
 from fer.faces import Face, crop_face, detect_faces, get_detector, roundtrip_crops
 from fer.predict import predict_emotion, predict_faces, predict_photos
