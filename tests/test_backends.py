@@ -1,0 +1,60 @@
+"""The model code is backend-agnostic: it trains on JAX (the GPU machines have JAX and no
+TensorFlow) and a model file from either backend loads and predicts the same on the other."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fer.evaluation import predict_proba
+from fer.predict import load_model
+from fer.sample import make_sample
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax not installed (pip install -e '.[dev]')"),
+]
+
+# Runs in a fresh interpreter: Keras fixes its backend when first imported.
+JAX_SCRIPT = """
+import json, sys
+import keras, numpy as np
+from fer.evaluation import predict_proba
+from fer.predict import load_model
+from fer.sample import make_sample
+from fer.training import train
+
+out, tf_model = sys.argv[1], sys.argv[2]
+result = train(out_dir=f"{out}/run", train_faces=make_sample(20, seed=0), val_faces=make_sample(5, seed=1),
+               model="vgg_lite", epochs=2, batch_size=32, verbose=0)
+faces = make_sample(3, seed=2).images
+np.save(f"{out}/jax_model.npy", predict_proba(load_model(f"{out}/run/best.keras"), faces))
+np.save(f"{out}/tf_model.npy", predict_proba(load_model(tf_model), faces))
+info = {"backend": keras.backend.backend(), "epochs_done": result.summary["epochs_done"]}
+json.dump(info, open(f"{out}/info.json", "w"))
+"""
+
+
+def test_trains_on_jax_and_model_files_cross_backends(trained, tmp_path):
+    tf_model = trained[0].run_dir / "best.keras"  # trained by this (TensorFlow) process
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run(
+        [sys.executable, "-c", JAX_SCRIPT, str(tmp_path), str(tf_model)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    info = json.loads((tmp_path / "info.json").read_text())
+    assert info == {"backend": "jax", "epochs_done": 2}
+
+    faces = make_sample(3, seed=2).images
+    jax_trained_here = predict_proba(load_model(tmp_path / "run" / "best.keras"), faces)
+    np.testing.assert_allclose(jax_trained_here, np.load(tmp_path / "jax_model.npy"), atol=1e-4)
+    tf_trained_here = predict_proba(load_model(tf_model), faces)
+    np.testing.assert_allclose(np.load(tmp_path / "tf_model.npy"), tf_trained_here, atol=1e-4)
