@@ -10,8 +10,6 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-import yaml
-
 
 def _quiet_tensorflow() -> None:
     # TensorFlow's C++ start-up chatter buries the output people came for.
@@ -21,11 +19,14 @@ def _quiet_tensorflow() -> None:
 def _load_options(config: str | None, pairs: list[str] | None, flag: str) -> tuple[dict, list[tuple[str, object]]]:
     """(mapping from a YAML file, [(key, value)] from repeated `flag KEY=VALUE` arguments).
 
-    Values are YAML scalars or flow collections: 0.1, true, null, [1, 2], {a: 1}.
+    Values are YAML scalars or flow collections: 0.1, 1e-4, true, null, [1, 2], {a: 1}. The file
+    may also be a run's own config.json, to repeat or resume that run.
     """
+    from fer.pipeline import load_yaml
+
     options: dict = {}
     if config:
-        loaded = yaml.safe_load(Path(config).read_text()) or {}
+        loaded = load_yaml(Path(config).read_text()) or {}
         if not isinstance(loaded, dict):
             raise SystemExit(f"{config}: expected a YAML mapping of options")
         options.update(loaded)
@@ -34,7 +35,7 @@ def _load_options(config: str | None, pairs: list[str] | None, flag: str) -> tup
         key, sep, value = item.partition("=")
         if not sep:
             raise SystemExit(f"{flag} expects KEY=VALUE, got {item!r}")
-        parsed.append((key, yaml.safe_load(value)))
+        parsed.append((key, load_yaml(value)))
     return options, parsed
 
 

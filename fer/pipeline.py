@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 import time
 from pathlib import Path
 
@@ -26,6 +27,30 @@ REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
 STEPS = {"eda": "01_eda.ipynb", "train": "02_train.ipynb", "evaluate": "03_evaluate.ipynb"}
 PATH_PARAMS = ("data_dir", "output_dir", "model_path")
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, but reading `1e-4` as a float (YAML 1.2 and JSON do; PyYAML's
+    YAML 1.1 rules demand `1.0e-4` and would hand a learning rate over as a string)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str):
+    """Parse YAML (or JSON, e.g. a run's config.json) with numbers like 1e-4 read as floats."""
+    return yaml.load(text, Loader=_Loader)
 
 
 def notebook_parameters(step: str, notebooks_dir: Path = NOTEBOOKS) -> dict:
@@ -190,7 +215,7 @@ def run_sweep(
     from fer import plots
 
     if not isinstance(spec, dict):
-        spec = yaml.safe_load(Path(spec).read_text()) or {}
+        spec = load_yaml(Path(spec).read_text()) or {}
     name = str(spec.get("name", "sweep"))
     steps = tuple(spec.get("steps", ("train", "evaluate")))
     runs = expand_sweep(spec)

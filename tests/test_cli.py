@@ -50,3 +50,21 @@ def test_sample_command_writes_the_folder_layout(tmp_path):
 def test_module_entry_point_help():
     out = subprocess.run([sys.executable, "-m", "fer", "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "train" in out.stdout and "evaluate" in out.stdout
+
+
+def test_train_options_read_scientific_notation_and_a_runs_own_config(tmp_path):
+    from dataclasses import asdict
+
+    from fer.cli import _train_options, build_parser
+    from fer.training import TrainConfig
+
+    # A run's config.json fed back with --config must give back exactly its settings; PyYAML's
+    # YAML 1.1 rules would read 1e-06 as a string and the resume check would refuse the run.
+    saved = asdict(TrainConfig(min_learning_rate=1e-6, weight_decay=5e-4))
+    (tmp_path / "config.json").write_text(json.dumps(saved, indent=2))
+    args = build_parser().parse_args(["train", "--config", str(tmp_path / "config.json")])
+    assert _train_options(args) == saved
+
+    args = build_parser().parse_args(["train", "--set", "learning_rate=1e-4", "--set", "augmentation.erasing=5e-1"])
+    options = _train_options(args)
+    assert options["learning_rate"] == 1e-4 and options["augmentation"]["erasing"] == 0.5
