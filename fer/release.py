@@ -50,8 +50,9 @@ def _table(frame) -> str:
     """A pandas frame as a Markdown table (no extra dependency)."""
     cols = [frame.index.name or ""] + [str(c) for c in frame.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for idx, row in frame.iterrows():
-        lines.append("| " + " | ".join([str(idx)] + [str(v) for v in row.tolist()]) + " |")
+    # itertuples keeps each column's type (iterrows would turn the support counts into floats).
+    for row in frame.itertuples():
+        lines.append("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |")
     return "\n".join(lines)
 
 

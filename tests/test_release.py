@@ -25,6 +25,11 @@ def test_ship_exports_evaluates_and_writes_the_card(trained, sample_root, tmp_pa
     assert set(metrics["per_class"]) == {"angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"}
     card = (models / "MODEL_CARD.md").read_text()
     assert f"{metrics['accuracy']:.2%}" in card and "## Limitations" in card and "587,847 parameters" in card
+    happy = next(line for line in card.splitlines() if line.startswith("| happy |"))
+    cells = happy.strip("| ").split(" | ")
+    # precision, recall, f1 to three decimals; support a whole count
+    assert all(len(c.split(".")[1]) == 3 for c in cells[1:4])
+    assert cells[4] == str(metrics["per_class"]["happy"]["support"])
     assert (models / "fer_emotion_confusion.png").is_file()
 
 
