@@ -9,7 +9,8 @@ A run folder holds:
     backup/             crash-safe weights + optimizer state of the last finished epoch
 
 Calling `train` again on an unfinished folder resumes after its last finished epoch
-(weights, optimizer state and learning rate restored, no finished epoch lost);
+(weights, optimizer state, learning rate and the early-stopping and learning-rate
+plateau counters restored, no finished epoch lost);
 on a finished folder it loads and returns the result without training.
 """
 
@@ -140,18 +141,44 @@ class EpochBackup(keras.callbacks.Callback):
     exactly that). Here each epoch goes to a new file, and only then does an
     atomically replaced `state.json` point at it: whenever the process dies, the
     pointer names a complete file.
+
+    `stateful` callbacks (EarlyStopping, ReduceLROnPlateau) have their counters backed up
+    too: Keras resets them when `fit` starts, so without this a resumed run would wait a
+    fresh `patience` and part ways with the run that was never interrupted.
     """
 
-    def __init__(self, backup_dir: Path):
+    COUNTERS = ("best", "wait", "cooldown_counter", "best_epoch")
+
+    def __init__(self, backup_dir: Path, stateful: dict[str, keras.callbacks.Callback] | None = None):
         super().__init__()
         self.backup_dir = Path(backup_dir)
+        self.stateful = stateful or {}
+
+    def on_train_begin(self, logs=None):
+        # This callback goes last, so the others have already reset themselves here.
+        state_path = self.backup_dir / "state.json"
+        if not state_path.is_file():
+            return
+        saved = json.loads(state_path.read_text()).get("callbacks", {})
+        for name, callback in self.stateful.items():
+            for attr, value in saved.get(name, {}).items():
+                setattr(callback, attr, value)
+
+    def _counters(self) -> dict:
+        def plain(value):
+            return value if value is None or isinstance(value, int) else float(value)
+
+        return {
+            name: {a: plain(getattr(cb, a)) for a in self.COUNTERS if hasattr(cb, a)}
+            for name, cb in self.stateful.items()
+        }
 
     def on_epoch_end(self, epoch, logs=None):
         self.backup_dir.mkdir(parents=True, exist_ok=True)
         weights = f"epoch-{epoch + 1}.weights.h5"
         self.model.save_weights(self.backup_dir / weights)  # includes the optimizer's variables
         tmp = self.backup_dir / "state.json.tmp"
-        tmp.write_text(json.dumps({"epochs_done": epoch + 1, "weights": weights}))
+        tmp.write_text(json.dumps({"epochs_done": epoch + 1, "weights": weights, "callbacks": self._counters()}))
         os.replace(tmp, self.backup_dir / "state.json")
         for old in self.backup_dir.glob("epoch-*.weights.h5"):
             if old.name != weights:
@@ -246,24 +273,23 @@ def train(
         checkpoint.best = float(history[config.monitor].max())  # don't overwrite a better checkpoint
 
     callbacks = [_EpochInfo(), keras.callbacks.CSVLogger(history_path, append=done > 0), checkpoint]
+    stateful = {}
     if config.reduce_lr_patience is not None:
-        callbacks.append(
-            keras.callbacks.ReduceLROnPlateau(
-                config.monitor,
-                mode="max",
-                factor=config.reduce_lr_factor,
-                patience=config.reduce_lr_patience,
-                min_lr=config.min_learning_rate,
-            )
+        stateful["reduce_lr"] = keras.callbacks.ReduceLROnPlateau(
+            config.monitor,
+            mode="max",
+            factor=config.reduce_lr_factor,
+            patience=config.reduce_lr_patience,
+            min_lr=config.min_learning_rate,
         )
     early = None
     if config.early_stopping_patience is not None:
-        early = keras.callbacks.EarlyStopping(
+        early = stateful["early_stopping"] = keras.callbacks.EarlyStopping(
             config.monitor, mode="max", patience=config.early_stopping_patience, restore_best_weights=False
         )
-        callbacks.append(early)
+    callbacks += list(stateful.values())
     # The backup goes last: an epoch is only "finished" once everything above has seen it.
-    callbacks += [keras.callbacks.TerminateOnNaN(), EpochBackup(backup_dir)]
+    callbacks += [keras.callbacks.TerminateOnNaN(), EpochBackup(backup_dir, stateful)]
 
     batches = FaceBatches(train_set.images, train_set.labels, config.batch_size, shuffle=True, seed=config.seed)
     batches.set_epoch(done)

@@ -13,7 +13,7 @@ import pytest
 from fer.data import EMOTIONS
 from fer.evaluation import evaluate
 from fer.predict import load_model, predict_emotion
-from fer.training import TrainConfig, train
+from fer.training import EpochBackup, TrainConfig, train
 
 
 def test_end_to_end_train_save_reload_evaluate_predict(trained, tmp_path):
@@ -146,3 +146,45 @@ def test_killed_run_resumes_from_its_last_finished_epoch(sample_root, tmp_path):
     steps_per_epoch = -(-summary["train_samples"] // 16)
     final = keras.models.load_model(out / "final.keras")
     assert int(final.optimizer.iterations.numpy()) == 5 * steps_per_epoch
+
+
+def test_backup_carries_the_plateau_counters_across_a_resume(tmp_path):
+    """A resumed run must stop early and cut the learning rate when the uninterrupted run would."""
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.Adam(1e-3), "mse")
+
+    def plateau_callbacks():
+        callbacks = {
+            "reduce_lr": keras.callbacks.ReduceLROnPlateau("val_accuracy", mode="max", patience=3, cooldown=1),
+            "early_stopping": keras.callbacks.EarlyStopping("val_accuracy", mode="max", patience=10),
+        }
+        for callback in callbacks.values():
+            callback.set_model(model)
+            callback.on_train_begin()  # what fit() does first: resets every counter
+        return callbacks
+
+    def epoch_end(callbacks, epoch, accuracy):
+        for callback in callbacks.values():
+            callback.on_epoch_end(epoch, {"val_accuracy": accuracy})
+
+    original = plateau_callbacks()
+    for epoch, accuracy in enumerate([0.30, 0.50, 0.40, 0.45]):
+        epoch_end(original, epoch, accuracy)
+    backup = EpochBackup(tmp_path / "backup", original)
+    backup.set_model(model)
+    backup.on_epoch_end(3)
+
+    resumed = plateau_callbacks()
+    assert resumed["early_stopping"].wait == 0 and resumed["early_stopping"].best is None
+    EpochBackup(tmp_path / "backup", resumed).on_train_begin()
+    assert resumed["early_stopping"].best == 0.50 and resumed["early_stopping"].best_epoch == 1
+    assert resumed["early_stopping"].wait == original["early_stopping"].wait == 2
+    assert resumed["reduce_lr"].best == 0.50 and resumed["reduce_lr"].wait == 2
+    # The next flat epoch reaches ReduceLROnPlateau's patience of 3 in both runs alike.
+    epoch_end(original, 4, 0.42)
+    epoch_end(resumed, 4, 0.42)
+    for name in ("reduce_lr", "early_stopping"):
+        for attr in ("best", "wait", "cooldown_counter"):
+            if hasattr(original[name], attr):
+                assert getattr(resumed[name], attr) == getattr(original[name], attr), (name, attr)
+    assert resumed["reduce_lr"].cooldown_counter == 1  # the cut happened
