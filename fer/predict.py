@@ -41,8 +41,9 @@ def load_model(path: str | Path | None = None) -> keras.Model:
     path = Path(path) if path is not None else default_model_path()
     if not path.is_file():
         hint = (
-            "No trained model is shipped yet: train one (python -m fer train) and pass its "
-            "best.keras, or set FER_MODEL."
+            "The shipped model lives in the repository's models/ folder, which a plain "
+            "`pip install <url>` does not carry: install the checkout with `pip install -e .`, "
+            "pass model=PATH (e.g. a run's best.keras), or set FER_MODEL."
             if path == MODELS_DIR / DEFAULT_MODEL_NAME
             else "Check the path, or train a model with `python -m fer train`."
         )

@@ -67,6 +67,11 @@ def test_missing_corrupt_and_wrong_model_files(tmp_path, monkeypatch):
     monkeypatch.setenv("FER_MODEL", str(tmp_path / "elsewhere.keras"))
     with pytest.raises(ModelError, match="elsewhere.keras: model file not found"):
         predict_emotion(np.zeros((48, 48), np.uint8))
+    # The default model missing (an install without the checkout's models/): say how to get it.
+    monkeypatch.delenv("FER_MODEL")
+    monkeypatch.setattr("fer.predict.MODELS_DIR", tmp_path / "models")
+    with pytest.raises(ModelError, match=r"fer_emotion.keras: model file not found.*pip install -e \."):
+        predict_emotion(np.zeros((48, 48), np.uint8))
 
 
 def test_a_model_for_other_inputs_is_refused(tmp_path):
