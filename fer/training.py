@@ -154,12 +154,15 @@ class EpochBackup(keras.callbacks.Callback):
         self.backup_dir = Path(backup_dir)
         self.stateful = stateful or {}
 
+    @staticmethod
+    def _read_state(backup_dir: Path) -> dict:
+        """The last finished epoch's state.json, or {} when there is no backup."""
+        state_path = Path(backup_dir) / "state.json"
+        return json.loads(state_path.read_text()) if state_path.is_file() else {}
+
     def on_train_begin(self, logs=None):
         # This callback goes last, so the others have already reset themselves here.
-        state_path = self.backup_dir / "state.json"
-        if not state_path.is_file():
-            return
-        saved = json.loads(state_path.read_text()).get("callbacks", {})
+        saved = self._read_state(self.backup_dir).get("callbacks", {})
         for name, callback in self.stateful.items():
             for attr, value in saved.get(name, {}).items():
                 setattr(callback, attr, value)
@@ -190,10 +193,9 @@ class EpochBackup(keras.callbacks.Callback):
     @staticmethod
     def restore(model: keras.Model, backup_dir: Path) -> int:
         """Load the last backup into `model` (compiled); return the number of finished epochs."""
-        state_path = Path(backup_dir) / "state.json"
-        if not state_path.is_file():
+        state = EpochBackup._read_state(backup_dir)
+        if not state:
             return 0
-        state = json.loads(state_path.read_text())
         model.optimizer.build(model.trainable_variables)  # so its variables exist to be loaded
         model.load_weights(Path(backup_dir) / state["weights"])
         return int(state["epochs_done"])
