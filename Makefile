@@ -10,7 +10,7 @@ ARGS ?=
 
 SWEEP ?= sweeps/smoke.yaml
 
-.PHONY: setup run sweep test lint bench clean
+.PHONY: setup run sweep test lint bench lab clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# JupyterLab on the notebooks; they import `fer` from the editable install (no sys.path edits).
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_training.py

@@ -10,8 +10,11 @@ first used, so `import fer` and the data utilities stay fast.
 
 from importlib import import_module
 
-from fer.data import EMOTIONS, FaceSet, class_distribution, class_weights, load_fer2013, load_split
+from fer import quiet
+from fer.data import EMOTIONS, FaceSet, class_distribution, class_weights, data_dir, load_fer2013, load_split
 from fer.errors import DataError, ImageError, ModelError
+
+quiet.install()  # before anything imports TensorFlow (nothing above does): no absl/oneDNN lines on stderr
 
 __version__ = "0.1.0"
 
@@ -39,6 +42,7 @@ __all__ = [
     "FaceSet",
     "class_distribution",
     "class_weights",
+    "data_dir",
     "load_fer2013",
     "load_split",
     *_LAZY,

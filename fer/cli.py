@@ -10,10 +10,11 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
+from fer import quiet
 
-def _quiet_tensorflow() -> None:
-    # TensorFlow's C++ start-up chatter buries the output people came for.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+class UsageError(Exception):
+    """The command line asks for something that cannot be done (exit code 2, like argparse's errors)."""
 
 
 def _load_options(config: str | None, pairs: list[str] | None, flag: str) -> tuple[dict, list[tuple[str, object]]]:
@@ -43,7 +44,17 @@ def _train_options(args) -> dict:
     from fer.training import TrainConfig
 
     options, pairs = _load_options(args.config, args.set, "--set")
-    for name in ("model", "data", "epochs", "batch_size", "optimizer", "learning_rate", "seed", "validation"):
+    for name in (
+        "model",
+        "data",
+        "epochs",
+        "batch_size",
+        "optimizer",
+        "learning_rate",
+        "seed",
+        "validation",
+        "max_train_samples",
+    ):
         value = getattr(args, name)
         if value is not None:
             options[name] = value
@@ -71,33 +82,46 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_evaluate(args) -> int:
-    from fer.data import load_split
-    from fer.evaluation import evaluate
-    from fer.predict import load_model
+def _train_images_of(data: Path, split: str):
+    """The training images beside `split` in dataset `data`, to find test faces that copy them (or None)."""
+    from fer.data import has_split, load_split
 
-    faces = load_split(args.data, args.split)
-    result = evaluate(load_model(args.model), faces.images, faces.labels, tta=args.tta)
+    if split == "train" or not has_split(data, "train"):  # e.g. a lone folder of <emotion>/ folders
+        return None
+    return load_split(data, "train").images
+
+
+def cmd_evaluate(args) -> int:
+    from fer.data import data_dir, load_split
+    from fer.predict import default_model_path, load_model
+
+    data = data_dir(args.data)
+    faces = load_split(data, args.split)
+    model = load_model(args.model)
+    from fer.evaluation import evaluate
+
+    train_images = None if args.no_dedup else _train_images_of(data, args.split)
+    result = evaluate(model, faces.images, faces.labels, tta=args.tta, train_images=train_images)
     if args.json:
         print(result.to_json())
         return 0
-    print(
-        f"{args.data} [{args.split}]: n={result.n}  accuracy={result.accuracy:.4f}  "
-        f"macro-F1={result.macro_f1:.4f}  ECE={result.ece:.4f}  TTA={'on' if args.tta else 'off'}"
-    )
+    print(f"model: {args.model or default_model_path()}")
+    print(f"{data} [{args.split}]: {result.summary()}")
     print(result.per_class.round(3).to_string())
     print("\nConfusion matrix (rows: true, columns: predicted)")
     print(result.confusion.to_string())
     return 0
 
 
-def _expand_inputs(items: list[str]) -> tuple[list[Path], list[Path]]:
-    """(images, videos) from files and folders (searched recursively), in sorted order."""
-    from fer.images import IMAGE_SUFFIXES
-    from fer.video import VIDEO_SUFFIXES
+def _expand_inputs(items: list[str]) -> tuple[list[Path], list[Path], list[Path]]:
+    """(images, videos, missing) from files and folders (searched recursively), in sorted order."""
+    from fer.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
-    images, videos = [], []
+    images, videos, missing = [], [], []
     for item in map(Path, items):
+        if not item.exists():
+            missing.append(item)
+            continue
         files = sorted(f for f in item.rglob("*") if f.is_file()) if item.is_dir() else [item]
         for f in files:
             suffix = f.suffix.lower()
@@ -105,79 +129,123 @@ def _expand_inputs(items: list[str]) -> tuple[list[Path], list[Path]]:
                 videos.append(f)
             elif suffix in IMAGE_SUFFIXES or not item.is_dir():  # a named file is tried whatever its suffix
                 images.append(f)
-    return images, videos
+    return images, videos, missing
+
+
+def _error_row(path: Path, message: str) -> dict:
+    print(f"error: {message}", file=sys.stderr)
+    return {"path": str(path), "face": None, "status": "error", "emotion": None, "error": message}
+
+
+def _write_atomic(path: Path, write) -> None:
+    """`write(tmp_path)`, then rename over `path`: an interrupted run never leaves half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _predict_images(paths: list[Path], args, model, out: Path | None) -> list[dict]:
+    """Rows for one chunk of image files, in the order given; an unreadable file gets an error row."""
+    from fer.drawing import annotate
+    from fer.errors import ImageError
+    from fer.images import as_array
+    from fer.predict import predict_emotions, predict_photos
+
+    rows: dict[int, list[dict]] = {}
+    arrays, ok = [], []
+    for i, path in enumerate(paths):
+        try:
+            arrays.append(as_array(path))
+            ok.append(i)
+        except (ImageError, OSError) as exc:
+            rows[i] = [_error_row(path, str(exc))]
+    if args.crop:
+        for i, p in zip(ok, predict_emotions(arrays, model=model, tta=args.tta)):
+            rows[i] = [{"path": str(paths[i]), "face": 0, "status": "ok", **p.to_dict()}]
+    elif arrays:
+        results = predict_photos(arrays, model=model, detector=args.detector, tta=args.tta, warn_no_face=False)
+        for i, arr, faces in zip(ok, arrays, results):
+            path = paths[i]
+            if not faces:
+                rows[i] = [{"path": str(path), "face": -1, "status": "no face", "emotion": None}]
+                continue
+            rows[i] = [{"path": str(path), "face": k, "status": "ok", **p.to_dict()} for k, p in enumerate(faces)]
+            if out is not None:
+                out.mkdir(parents=True, exist_ok=True)
+                annotate(arr, faces, out / f"{path.stem}_annotated.png")
+    return [row for i in sorted(rows) for row in rows[i]]
+
+
+def _predict_video(video: Path, args, model, out: Path | None) -> dict:
+    from fer import plots
+    from fer.video import analyze_video
+
+    frames = analyze_video(
+        video,
+        model=model,
+        stride=args.stride,
+        detector=args.detector,
+        tta=args.tta,
+        out_video=out / f"{video.stem}_annotated.mp4" if out and args.annotate_video else None,
+    )
+    with_face = frames[frames["face"] >= 0]
+    summary = with_face["emotion"].value_counts(normalize=True).round(3).to_dict() if len(with_face) else {}
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_atomic(out / f"{video.stem}_frames.csv", lambda p: frames.to_csv(p, index=False))
+        if len(with_face):
+            plots.save(plots.emotions_over_time(frames), out, f"{video.stem}_emotions")
+    return {
+        "path": str(video),
+        "face": None,
+        "status": "ok" if summary else "no face",
+        "emotion": max(summary, key=summary.get) if summary else None,
+        "frames": int(frames["frame"].nunique()),
+        "emotion_shares": summary,
+    }
 
 
 def cmd_predict(args) -> int:
+    images, videos, missing = _expand_inputs(args.paths)  # checked before TensorFlow and the model load
+    if not images and not videos:
+        what = f"{', '.join(map(str, missing))}: no such file or folder. " if missing else ""
+        raise UsageError(f"Nothing to predict. {what}Pass image or video files, or folders that contain them.")
     import pandas as pd
 
-    from fer.drawing import annotate
-    from fer.predict import predict_emotions, predict_photos, resolve_model
+    from fer.errors import ImageError
+    from fer.predict import resolve_model
 
-    images, videos = _expand_inputs(args.paths)
-    if not images and not videos:
-        raise SystemExit("Nothing to predict: pass image or video files, or folders that contain them.")
     model = resolve_model(args.model)
     out = Path(args.out) if args.out else None
-    rows = []
+    rows = [_error_row(path, f"{path}: no such file or folder") for path in missing]
     for start in range(0, len(images), args.chunk):  # chunks bound memory on big folders
-        chunk = images[start : start + args.chunk]
-        if args.crop:
-            for path, p in zip(chunk, predict_emotions(chunk, model=model, tta=args.tta)):
-                rows.append({"path": str(path), "face": 0, **p.to_dict()})
-            continue
-        results = predict_photos(chunk, model=model, detector=args.detector, tta=args.tta, warn_no_face=False)
-        for path, faces in zip(chunk, results):
-            if not faces:
-                rows.append({"path": str(path), "face": -1, "emotion": "(no face found)"})
-            rows += [{"path": str(path), "face": k, **p.to_dict()} for k, p in enumerate(faces)]
-            if out is not None and faces:
-                annotate(path, faces, out / f"{path.stem}_annotated.png")
+        rows += _predict_images(images[start : start + args.chunk], args, model, out)
     for video in videos:
-        from fer import plots
-        from fer.video import analyze_video
-
-        frames = analyze_video(
-            video,
-            model=model,
-            stride=args.stride,
-            detector=args.detector,
-            out_video=out / f"{video.stem}_annotated.mp4" if out and args.annotate_video else None,
-        )
-        with_face = frames[frames["face"] >= 0]
-        summary = with_face["emotion"].value_counts(normalize=True).round(3).to_dict() if len(with_face) else {}
-        rows.append(
-            {
-                "path": str(video),
-                "face": None,
-                "emotion": max(summary, key=summary.get) if summary else "(no face found)",
-                "frames": int(frames["frame"].nunique()),
-                "emotion_shares": summary,
-            }
-        )
-        if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            frames.to_csv(out / f"{video.stem}_frames.csv", index=False)
-            if len(with_face):
-                plots.save(plots.emotions_over_time(frames), out, f"{video.stem}_emotions")
+        try:
+            rows.append(_predict_video(video, args, model, out))
+        except (ImageError, OSError, ValueError) as exc:
+            rows.append(_error_row(video, str(exc)))
 
     table = pd.DataFrame(rows)
+    failed = int((table["status"] == "error").sum())
+    inputs = len(missing) + len(images) + len(videos)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        table.to_json(out / "predictions.json", orient="records", indent=2)
+        _write_atomic(out / "predictions.json", lambda p: table.to_json(p, orient="records", indent=2))
         flat = table.drop(columns=[c for c in ("probabilities", "emotion_shares") if c in table])
         if "probabilities" in table:
             probs = pd.DataFrame([p if isinstance(p, dict) else {} for p in table["probabilities"]])
             flat = pd.concat([flat, probs.add_prefix("p_")], axis=1)
-        flat.to_csv(out / "predictions.csv", index=False)
+        _write_atomic(out / "predictions.csv", lambda p: flat.to_csv(p, index=False))
     if args.json:
         print(table.to_json(orient="records", indent=2))
     else:
-        shown = [c for c in ("path", "face", "box", "emotion", "probability", "frames") if c in table]
+        shown = [c for c in ("path", "face", "status", "box", "emotion", "probability", "frames") if c in table]
         print(table[shown].to_string(index=False, na_rep=""))
         if out is not None:
             print(f"\nWrote {out}/predictions.csv, predictions.json and annotated images")
-    return 0
+    print(f"{inputs} input(s): {inputs - failed} predicted, {failed} failed", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _pipeline_params(args) -> dict:
@@ -218,7 +286,8 @@ def cmd_ship(args) -> int:
         args.run, args.data, **({"models_dir": args.models_dir} if args.models_dir else {}), hardware=args.hardware
     )
     print(
-        f"Shipped {args.run}/best.keras: accuracy {metrics['accuracy']:.4f} (TTA {metrics['accuracy_tta']:.4f}), "
+        f"Shipped {args.run}/{metrics['checkpoint']}: accuracy {metrics['accuracy']:.4f} "
+        f"(TTA {metrics['accuracy_tta']:.4f}), "
         f"macro-F1 {metrics['macro_f1']:.4f}; card written next to the model"
     )
     return 0
@@ -234,18 +303,36 @@ def cmd_sample(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fer", description=__doc__)
+    parser.add_argument(
+        "--verbose",
+        dest="show_logs",
+        action="store_true",
+        help="show library start-up and log lines (TensorFlow, ffmpeg); put it before the command",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model into a run folder (resumes if interrupted)")
     p.add_argument("--config", help="YAML file of training options (see fer.training.TrainConfig)")
     p.add_argument("--model", help="seed | vgg_lite | vgg (default: seed)")
-    p.add_argument("--data", help="dataset root, fer2013.csv, or folder of <emotion>/ (default: data/fer2013)")
+    p.add_argument(
+        "--data", help="dataset root, fer2013.csv, or folder of <emotion>/ (default: $FER2013_DIR, else data/fer2013)"
+    )
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", dest="batch_size", type=int)
     p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"])
     p.add_argument("--learning-rate", "--lr", dest="learning_rate", type=float)
-    p.add_argument("--validation", choices=["train", "test"], help="hold out from train, or select on test")
+    p.add_argument(
+        "--validation",
+        choices=["train", "test"],
+        help="train: hold out 10%% of train (default); test: only watched (needs a fixed cosine schedule)",
+    )
     p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--max-train-samples",
+        dest="max_train_samples",
+        type=int,
+        help="train on a stratified subset of this many images (quick runs; default: all)",
+    )
     p.add_argument("--no-class-weights", action="store_true", help="turn off balanced class weights")
     p.add_argument(
         "--set",
@@ -258,10 +345,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="score a model on a labelled split")
-    p.add_argument("--model", required=True, help="path to a .keras model")
-    p.add_argument("--data", required=True, help="dataset root, fer2013.csv, or folder of <emotion>/ folders")
+    p.add_argument("--model", help="path to a .keras model (default: the shipped model)")
+    p.add_argument(
+        "--data",
+        help="dataset root, fer2013.csv, or folder of <emotion>/ folders (default: $FER2013_DIR, else data/fer2013)",
+    )
     p.add_argument("--split", default="test", help="train | test | private (default: test)")
-    p.add_argument("--tta", action="store_true", help="average with horizontally flipped faces")
+    p.add_argument(
+        "--no-dedup",
+        action="store_true",
+        help="skip the second figure without faces that duplicate training images (saves loading train)",
+    )
+    p.add_argument(
+        "--tta",
+        nargs="?",
+        const=True,
+        default=False,
+        choices=["flip", "shift"],
+        help="test-time augmentation: average over views of each face (default scheme; or name one)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_evaluate)
 
@@ -274,7 +376,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for predictions.csv/.json, annotated images and video tables")
     p.add_argument("--annotate-video", action="store_true", help="with --out: also write annotated videos")
     p.add_argument("--chunk", type=int, default=64, help="images read and predicted together")
-    p.add_argument("--tta", action="store_true", help="average with the mirror image")
+    p.add_argument(
+        "--tta",
+        nargs="?",
+        const=True,
+        default=False,
+        choices=["flip", "shift"],
+        help="test-time augmentation: average over views of each face (default scheme; or name one)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_predict)
 
@@ -299,8 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("ship", help="make a run's best model the default: export, evaluate, write the model card")
-    p.add_argument("--run", required=True, help="run folder with best.keras, config.json, history.csv")
-    p.add_argument("--data", required=True, help="dataset whose test split is reported (FER-2013: PublicTest)")
+    p.add_argument("--run", required=True, help="run folder with config.json, history.csv and its model")
+    p.add_argument("--data", help="dataset whose test split is reported (default: $FER2013_DIR, else data/fer2013)")
     p.add_argument("--models-dir", help="default: the repository's models/")
     p.add_argument("--hardware", help="where it was trained, for the card (default: this machine)")
     p.set_defaults(func=cmd_ship)
@@ -315,12 +424,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _quiet_tensorflow()
+    """Exit codes: 0 done; 1 some inputs failed (predict); 2 usage, data or model errors."""
     args = build_parser().parse_args(argv)
+    if args.show_logs:
+        os.environ[quiet.VERBOSE_ENV] = "1"
+        quiet.uninstall()
     from fer.errors import DataError, ImageError, ModelError
 
     try:
         return args.func(args)
-    except (DataError, ImageError, ModelError, ValueError) as exc:
+    except (UsageError, DataError, ImageError, ModelError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -221,12 +221,49 @@ def load_csv(path: str | Path) -> dict[str, FaceSet]:
     return splits
 
 
+DATA_ENV = "FER2013_DIR"
+_REPO = Path(__file__).resolve().parent.parent
+
+
+def data_dir(explicit: str | Path | None = None) -> Path:
+    """Where FER-2013 is: `explicit` if given, else $FER2013_DIR, else data/fer2013.
+
+    The one resolution order of the CLI, the notebooks, the tests and the benchmarks.
+    `data/fer2013` is the checkout's own folder when the package is installed from one
+    (editable install), else data/fer2013 under the current directory. The path is
+    returned whether or not it exists: loaders say what is missing.
+    """
+    if explicit not in (None, ""):
+        return Path(explicit).expanduser()
+    env = os.environ.get(DATA_ENV)
+    if env:
+        return Path(env).expanduser()
+    checkout = _REPO / "data"
+    base = _REPO if (checkout / "README.md").is_file() else Path.cwd()
+    return base / "data" / "fer2013"
+
+
 def _find_split_folder(root: Path, split: str) -> Path | None:
     for name in _FOLDER_SPLITS.get(split, (split,)):
         for candidate in (root / name, root / name.capitalize(), root / name.upper()):
             if candidate.is_dir():
                 return candidate
     return None
+
+
+def has_split(data: str | Path, split: str) -> bool:
+    """Whether dataset `data` holds `split` of its own (a <split>/ folder or CSV rows), not just a bare
+    folder of <emotion>/ folders that load_split would hand out for any split name."""
+    data = Path(data)
+    if data.is_dir() and _find_split_folder(data, split) is not None:
+        return True
+    csv = data if data.is_file() else data / "fer2013.csv"
+    if csv.is_file():
+        try:
+            return split in load_csv(csv)
+        except DataError:
+            return False
+    return False
 
 
 def load_split(data: str | Path, split: str = "test", strict: bool = False) -> FaceSet:
@@ -239,7 +276,7 @@ def load_split(data: str | Path, split: str = "test", strict: bool = False) -> F
     if not data.exists():
         raise DataError(
             f"{data}: not found. Download FER-2013 as described in data/README.md, or pass "
-            "the folder that holds train/ and test/."
+            f"the folder that holds train/ and test/ (or set {DATA_ENV} to it)."
         )
     csv = data if data.is_file() else data / "fer2013.csv"
     if data.is_file() or (csv.is_file() and _find_split_folder(data, split) is None):

@@ -12,14 +12,51 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 
 from fer.data import EMOTIONS
 from fer.dataset import to_model_input
+from fer.quality import duplicates_of
+
+# Test-time augmentation schemes: the views of each face whose predictions are averaged.
+#   flip:  the face and its mirror image (2 views).
+#   shift: flip x {centre, 2 px left/right/up/down} (10 views; edges repeated into the gap).
+# `tta=True` means DEFAULT_TTA, the scheme chosen on a validation split held out of train
+# (benchmarks/eval_tta.py; never on the test split).
+TTA_SCHEMES = ("flip", "shift")
+DEFAULT_TTA = "flip"
+TTA_SHIFT = 2
 
 
-def predict_proba(model: keras.Model, images: np.ndarray, tta: bool = False, batch_size: int = 256) -> np.ndarray:
+def tta_scheme(tta: bool | str | None) -> str | None:
+    """Normalise a `tta` argument: False/None -> None, True -> DEFAULT_TTA, a scheme name -> itself."""
+    if tta is None or tta is False or tta == "none":
+        return None
+    if tta is True:
+        return DEFAULT_TTA
+    if tta not in TTA_SCHEMES:
+        raise ValueError(f"tta must be True, False or one of {TTA_SCHEMES}, got {tta!r}")
+    return tta
+
+
+def tta_views(x: np.ndarray, scheme: str | None) -> list[np.ndarray]:
+    """The views of (N, 48, 48, 1) faces that `scheme` averages over (the faces themselves first)."""
+    if scheme is None:
+        return [x]
+    views = [x]
+    if scheme == "shift":
+        s = TTA_SHIFT
+        padded = np.pad(x, ((0, 0), (s, s), (s, s), (0, 0)), mode="edge")
+        h, w = x.shape[1:3]
+        for dy, dx in ((0, -s), (0, s), (-s, 0), (s, 0)):
+            views.append(padded[:, s + dy : s + dy + h, s + dx : s + dx + w])
+    return views + [v[:, :, ::-1] for v in views]
+
+
+def predict_proba(model: keras.Model, images: np.ndarray, tta: bool | str = False, batch_size: int = 256) -> np.ndarray:
     """Class probabilities (N, 7) for (N, 48, 48) uint8 faces.
 
-    tta=True averages the prediction of each face and its mirror image: faces are
-    roughly symmetric and the models were trained with flips, so it is a cheap gain.
+    tta: average over several views of each face (see TTA_SCHEMES): True is the default
+    scheme (the face and its mirror image: faces are roughly symmetric and the models are
+    trained with flips), or name one: "flip", "shift".
     """
+    scheme = tta_scheme(tta)
     x = to_model_input(images)
     if len(x) == 0:
         return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
@@ -30,9 +67,8 @@ def predict_proba(model: keras.Model, images: np.ndarray, tta: bool = False, bat
             return np.asarray(model.predict_on_batch(batch))
         return model.predict(batch, batch_size=batch_size, verbose=0)
 
-    probs = run(x)
-    if tta:
-        probs = (probs + run(x[:, :, ::-1])) / 2
+    views = tta_views(x, scheme)
+    probs = sum(run(np.ascontiguousarray(v)) for v in views) / len(views)
     return np.asarray(probs, dtype=np.float32)
 
 
@@ -68,11 +104,25 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: in
 
 @dataclass
 class Evaluation:
-    """Everything `evaluate` measured; `to_dict()` is the JSON the CLI prints."""
+    """Everything `evaluate` measured; `to_dict()` is the JSON the CLI prints.
+
+    `duplicates` (optional) marks faces that are exact copies of training images: FER-2013's
+    PublicTest has ~280 of them, on which any model scores far higher than on the rest.
+    `deduplicated` is the same evaluation without them, reported beside the full figure.
+    """
 
     labels: np.ndarray
     probabilities: np.ndarray
-    tta: bool = False
+    tta: bool | str = False
+    duplicates: np.ndarray | None = None
+
+    def subset(self, mask: np.ndarray) -> Evaluation:
+        return Evaluation(self.labels[mask], self.probabilities[mask], self.tta)
+
+    @property
+    def deduplicated(self) -> Evaluation | None:
+        """This evaluation without the faces that duplicate training images (None if unknown)."""
+        return None if self.duplicates is None else self.subset(~self.duplicates)
 
     @property
     def predictions(self) -> np.ndarray:
@@ -118,12 +168,21 @@ class Evaluation:
         return expected_calibration_error(self.probabilities, self.labels)
 
     def to_dict(self) -> dict:
+        dedup = self.deduplicated
         return {
             "n": self.n,
             "accuracy": round(self.accuracy, 5),
             "macro_f1": round(self.macro_f1, 5),
             "ece": round(self.ece, 5),
             "tta": self.tta,
+            "without_train_duplicates": None
+            if dedup is None
+            else {
+                "n": dedup.n,
+                "n_removed": self.n - dedup.n,
+                "accuracy": round(dedup.accuracy, 5),
+                "macro_f1": round(dedup.macro_f1, 5),
+            },
             "per_class": {
                 e: {k: (int(v) if k == "support" else round(float(v), 5)) for k, v in row.items()}
                 for e, row in self.per_class.iterrows()
@@ -135,17 +194,40 @@ class Evaluation:
     def to_json(self, **kwargs) -> str:
         return json.dumps(self.to_dict(), **kwargs)
 
+    def summary(self) -> str:
+        """One line: n, accuracy, macro-F1, ECE, TTA and the duplicate-free accuracy when known."""
+        line = (
+            f"n={self.n}  accuracy={self.accuracy:.4f}  macro-F1={self.macro_f1:.4f}  "
+            f"ECE={self.ece:.4f}  TTA={tta_scheme(self.tta) or 'off'}"
+        )
+        dedup = self.deduplicated
+        if dedup is not None:
+            line += f"\nwithout the {self.n - dedup.n} faces that duplicate training images: n={dedup.n}  "
+            line += f"accuracy={dedup.accuracy:.4f}  macro-F1={dedup.macro_f1:.4f}"
+        return line
+
     def __repr__(self) -> str:
         return f"Evaluation(n={self.n}, accuracy={self.accuracy:.4f}, macro_f1={self.macro_f1:.4f}, tta={self.tta})"
 
 
 def evaluate(
-    model: keras.Model, images: np.ndarray, labels: np.ndarray, tta: bool = False, batch_size: int = 256
+    model: keras.Model,
+    images: np.ndarray,
+    labels: np.ndarray,
+    tta: bool | str = False,
+    batch_size: int = 256,
+    train_images: np.ndarray | None = None,
 ) -> Evaluation:
-    """Score `model` on (N, 48, 48) uint8 faces with int labels into EMOTIONS."""
+    """Score `model` on (N, 48, 48) uint8 faces with int labels into EMOTIONS.
+
+    `train_images`: the training images; faces that are exact copies of one are marked, and the
+    result also reports accuracy without them (`Evaluation.deduplicated`).
+    """
     labels = np.asarray(labels)
     if len(labels) == 0:
         raise ValueError("Cannot evaluate on an empty set of faces")
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
-    return Evaluation(labels, predict_proba(model, images, tta=tta, batch_size=batch_size), tta=tta)
+    duplicates = None if train_images is None else duplicates_of(images, train_images)
+    probs = predict_proba(model, images, tta=tta, batch_size=batch_size)
+    return Evaluation(labels, probs, tta=tta_scheme(tta) or False, duplicates=duplicates)

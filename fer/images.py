@@ -15,6 +15,7 @@ from fer.errors import ImageError
 
 FACE_SIZE = 48
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".pgm", ".ppm")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 
 
 def _pil_to_array(image: Image.Image) -> np.ndarray:

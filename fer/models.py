@@ -36,7 +36,8 @@ def _classifier_head(x, dense_units, dropout: float, n_classes: int):
     for units in dense_units:
         x = layers.Dense(units, activation="relu")(x)
         x = layers.Dropout(dropout)(x)
-    return layers.Dense(n_classes, activation="softmax", name="emotion")(x)
+    # float32 softmax even under mixed precision: the loss and probabilities stay float32.
+    return layers.Dense(n_classes, activation="softmax", name="emotion", dtype="float32")(x)
 
 
 def build_seed(
@@ -98,7 +99,7 @@ def build_vgg(
         x = layers.BatchNormalization(momentum=bn_momentum)(x)
         x = layers.Activation("relu")(x)
         x = layers.Dropout(dropout)(x)
-    outputs = layers.Dense(n_classes, activation="softmax", name="emotion")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="emotion", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)
 
 

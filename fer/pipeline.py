@@ -66,8 +66,11 @@ def _resolve(value, base: Path) -> str:
 
 
 def _default_data_dir() -> tuple[str, bool]:
-    """data/fer2013 when present; otherwise a generated synthetic sample (a smoke run)."""
-    real = REPO / "data" / "fer2013"
+    """FER-2013 where `fer.data_dir()` finds it ($FER2013_DIR, else data/fer2013);
+    otherwise a generated synthetic sample (a smoke run)."""
+    from fer.data import data_dir
+
+    real = data_dir()
     if real.exists():
         return str(real), False
     from fer.sample import write_sample
@@ -76,6 +79,35 @@ def _default_data_dir() -> tuple[str, bool]:
     if not (sample / "test").is_dir():
         write_sample(sample)
     return str(sample), True
+
+
+def _looked_in() -> str:
+    import os
+
+    from fer.data import DATA_ENV, data_dir
+
+    return f"${DATA_ENV}={os.environ[DATA_ENV]}" if os.environ.get(DATA_ENV) else str(data_dir())
+
+
+def kernel_manager_class():
+    """The kernel manager papermill starts kernels with: CurveZMQ-encrypted where pyzmq supports it.
+
+    ipykernel >= 7.3 warns on every start of a kernel bound over plain TCP ("Kernel is running
+    over TCP without encryption ..."); asking the manager to provision Curve keys is the fix
+    that ipykernel's message names. Without libsodium in pyzmq, the plain manager is used.
+    """
+    import zmq
+    from jupyter_client.manager import AsyncKernelManager
+
+    if not zmq.has("curve"):
+        return AsyncKernelManager
+
+    class EncryptedKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            kwargs.setdefault("transport_encryption", "auto")
+            super().__init__(**kwargs)
+
+    return EncryptedKernelManager
 
 
 def check_parameters(params: dict, steps, notebooks_dir: Path = NOTEBOOKS) -> dict[str, dict]:
@@ -125,11 +157,12 @@ def run_pipeline(
     (run_dir / "params.json").write_text(json.dumps({**params, "steps": list(steps), "smoke_run": smoke}, indent=2))
     if smoke:
         print(
-            f"SMOKE RUN: data/fer2013 not found, using the synthetic sample at {params['data_dir']}. "
+            f"SMOKE RUN: FER-2013 not found (looked in {_looked_in()}), "
+            f"using the synthetic sample at {params['data_dir']}. "
             "Its numbers say nothing about FER-2013 (see data/README.md)."
         )
 
-    model_path = run_dir / "train" / "best.keras"
+    model_path = run_dir / "train" / f"{params.get('checkpoint', 'best')}.keras"
     for step in steps:
         step_params = {k: v for k, v in params.items() if k in declared[step]}
         step_params["output_dir"] = str(run_dir / step)
@@ -146,6 +179,7 @@ def run_pipeline(
             kernel_name="python3",
             progress_bar=False,
             log_output=log_output,
+            kernel_manager_class=kernel_manager_class(),
         )
     metrics_path = run_dir / "evaluate" / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}

@@ -115,7 +115,7 @@ def _prediction(probs: np.ndarray, face: Face | None = None) -> Prediction:
 
 
 def predict_emotions(
-    images, model=None, channel_order: str = "rgb", tta: bool = False, batch_size: int = 256
+    images, model=None, channel_order: str = "rgb", tta: bool | str = False, batch_size: int = 256
 ) -> list[Prediction]:
     """Predict many face crops in batches. `images`: a list of paths/PIL images/arrays,
     or one (N, 48, 48) uint8 array of faces. See predict_emotion for the rest."""
@@ -141,7 +141,7 @@ def predict_photos(
     margin: float = DEFAULT_MARGIN,
     align: bool = False,
     channel_order: str = "rgb",
-    tta: bool = False,
+    tta: bool | str = False,
     batch_size: int = 256,
     warn_no_face: bool = True,
 ) -> list[list[Prediction]]:
@@ -160,6 +160,12 @@ def predict_photos(
 
 def _predict_arrays(arrays, names, model, boxes, detector, margin, align, tta, batch_size) -> list[list[Prediction]]:
     """predict_photos on decoded RGB/gray arrays; `names` (or None: no warnings) label photos without faces."""
+    if align and (boxes is not None or detector == "haar"):
+        raise ValueError(
+            "align=True levels the eyes, which needs eye landmarks: only detector='mtcnn' gives them "
+            f"({'your own boxes have' if boxes is not None else 'the Haar detector has'} none). "
+            "Use detector='mtcnn', or leave align off."
+        )
     model = resolve_model(model)
     if boxes is not None and len(boxes) != len(arrays):
         raise ValueError(f"boxes must hold one list of boxes per image: {len(boxes)} lists for {len(arrays)} images")
@@ -171,6 +177,8 @@ def _predict_arrays(arrays, names, model, boxes, detector, margin, align, tta, b
             faces = [Face((0, 0, FACE_SIZE, FACE_SIZE))]  # already a FER-style face crop
         else:
             faces = detect_faces(arr, detector)
+        if align and any(face.left_eye is None or face.right_eye is None for face in faces):
+            raise ValueError("align=True needs eye landmarks, and this detector gave a face without them")
         if not faces and names is not None:
             warnings.warn(f"No face found in {names[i]}", stacklevel=3)
         crops += [crop_face(arr, face.box, margin, align=face if align else None) for face in faces]
@@ -203,13 +211,22 @@ def predict_emotion(image, model=None, face_crop: bool | None = None, boxes=None
     >>> predict_emotion("face48.png").emotion                     # doctest: +SKIP
     >>> [(p.box, p.emotion) for p in predict_emotion("group.jpg")]  # doctest: +SKIP
     """
+    settings = {"detector": "haar", "margin": DEFAULT_MARGIN, "align": False, "tta": False, "batch_size": 256}
+    unknown = set(options) - set(settings) - {"channel_order"}
+    if unknown:
+        raise TypeError(
+            f"predict_emotion got unexpected option(s) {sorted(unknown)}; "
+            f"known: {sorted([*settings, 'channel_order'])}"
+        )
     arr = as_array(image, options.pop("channel_order", "rgb"))  # decoded once, RGB or gray from here on
     if boxes is None and (face_crop if face_crop is not None else arr.shape[:2] == (FACE_SIZE, FACE_SIZE)):
+        detection = sorted(k for k in ("detector", "margin", "align") if k in options and options[k] != settings[k])
+        if detection:
+            raise ValueError(
+                f"{_name(image)} is taken as one face crop (face_crop=True, or a 48x48 image), so no face is "
+                f"detected and {detection} would do nothing. Pass face_crop=False to detect faces in it."
+            )
         crop_options = {k: v for k, v in options.items() if k in ("tta", "batch_size")}
         return predict_emotions([arr], model=model, **crop_options)[0]
-    settings = {"detector": "haar", "margin": DEFAULT_MARGIN, "align": False, "tta": False, "batch_size": 256}
-    unknown = set(options) - set(settings)
-    if unknown:
-        raise TypeError(f"predict_emotion got unexpected option(s) {sorted(unknown)}")
     settings.update(options)
     return _predict_arrays([arr], [_name(image)], model, [boxes] if boxes is not None else None, **settings)[0]

@@ -14,6 +14,17 @@ def _digests(images: np.ndarray) -> list[str]:
     return [hashlib.blake2b(np.ascontiguousarray(im).tobytes(), digest_size=16).hexdigest() for im in images]
 
 
+def duplicates_of(images, others) -> np.ndarray:
+    """Boolean mask over `images`: True where the pixels exactly equal an image in `others`.
+
+    Both are image arrays (N, 48, 48) or FaceSets.
+    """
+    images = images.images if isinstance(images, FaceSet) else images
+    others = others.images if isinstance(others, FaceSet) else others
+    seen = set(_digests(others))
+    return np.array([d in seen for d in _digests(images)], dtype=bool)
+
+
 def find_duplicates(splits: dict[str, FaceSet]) -> pd.DataFrame:
     """Every image whose pixels exactly equal another's, within or across splits.
 

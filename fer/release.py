@@ -1,7 +1,7 @@
 """Shipping a trained run as the default model: export, measure, and write the model card.
 
 `ship(run_dir, data)` writes into models/:
-    fer_emotion.keras          the best checkpoint without optimizer state (loads with safe_mode)
+    fer_emotion.keras          the run's model (its `checkpoint`) without optimizer state (loads with safe_mode)
     fer_emotion.metrics.json   every number of the card, machine-readable (tests read it)
     fer_emotion_confusion.png  row-normalised PublicTest confusion matrix
     MODEL_CARD.md              data, architecture, recipe, training time, results, limitations
@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from fer import plots
-from fer.data import load_split
-from fer.evaluation import evaluate, predict_proba
+from fer.data import data_dir, has_split, load_split
+from fer.evaluation import Evaluation, evaluate, predict_proba
 from fer.predict import DEFAULT_MODEL_NAME, MODELS_DIR
 
 
@@ -56,29 +56,67 @@ def _table(frame) -> str:
     return "\n".join(lines)
 
 
+def _selection(config: dict, summary: dict, epochs_done: int) -> str:
+    """How the shipped weights were chosen, in words, from the run's own settings."""
+    checkpoint = config.get("checkpoint", "best")
+    if checkpoint == "final":
+        return (
+            f"the final weights of a fixed {epochs_done}-epoch schedule: nothing was selected on PublicTest "
+            f"(the {config.get('val_fraction', 0.1):.0%} validation split held out of train was only watched)"
+        )
+    if config.get("validation") == "test":
+        return (
+            f"the best of {epochs_done} epochs on PublicTest itself (`validation: test`), which also drove the "
+            "learning-rate cuts: **the PublicTest figures below are optimistic**, since the reported split chose them"
+        )
+    return (
+        f"the best of {epochs_done} epochs (epoch {summary.get('best_epoch', '?')}) on a "
+        f"{config.get('val_fraction', 0.1):.0%} validation split held out of train; nothing was selected on PublicTest"
+    )
+
+
+def _schedule(config: dict) -> str:
+    if config.get("lr_schedule", "plateau") == "cosine":
+        return f"{config.get('warmup_epochs', 0)} warm-up epochs, then cosine decay to 0"
+    early = config.get("early_stopping_patience")
+    return (
+        f"ReduceLROnPlateau patience {config['reduce_lr_patience']} x{config['reduce_lr_factor']}, "
+        f"early stopping {'patience ' + str(early) if early is not None else 'off'}"
+    )
+
+
 def ship(
     run_dir: str | Path,
-    data: str | Path,
+    data: str | Path | None = None,
     models_dir: str | Path = MODELS_DIR,
     name: str = DEFAULT_MODEL_NAME,
     hardware: str | None = None,
     notes: str = "",
     throughput_faces: int = 2048,
 ) -> dict:
-    """Export run_dir/best.keras to models_dir/name, evaluate it on the test split, write the card."""
+    """Export the run's model to models_dir/name, evaluate it once on the test split, write the card.
+
+    The run's model is its `checkpoint` (best.keras or final.keras, see fer.training). The card
+    says how it was selected, and reports the test split with and without the faces that
+    duplicate training images. `data` defaults to fer.data_dir().
+    """
     run_dir, models_dir = Path(run_dir), Path(models_dir)
+    data = data_dir(data)
     stem = Path(name).stem
     config = json.loads((run_dir / "config.json").read_text())
     summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
     history = pd.read_csv(run_dir / "history.csv")
     epochs_done, train_seconds = len(history), float(history["seconds"].sum())
+    checkpoint = f"{config.get('checkpoint', 'best')}.keras"
 
-    model = export_model(run_dir / "best.keras", models_dir / name)
+    model = export_model(run_dir / checkpoint, models_dir / name)
     test = load_split(data, "test")
-    plain = evaluate(model, test.images, test.labels)
-    tta = evaluate(model, test.images, test.labels, tta=True)
+    train_images = load_split(data, "train").images if has_split(data, "train") else None
+    plain = evaluate(model, test.images, test.labels, train_images=train_images)
+    tta = evaluate(model, test.images, test.labels, tta=True, train_images=train_images)
     fig = plots.confusion_heatmap(plain.confusion_normalized.round(2), normalized=True)
     plots.save(fig, models_dir, f"{stem}_confusion")
+    hardware = hardware or f"{platform.machine()} CPU, {keras.backend.backend()} backend"
     metrics = {
         "model_file": name,
         "architecture": config["model"],
@@ -90,34 +128,61 @@ def ship(
         "macro_f1": round(plain.macro_f1, 4),
         "macro_f1_tta": round(tta.macro_f1, 4),
         "ece": round(plain.ece, 4),
+        "without_train_duplicates": {
+            "plain": plain.to_dict()["without_train_duplicates"],
+            "tta": tta.to_dict()["without_train_duplicates"],
+        },
         "per_class": plain.to_dict()["per_class"],
+        "checkpoint": checkpoint,
+        "selection": _selection(config, summary, epochs_done),
         "epochs": epochs_done,
         "best_epoch": summary.get("best_epoch"),
+        "precision": summary.get("precision", "float32"),
         "train_seconds": round(train_seconds),
-        "hardware": hardware or f"{platform.machine()} CPU, {keras.backend.backend()} backend",
+        "hardware": hardware,
         "cpu_faces_per_second": round(cpu_throughput(model, n=throughput_faces)),
         "config": config,
     }
     (models_dir / f"{stem}.metrics.json").write_text(json.dumps(metrics, indent=2))
+    (models_dir / "MODEL_CARD.md").write_text(model_card(metrics, plain, tta, notes))
+    return metrics
+
+
+def model_card(metrics: dict, plain: Evaluation, tta: Evaluation, notes: str = "") -> str:
+    """The Markdown model card, every word and number generated from `metrics` and the evaluations."""
+    config, name = metrics["config"], metrics["model_file"]
+    stem = Path(name).stem
     per_class = plain.per_class.round(3)
     per_class["support"] = per_class["support"].astype(int)
     aug = ", ".join(f"{k}={v}" for k, v in config["augmentation"].items())
-    card = f"""# Model card: `{name}`
+    rows = [
+        f"| plain | **{plain.accuracy:.2%}** | {plain.macro_f1:.3f} |",
+        f"| with flip test-time augmentation (`--tta`) | **{tta.accuracy:.2%}** | {tta.macro_f1:.3f} |",
+    ]
+    dedup, dedup_tta = plain.deduplicated, tta.deduplicated
+    if dedup is not None:
+        removed = plain.n - dedup.n
+        rows += [
+            f"| plain, without the {removed} faces that copy training images | {dedup.accuracy:.2%} | "
+            f"{dedup.macro_f1:.3f} |",
+            f"| with TTA, without those faces | {dedup_tta.accuracy:.2%} | {dedup_tta.macro_f1:.3f} |",
+        ]
+    results = "\n".join(rows)
+    return f"""# Model card: `{name}`
 
 Seven-class facial-emotion classifier for 48x48 grayscale faces (FER-2013 style), the default
-model of `fer.predict_emotion` and `python -m fer predict`. Generated by `fer.release.ship`;
-every number below is also in `{stem}.metrics.json`.
+model of `fer.predict_emotion` and `python -m fer predict`. Generated, every word of it, by
+`fer.release.ship` (`python -m fer ship`); every number below is also in `{stem}.metrics.json`.
 
 ## Results on {metrics["test_split"]}
 
 | | accuracy | macro-F1 |
 |---|---|---|
-| plain | **{plain.accuracy:.2%}** | {plain.macro_f1:.3f} |
-| with flip test-time augmentation (`--tta`) | **{tta.accuracy:.2%}** | {tta.macro_f1:.3f} |
+{results}
 
 Expected calibration error (15 bins, plain): {plain.ece:.3f}.
-PublicTest was also used to pick the best epoch (`validation: test`), so it is slightly optimistic;
-the held-back PrivateTest half is the independent measure.
+How the weights were chosen: {metrics["selection"]}.
+PublicTest was evaluated once, for this card.
 
 {_table(per_class)}
 
@@ -126,21 +191,21 @@ the held-back PrivateTest half is the independent measure.
 ## Model
 
 - Architecture: `{config["model"]}` (`fer.build_model("{config["model"]}")`), {metrics["params"]:,} parameters,
-  {metrics["file_mb"]} MB. Input: raw 0-255 gray faces (48, 48, 1); rescaling and the training-only
+  {metrics["file_mb"]} MB (float32). Input: raw 0-255 gray faces (48, 48, 1); rescaling and the training-only
   augmentation layers are inside the model. Output: softmax over
   angry, disgust, fear, happy, neutral, sad, surprise.
-- CPU inference: {metrics["cpu_faces_per_second"]:,} faces/s batched (batch 256, {metrics["hardware"]}).
+- CPU inference: {metrics["cpu_faces_per_second"]:,} faces/s batched (batch 256, best of 3 on random faces;
+  {metrics["hardware"]}).
 
 ## Training
 
 - Data: FER-2013 train split (28,709 faces), no external data, no pretrained weights.
-- Recipe (`config.json` of the run): optimizer {config["optimizer"]}, learning rate {config["learning_rate"]},
-  batch {config["batch_size"]}, label smoothing {config["label_smoothing"]}, weight decay {config["weight_decay"]},
-  balanced class weights {"on" if config["class_weighting"] else "off"}, augmentation ({aug}),
-  ReduceLROnPlateau patience {config["reduce_lr_patience"]} x{config["reduce_lr_factor"]},
-  early stopping patience {config["early_stopping_patience"]}, seed {config["seed"]}.
-- Ran {epochs_done} epochs (best: epoch {summary.get("best_epoch", "?")}), {train_seconds / 3600:.1f} h of training on
-  {metrics["hardware"]}.
+- Recipe (`config.json` of the run): model `{config["model"]}` {config.get("model_options") or ""}, optimizer
+  {config["optimizer"]}, learning rate {config["learning_rate"]}, {_schedule(config)}, batch {config["batch_size"]},
+  label smoothing {config["label_smoothing"]}, weight decay {config["weight_decay"]}, balanced class weights
+  {"on" if config["class_weighting"] else "off"}, augmentation ({aug}), validation `{config["validation"]}`,
+  seed {config["seed"]}, {metrics["precision"]} compute.
+- Ran {metrics["epochs"]} epochs, {metrics["train_seconds"] / 3600:.1f} h of training on {metrics["hardware"]}.
 {notes}
 ## Limitations
 
@@ -153,5 +218,3 @@ the held-back PrivateTest half is the independent measure.
 - Frontal faces only: profile or strongly tilted faces are missed by the Haar detector or misread.
 - `disgust` is rare (1.5% of training data) and its scores are the least reliable.
 """
-    (models_dir / "MODEL_CARD.md").write_text(card)
-    return metrics

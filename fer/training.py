@@ -5,6 +5,8 @@ A run folder holds:
     history.csv         one row per finished epoch: losses, accuracies, learning rate, seconds
     best.keras          the checkpoint with the best monitored value (val_accuracy)
     final.keras         the weights after the last epoch
+                        (both float32 whatever `precision` trained them; `checkpoint` in
+                        config.json says which of the two is the run's model)
     summary.json        written when training ends: epochs done, best score, time, throughput
     backup/             crash-safe weights + optimizer state of the last finished epoch
 
@@ -28,9 +30,78 @@ import numpy as np
 import pandas as pd
 
 from fer.augment import Augmentation
-from fer.data import EMOTIONS, FaceSet, class_weights, load_split, train_val_split
+from fer.data import EMOTIONS, FaceSet, class_weights, data_dir, load_split, train_val_split
 from fer.dataset import FaceBatches, to_model_input
+from fer.errors import DataError
 from fer.models import build_model
+from fer.quality import duplicates_of
+
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def native_bfloat16() -> bool:
+    """Whether this machine computes bfloat16 natively: a GPU (JAX), or a CPU with AVX512_BF16 or AMX.
+
+    Elsewhere bfloat16 is emulated and slower than float32, so "auto" picks float32 there.
+    """
+    if keras.backend.backend() == "jax":
+        import jax
+
+        if jax.devices()[0].platform == "gpu":
+            return True
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: no cheap way to tell, stay with float32
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str) -> str:
+    """ "auto" -> "bfloat16" where native, else "float32"; the others pass through."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "auto":
+        return "bfloat16" if native_bfloat16() else "float32"
+    return precision
+
+
+def build_for_training(config: TrainConfig, precision: str = "float32") -> keras.Model:
+    """`config`'s model with its augmentation, its layers computing in `precision`.
+
+    bfloat16 means Keras' "mixed_bfloat16" policy: float32 weights, bfloat16 compute,
+    and a float32 softmax (the output layer pins its dtype), so the loss stays float32.
+    """
+    policy = {"float32": "float32", "bfloat16": "mixed_bfloat16"}[precision]
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        return build_model(
+            config.model,
+            augmentation=Augmentation.from_dict(config.augmentation),
+            seed=config.seed,
+            **config.model_options,
+        )
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def save_float32(model: keras.Model, config: TrainConfig, path: Path, steps_per_epoch: int = 1) -> None:
+    """Save `model` as a float32 model: it loads and predicts in float32 on any machine.
+
+    A mixed-precision model is rebuilt in float32 and takes its (float32) weights and, when it
+    was compiled, its optimizer state (so a saved final.keras can go on training).
+    """
+    if model.dtype_policy.name != "float32" or any(layer.dtype_policy.name != "float32" for layer in model.layers):
+        plain = build_for_training(config, "float32")
+        plain.set_weights(model.get_weights())
+        if getattr(model, "optimizer", None) is not None:
+            compile_model(plain, config, steps_per_epoch)
+            plain.optimizer.build(plain.trainable_variables)
+            for mine, theirs in zip(plain.optimizer.variables, model.optimizer.variables):
+                mine.assign(theirs)
+        model = plain
+    model.save(path)
 
 
 @dataclass
@@ -39,7 +110,7 @@ class TrainConfig:
 
     model: str = "seed"
     model_options: dict = field(default_factory=dict)
-    data: str = "data/fer2013"
+    data: str | None = None  # None: fer.data_dir() ($FER2013_DIR, else data/fer2013)
     epochs: int = 30
     batch_size: int = 64
     optimizer: str = "adam"  # adam | adamw | sgd (Nesterov momentum)
@@ -49,7 +120,8 @@ class TrainConfig:
     label_smoothing: float = 0.0
     class_weighting: bool = True
     augmentation: dict = field(default_factory=lambda: Augmentation().to_dict())
-    # "train": hold out val_fraction of train (stratified); "test": select on the test split (PublicTest).
+    # "train": hold out val_fraction of train (stratified, without copies of test images);
+    # "test": only watch the test split, allowed where nothing is chosen on it (cosine schedule, final weights).
     validation: str = "train"
     val_fraction: float = 0.1
     max_train_samples: int | None = None  # subsample train (stratified) for quick runs
@@ -59,6 +131,15 @@ class TrainConfig:
     reduce_lr_patience: int | None = 5  # None: off
     reduce_lr_factor: float = 0.5
     min_learning_rate: float = 1e-6
+    # "plateau": ReduceLROnPlateau on `monitor`; "cosine": linear warm-up for `warmup_epochs`,
+    # then cosine decay to 0 at `epochs` (a fixed schedule: its final weights need no selection).
+    lr_schedule: str = "plateau"
+    warmup_epochs: int = 0
+    # Which weights are the run's model: "best" (best `monitor` epoch on the validation split)
+    # or "final" (last epoch of a fixed schedule). Never select on the test split you report.
+    checkpoint: str = "best"
+    # "auto": bfloat16 mixed precision where the CPU/GPU computes bf16 natively, else float32.
+    precision: str = "auto"
 
     @classmethod
     def from_dict(cls, options: dict) -> TrainConfig:
@@ -73,6 +154,20 @@ class TrainConfig:
             raise ValueError(f"optimizer must be adam, adamw or sgd, got {self.optimizer!r}")
         if self.validation not in ("train", "test"):
             raise ValueError(f"validation must be 'train' or 'test', got {self.validation!r}")
+        if self.validation == "test" and (self.lr_schedule != "cosine" or self.checkpoint != "final"):
+            raise ValueError(
+                "validation='test' would pick the checkpoint, the learning-rate cuts or the stopping epoch on "
+                "the split you then report. Use validation='train' (a stratified hold-out of train), or watch "
+                "the test split only with lr_schedule='cosine' and checkpoint='final', where nothing is chosen on it."
+            )
+        if self.lr_schedule not in ("plateau", "cosine"):
+            raise ValueError(f"lr_schedule must be 'plateau' or 'cosine', got {self.lr_schedule!r}")
+        if self.checkpoint not in ("best", "final"):
+            raise ValueError(f"checkpoint must be 'best' or 'final', got {self.checkpoint!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise ValueError(f"warmup_epochs must be in [0, epochs), got {self.warmup_epochs}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be positive")
         Augmentation.from_dict(self.augmentation)
@@ -86,18 +181,33 @@ class TrainResult:
     summary: dict
 
 
-def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+def learning_rate(config: TrainConfig, steps_per_epoch: int):
+    """The optimizer's learning rate: a float (plateau schedule) or a warm-up + cosine schedule."""
+    if config.lr_schedule == "plateau":
+        return config.learning_rate
+    warmup = config.warmup_epochs * steps_per_epoch
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else config.learning_rate,
+        decay_steps=(config.epochs - config.warmup_epochs) * steps_per_epoch,
+        alpha=0.0,
+        warmup_target=config.learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int = 1) -> keras.optimizers.Optimizer:
+    lr = learning_rate(config, steps_per_epoch)
     wd = config.weight_decay or None
     if config.optimizer == "sgd":
-        return keras.optimizers.SGD(config.learning_rate, momentum=config.momentum, nesterov=True, weight_decay=wd)
+        return keras.optimizers.SGD(lr, momentum=config.momentum, nesterov=True, weight_decay=wd)
     if config.optimizer == "adamw":
-        return keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay or 1e-4)
-    return keras.optimizers.Adam(config.learning_rate, weight_decay=wd)
+        return keras.optimizers.AdamW(lr, weight_decay=config.weight_decay or 1e-4)
+    return keras.optimizers.Adam(lr, weight_decay=wd)
 
 
-def compile_model(model: keras.Model, config: TrainConfig) -> keras.Model:
+def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int = 1) -> keras.Model:
     model.compile(
-        optimizer=make_optimizer(config),
+        optimizer=make_optimizer(config, steps_per_epoch),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"],
     )
@@ -118,15 +228,38 @@ class _EpochInfo(keras.callbacks.Callback):
 
 def _load_data(config: TrainConfig, train: FaceSet | None, val: FaceSet | None) -> tuple[FaceSet, FaceSet]:
     if train is None:
-        train = load_split(config.data, "train")
+        train = load_split(data_dir(config.data), "train")
     if config.max_train_samples and config.max_train_samples < len(train):
         train, _ = train_val_split(train, 1 - config.max_train_samples / len(train), seed=config.seed)
     if val is None:
         if config.validation == "test":
-            val = load_split(config.data, "test")
+            val = load_split(data_dir(config.data), "test")
         else:
             train, val = train_val_split(train, config.val_fraction, seed=config.seed)
+            val, train = _move_test_duplicates(config, val, train)
     return train, val
+
+
+def _move_test_duplicates(config: TrainConfig, val: FaceSet, train: FaceSet) -> tuple[FaceSet, FaceSet]:
+    """Move validation images that also occur in the test split into train.
+
+    FER-2013 has ~280 test images that are exact copies of training images; leaving their
+    copies in the validation split would let epoch or recipe choices lean on test faces.
+    """
+    try:
+        test = load_split(data_dir(config.data), "test")
+    except (DataError, FileNotFoundError):  # no test split beside train (e.g. a custom folder)
+        return val, train
+    leaked = duplicates_of(val, test)
+    if not leaked.any():
+        return val, train
+    moved = val.subset(np.flatnonzero(leaked))
+    merged = FaceSet(
+        np.concatenate([train.images, moved.images]),
+        np.concatenate([train.labels, moved.labels]),
+        train.sources + moved.sources if train.sources and moved.sources else [],
+    )
+    return val.subset(np.flatnonzero(~leaked)), merged
 
 
 def _read_history(path: Path) -> pd.DataFrame:
@@ -202,7 +335,8 @@ class EpochBackup(keras.callbacks.Callback):
 
 
 def _check_same_config(run_dir: Path, config: TrainConfig) -> None:
-    saved = json.loads((run_dir / "config.json").read_text())
+    # Settings added since a run was started count as their defaults.
+    saved = {**asdict(TrainConfig()), **json.loads((run_dir / "config.json").read_text())}
     ours = asdict(config)
     # Only `epochs` may change on resume (to extend a run); anything else is a different run.
     diff = sorted(k for k in set(saved) | set(ours) if k != "epochs" and saved.get(k) != ours.get(k))
@@ -244,7 +378,7 @@ def train(
         if summary_path.is_file() and not backup_dir.exists():
             summary = json.loads(summary_path.read_text())
             if summary["epochs_done"] >= config.epochs or summary.get("stopped_early"):
-                model = keras.models.load_model(run_dir / "best.keras", safe_mode=True)
+                model = keras.models.load_model(run_dir / f"{config.checkpoint}.keras", safe_mode=True)
                 return TrainResult(model, _read_history(history_path), run_dir, summary)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
@@ -253,17 +387,16 @@ def train(
     train_set, val_set = _load_data(config, train_faces, val_faces)
     weights = class_weights(train_set.labels) if config.class_weighting else None
 
-    model = build_model(
-        config.model,
-        augmentation=Augmentation.from_dict(config.augmentation),
-        seed=config.seed,
-        **config.model_options,
-    )
-    compile_model(model, config)
+    precision = resolve_precision(config.precision)
+    model = build_for_training(config, precision)
+    steps_per_epoch = -(-len(train_set) // config.batch_size)
+    compile_model(model, config, steps_per_epoch)
 
     # Resume: restore the last backup, and drop history rows written after it (the
     # process died between logging an epoch and backing it up).
     done = EpochBackup.restore(model, backup_dir)
+    if done:
+        print(f"Resuming {run_dir} after epoch {done} of {config.epochs}", flush=True)
     history = _read_history(history_path)
     if not history.empty:
         history = history[history["epoch"] < done]
@@ -276,7 +409,7 @@ def train(
 
     callbacks = [_EpochInfo(), keras.callbacks.CSVLogger(history_path, append=done > 0), checkpoint]
     stateful = {}
-    if config.reduce_lr_patience is not None:
+    if config.reduce_lr_patience is not None and config.lr_schedule == "plateau":
         stateful["reduce_lr"] = keras.callbacks.ReduceLROnPlateau(
             config.monitor,
             mode="max",
@@ -285,7 +418,7 @@ def train(
             min_lr=config.min_learning_rate,
         )
     early = None
-    if config.early_stopping_patience is not None:
+    if config.early_stopping_patience is not None and config.lr_schedule == "plateau":
         early = stateful["early_stopping"] = keras.callbacks.EarlyStopping(
             config.monitor, mode="max", patience=config.early_stopping_patience, restore_best_weights=False
         )
@@ -306,11 +439,13 @@ def train(
         verbose=verbose,
     )
     wall = time.perf_counter() - start
-    model.save(run_dir / "final.keras")
+    save_float32(model, config, run_dir / "final.keras", steps_per_epoch)
     history = _read_history(history_path)
     best_path = run_dir / "best.keras"
     if not best_path.is_file():  # monitored value never became finite (e.g. NaN loss)
-        model.save(best_path)
+        save_float32(model, config, best_path, steps_per_epoch)
+    elif precision != "float32":  # the checkpoint callback saved the mixed-precision model
+        save_float32(keras.models.load_model(best_path, safe_mode=True), config, best_path, steps_per_epoch)
     seconds = history["seconds"].sum() if "seconds" in history else wall
     summary = {
         "model": config.model,
@@ -324,9 +459,11 @@ def train(
         "train_samples": int(len(train_set)),
         "val_samples": int(len(val_set)),
         "class_weights": {EMOTIONS[k]: round(v, 4) for k, v in weights.items()} if weights else None,
+        "precision": precision,
+        "checkpoint": f"{config.checkpoint}.keras",
         "train_seconds": round(float(seconds), 1),
         "images_per_second": round(len(train_set) * len(history) / max(float(seconds), 1e-9), 1),
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    best = keras.models.load_model(best_path, safe_mode=True)
-    return TrainResult(best, history, run_dir, summary)
+    chosen = keras.models.load_model(run_dir / f"{config.checkpoint}.keras", safe_mode=True)
+    return TrainResult(chosen, history, run_dir, summary)

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import cv2
 import pandas as pd
 from tqdm.auto import tqdm
 
+from fer import quiet
 from fer.data import EMOTIONS
 from fer.drawing import annotate
 from fer.errors import ImageError
 from fer.faces import DEFAULT_MARGIN
+from fer.images import VIDEO_SUFFIXES  # noqa: F401  (re-exported: fer.video.VIDEO_SUFFIXES)
 from fer.predict import predict_photos, resolve_model
-
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 
 
 def analyze_video(
@@ -27,20 +28,22 @@ def analyze_video(
     max_frames: int | None = None,
     chunk: int = 32,
     progress: bool = True,
+    tta: bool | str = False,
 ) -> pd.DataFrame:
     """Predict the faces of every `stride`-th frame; one row per face.
 
     Columns: frame, time_s, face (index left to right; -1 for a frame without faces),
     x, y, w, h, emotion, probability and one probability column per emotion. Frames go
     through the network `chunk` at a time. `out_video` writes the processed frames with
-    boxes and labels (mp4v codec) at fps / stride.
+    boxes and labels (mp4v codec) at fps / stride. `tta`: test-time augmentation (see fer.evaluation.predict_proba).
     """
     path = Path(path)
     if stride < 1:
         raise ValueError(f"stride must be at least 1, got {stride}")
     if not path.is_file():
         raise ImageError(f"{path}: no such video file")
-    capture = cv2.VideoCapture(str(path))
+    with contextlib.nullcontext() if quiet.verbose() else quiet.stderr_silenced():
+        capture = cv2.VideoCapture(str(path))  # ffmpeg prints raw lines ("moov atom not found") on bad files
     if not capture.isOpened():
         raise ImageError(f"{path}: cannot open as a video (unsupported codec or not a video file)")
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
@@ -53,7 +56,7 @@ def analyze_video(
 
     def flush():
         nonlocal writer
-        results = predict_photos(frames, model, detector=detector, margin=margin, warn_no_face=False)
+        results = predict_photos(frames, model, detector=detector, margin=margin, tta=tta, warn_no_face=False)
         for index, rgb, faces in zip(indices, frames, results):
             base = {"frame": index, "time_s": round(index / fps, 3)}
             if not faces:

@@ -1,7 +1,6 @@
 """The model code is backend-agnostic: it trains on JAX (the GPU machines have JAX and no
 TensorFlow) and a model file from either backend loads and predicts the same on the other."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -9,15 +8,14 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import require
 
 from fer.evaluation import predict_proba
 from fer.predict import load_model
 from fer.sample import make_sample
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax not installed (pip install -e '.[dev]')"),
-]
+pytestmark = pytest.mark.slow
+require("jax")  # skips the module on a developer's machine without JAX; fails in CI
 
 # Runs in a fresh interpreter: Keras fixes its backend when first imported.
 JAX_SCRIPT = """

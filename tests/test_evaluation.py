@@ -78,3 +78,55 @@ def test_evaluate_rejects_empty_or_mismatched_input():
         evaluate(model, np.zeros((0, 48, 48), np.uint8), np.zeros(0, int))
     with pytest.raises(ValueError, match="2 images but 1 labels"):
         evaluate(model, np.zeros((2, 48, 48), np.uint8), np.zeros(1, int))
+
+
+def test_accuracy_without_faces_that_copy_training_images():
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 256, (20, 48, 48), dtype=np.uint8)
+    test = np.concatenate([train[:3], rng.integers(0, 256, (5, 48, 48), dtype=np.uint8)])  # 3 copies, 5 new
+    labels = np.zeros(8, int)
+
+    class Fixed(keras.Model):  # right on the copies, wrong on the rest: the two figures must differ
+        def call(self, x):
+            return keras.ops.one_hot(keras.ops.zeros(keras.ops.shape(x)[:1], "int32"), 7)
+
+    model = Fixed()
+    result = evaluate(model, test, labels, train_images=train)
+    assert result.duplicates.tolist() == [True] * 3 + [False] * 5
+    assert result.accuracy == 1.0 and result.deduplicated.n == 5
+    wrong = evaluate(model, test, np.r_[np.zeros(3, int), np.ones(5, int)], train_images=train)
+    assert wrong.accuracy == pytest.approx(3 / 8) and wrong.deduplicated.accuracy == 0.0
+    dedup = wrong.to_dict()["without_train_duplicates"]
+    assert dedup == {"n": 5, "n_removed": 3, "accuracy": 0.0, "macro_f1": 0.0}
+    assert "without the 3 faces" in wrong.summary()
+    assert evaluate(model, test, labels).to_dict()["without_train_duplicates"] is None
+
+
+def test_tta_schemes_average_the_views_they_name():
+    from fer.evaluation import tta_views
+
+    x = np.arange(2 * 48 * 48, dtype=np.float32).reshape(2, 48, 48, 1)
+    flip = tta_views(x, "flip")
+    assert len(flip) == 2 and np.array_equal(flip[1], x[:, :, ::-1])
+    shift = tta_views(x, "shift")
+    assert len(shift) == 10
+    assert np.array_equal(shift[1][:, :, 2:], x[:, :, :-2])  # shifted right by 2 px
+    assert np.array_equal(shift[1][:, :, :2], np.repeat(x[:, :, :1], 2, axis=2))  # the gap repeats the edge
+    assert np.array_equal(shift[2][:, :, :-2], x[:, :, 2:])  # and left
+    assert np.array_equal(shift[5], x[:, :, ::-1])  # the mirrored half starts with the mirrored face
+    with pytest.raises(ValueError, match="tta must be"):
+        predict_proba(None, x[..., 0].astype(np.uint8), tta="ten-crop")
+
+
+def test_tta_changes_the_prediction_of_a_model_that_is_not_symmetric():
+    # A "model" that reads the left half only: flipping must change its output, so TTA is really applied.
+    inputs = keras.Input((48, 48, 1))
+    left = keras.layers.Cropping2D(((0, 0), (0, 24)))(inputs)
+    pooled = keras.layers.GlobalAveragePooling2D()(left)
+    model = keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(pooled))
+    faces = np.zeros((4, 48, 48), np.uint8)
+    faces[:, :, :24] = 255  # bright left half
+    plain, flipped = predict_proba(model, faces), predict_proba(model, faces, tta=True)
+    assert not np.allclose(plain, flipped)
+    both = (predict_proba(model, faces) + predict_proba(model, faces[:, :, ::-1].copy())) / 2
+    assert np.allclose(flipped, both, atol=1e-6)

@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import require  # noqa: E402
 from PIL import Image
 
 import fer.predict as predict_module
@@ -16,7 +17,7 @@ from fer.faces import Face, crop_face, detect_faces, get_detector, roundtrip_cro
 from fer.predict import predict_emotion, predict_faces, predict_photos
 from fer.video import analyze_video
 
-skdata = pytest.importorskip("skimage.data")
+skdata = require("skimage.data")
 
 
 @pytest.fixture(scope="module")
@@ -138,13 +139,41 @@ def test_eye_alignment_levels_a_tilted_face(astronaut):
 
 
 def test_mtcnn_finds_the_face_with_eye_landmarks(astronaut, model):
-    pytest.importorskip("mtcnn")
+    require("mtcnn")
     faces = detect_faces(astronaut, detector="mtcnn")
     assert len(faces) == 1 and faces[0].score > 0.9
     (x, y, w, h), eyes = faces[0].box, (faces[0].left_eye, faces[0].right_eye)
     assert all(x < ex < x + w and y < ey < y + h * 0.6 for ex, ey in eyes)  # both eyes in the upper face
     aligned = predict_faces(astronaut, model=model, detector="mtcnn", align=True)
     assert len(aligned) == 1 and aligned[0].box == faces[0].box
+
+
+def test_align_really_rotates_the_crop_and_is_refused_where_it_cannot(astronaut, model, monkeypatch):
+    require("mtcnn")
+    crops = []
+    real_crop = predict_module.crop_face
+    monkeypatch.setattr(predict_module, "crop_face", lambda *a, **k: crops.append(real_crop(*a, **k)) or crops[-1])
+    centre = (256, 256)
+    tilted = cv2.warpAffine(
+        astronaut, cv2.getRotationMatrix2D(centre, 20, 1.0), (512, 512), borderMode=cv2.BORDER_REPLICATE
+    )
+    predict_faces(tilted, model=model, detector="mtcnn", align=False)
+    predict_faces(tilted, model=model, detector="mtcnn", align=True)
+    assert len(crops) == 2 and np.abs(crops[0].astype(float) - crops[1]).mean() > 5  # the aligned crop is turned
+    with pytest.raises(ValueError, match="only detector='mtcnn'"):
+        predict_faces(astronaut, model=model, align=True)  # Haar has no landmarks
+    with pytest.raises(ValueError, match="your own boxes"):
+        predict_faces(astronaut, model=model, boxes=[(170, 60, 110, 110)], align=True, detector="mtcnn")
+
+
+def test_unknown_or_inapplicable_options_are_refused(astronaut, model):
+    face = astronaut[60:170, 170:280]
+    with pytest.raises(TypeError, match="detectr"):
+        predict_emotion(face, model=model, face_crop=True, detectr="mtcnn")
+    with pytest.raises(TypeError, match="detectr"):
+        predict_emotion(astronaut, model=model, detectr="mtcnn")
+    with pytest.raises(ValueError, match="face_crop=False"):
+        predict_emotion(face, model=model, face_crop=True, detector="mtcnn")
 
 
 def test_photos_are_batched_through_the_network(astronaut, coffee, group, model, monkeypatch):
@@ -227,7 +256,7 @@ def test_cli_predict_on_photos_folder_and_video(astronaut, coffee, group, video,
     model_path = str(trained[0].run_dir / "best.keras")
     assert main(["predict", str(folder), str(video), "--model", model_path, "--out", str(out), "--stride", "3"]) == 0
     printed = capsys.readouterr().out
-    assert "(no face found)" in printed and "astronaut.png" in printed
+    assert "no face" in printed and "astronaut.png" in printed
     table = pd.read_csv(out / "predictions.csv")
     assert table.groupby("path").size().to_dict() == {
         str(folder / "astronaut.png"): 1,
@@ -235,7 +264,8 @@ def test_cli_predict_on_photos_folder_and_video(astronaut, coffee, group, video,
         str(folder / "group.webp"): 3,
         str(video): 1,
     }
-    assert {"p_happy", "box", "emotion"} <= set(table.columns)
+    assert {"p_happy", "box", "emotion", "status"} <= set(table.columns)
+    assert table.set_index("path").loc[str(folder / "coffee.jpg"), "status"] == "no face"
     assert (out / "group_annotated.png").is_file() and not (out / "coffee_annotated.png").exists()
     assert len(pd.read_csv(out / "clip_frames.csv")) == 4 and (out / "clip_emotions.png").is_file()
     records = json.loads((out / "predictions.json").read_text())

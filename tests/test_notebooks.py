@@ -4,6 +4,7 @@ import ast
 import json
 
 import nbformat
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -72,7 +73,9 @@ def test_pipeline_runs_all_notebooks_on_generated_data(sample_root, tmp_path):
     assert (run_dir / "train" / "best.keras").is_file()
     saved = json.loads((run_dir / "metrics.json").read_text())
     assert saved == metrics and metrics["n"] == 56 and metrics["split"] == "test"
-    assert 0 <= metrics["accuracy"] <= 1 and 0 <= metrics["macro_f1"] <= 1 and 0 <= metrics["ece"] <= 1
+    confusion = np.array(metrics["confusion"])
+    assert metrics["accuracy"] == pytest.approx(np.trace(confusion) / confusion.sum(), abs=1e-5)
+    assert 0 <= metrics["macro_f1"] <= 1 and 0 <= metrics["ece"] <= 1
     assert sum(v["support"] for v in metrics["per_class"].values()) == 56
     eda = json.loads((run_dir / "eda" / "eda.json").read_text())
     assert eda["counts"]["train"]["happy"] == 20 and eda["duplicates"]["groups"] == 0
@@ -130,7 +133,9 @@ def test_sweep_records_failures_goes_on_and_skips_finished_runs(sample_root, tmp
     assert list(table["run_id"]) == ["bad", "good"]
     bad, good = table.iloc[0], table.iloc[1]
     assert bad["status"] == "failed" and "optimizer must be adam, adamw or sgd" in bad["error"]
-    assert good["status"] == "ok" and 0 <= good["accuracy"] <= 1 and pd.isna(good["optimizer"])  # notebook default
+    good_metrics = json.loads((tmp_path / "runs" / spec["name"] / "good" / "metrics.json").read_text())
+    assert good["status"] == "ok" and good["accuracy"] == pytest.approx(good_metrics["accuracy"])
+    assert pd.isna(good["optimizer"])  # notebook default
     assert bad["optimizer"] == "rmsprop" and bad["epochs"] == 1
     # The failed run's executed notebook is kept and shows where it stopped.
     failed_nb = nbformat.read(tmp_path / "runs" / "t" / "bad" / "02_train.ipynb", as_version=4)

@@ -16,15 +16,19 @@ def test_every_input_kind_gives_the_same_prediction(trained, model_path, tmp_pat
     _, _, test = trained
     face = test.images[3]
     Image.fromarray(face).save(tmp_path / "face.png")
-    rgb = np.repeat(face[..., None], 3, axis=2)  # 48x48: taken as a face crop, no detection
+    # A colour face whose channels differ, so reading it in the wrong channel order gives another gray.
+    rgb = np.dstack([face, face // 2, 255 - face])  # 48x48: taken as a face crop, no detection
     results = [
         predict_emotion(face, model=model_path),
         predict_emotion(tmp_path / "face.png", model=model_path),
         predict_emotion(str(tmp_path / "face.png"), model=model_path),
         predict_emotion(Image.fromarray(face), model=model_path),
-        predict_emotion(rgb, model=model_path),
-        predict_emotion(rgb, model=model_path, channel_order="bgr"),
     ]
+    as_rgb = predict_emotion(rgb, model=model_path)
+    assert as_rgb.probabilities == pytest.approx(
+        predict_emotion(rgb[..., ::-1].copy(), model=model_path, channel_order="bgr").probabilities, abs=1e-6
+    )
+    assert as_rgb.probabilities != pytest.approx(predict_emotion(rgb[..., ::-1].copy(), model=model_path).probabilities)
     for r in results:
         assert isinstance(r, Prediction)
         assert r.emotion == results[0].emotion

@@ -21,9 +21,18 @@ def test_ship_exports_evaluates_and_writes_the_card(trained, sample_root, tmp_pa
 
     metrics = json.loads((models / "fer_emotion.metrics.json").read_text())
     assert metrics["architecture"] == "seed" and metrics["epochs"] == 1 and metrics["hardware"] == "test machine"
-    assert 0 <= metrics["accuracy"] <= 1 and 0 <= metrics["accuracy_tta"] <= 1 and metrics["cpu_faces_per_second"] > 0
+    from fer.data import load_split
+    from fer.evaluation import evaluate
+
+    faces = load_split(sample_root, "test")
+    assert metrics["accuracy"] == round(evaluate(best, faces.images, faces.labels).accuracy, 4)
+    assert metrics["accuracy_tta"] == round(evaluate(best, faces.images, faces.labels, tta=True).accuracy, 4)
+    assert metrics["cpu_faces_per_second"] > 0 and metrics["checkpoint"] == "best.keras"
+    assert "best of 1 epochs" in metrics["selection"] and "nothing was selected on PublicTest" in metrics["selection"]
     assert set(metrics["per_class"]) == {"angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"}
     card = (models / "MODEL_CARD.md").read_text()
+    assert "PrivateTest" not in card and metrics["selection"] in card
+    assert "without the 0 faces that copy training images" in card  # the sample has no train/test copies
     assert f"{metrics['accuracy']:.2%}" in card and "## Limitations" in card and "587,847 parameters" in card
     happy = next(line for line in card.splitlines() if line.startswith("| happy |"))
     cells = happy.strip("| ").split(" | ")
