@@ -31,6 +31,7 @@ _LAZY = {
     "train": "fer.training",
     "TrainConfig": "fer.training",
     "evaluate": "fer.evaluation",
+    "ensemble": "fer.ensembling",
     "Augmentation": "fer.augment",
 }
 

@@ -26,10 +26,16 @@ class FaceBatches(keras.utils.PyDataset):
     order as an uninterrupted one. Augmentation is not done here: it is part of the model.
     """
 
-    def __init__(self, images, labels, batch_size: int = 64, shuffle: bool = True, seed: int = 0, **kwargs):
+    def __init__(
+        self, images, labels, batch_size: int = 64, shuffle: bool = True, seed: int = 0, targets=None, **kwargs
+    ):
         super().__init__(**kwargs)
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        if targets is not None and len(targets) != len(labels):
+            raise ValueError(f"{len(targets)} target rows but {len(labels)} labels")
+        # Soft targets (N, 7) replace the one-hot labels, e.g. a teacher's probabilities (distillation).
+        self.targets = None if targets is None else np.asarray(targets, dtype=np.float32)
         if len(images) == 0:
             raise ValueError("FaceBatches needs at least one image")
         self.images = np.asarray(images)
@@ -51,6 +57,8 @@ class FaceBatches(keras.utils.PyDataset):
     def __getitem__(self, index):
         batch = self._order[index * self.batch_size : (index + 1) * self.batch_size]
         x = to_model_input(self.images[batch])
+        if self.targets is not None:
+            return x, self.targets[batch]
         y = np.eye(len(EMOTIONS), dtype=np.float32)[self.labels[batch]]
         return x, y
 

@@ -26,7 +26,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
 STEPS = {"eda": "01_eda.ipynb", "train": "02_train.ipynb", "evaluate": "03_evaluate.ipynb"}
-PATH_PARAMS = ("data_dir", "output_dir", "model_path")
+PATH_PARAMS = ("data_dir", "output_dir", "model_path", "teacher")
 
 
 class _Loader(yaml.SafeLoader):
@@ -180,6 +180,9 @@ def run_pipeline(
             progress_bar=False,
             log_output=log_output,
             kernel_manager_class=kernel_manager_class(),
+            # The outputs are saved by then; a graceful stop of a kernel busy with TensorFlow threads
+            # ends in SIGINT and an "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel" line.
+            shutdown_kernel="immediate",
         )
     metrics_path = run_dir / "evaluate" / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}

@@ -215,8 +215,7 @@ def predict_emotion(image, model=None, face_crop: bool | None = None, boxes=None
     unknown = set(options) - set(settings) - {"channel_order"}
     if unknown:
         raise TypeError(
-            f"predict_emotion got unexpected option(s) {sorted(unknown)}; "
-            f"known: {sorted([*settings, 'channel_order'])}"
+            f"predict_emotion got unexpected option(s) {sorted(unknown)}; known: {sorted([*settings, 'channel_order'])}"
         )
     arr = as_array(image, options.pop("channel_order", "rgb"))  # decoded once, RGB or gray from here on
     if boxes is None and (face_crop if face_crop is not None else arr.shape[:2] == (FACE_SIZE, FACE_SIZE)):

@@ -140,6 +140,12 @@ class TrainConfig:
     checkpoint: str = "best"
     # "auto": bfloat16 mixed precision where the CPU/GPU computes bf16 natively, else float32.
     precision: str = "auto"
+    # Distillation: learn from a teacher model's probabilities (e.g. an ensemble's .keras file).
+    # Targets = (1 - distill_weight) * one-hot label + distill_weight * teacher probabilities
+    # sharpened or softened by temperature T (p ** (1 / T), renormalised; T > 1 softens).
+    teacher: str | None = None
+    distill_weight: float = 0.5
+    distill_temperature: float = 1.0
 
     @classmethod
     def from_dict(cls, options: dict) -> TrainConfig:
@@ -166,6 +172,8 @@ class TrainConfig:
             raise ValueError(f"checkpoint must be 'best' or 'final', got {self.checkpoint!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if not 0 <= self.distill_weight <= 1 or self.distill_temperature <= 0:
+            raise ValueError("distill_weight must be in [0, 1] and distill_temperature positive")
         if not 0 <= self.warmup_epochs < self.epochs:
             raise ValueError(f"warmup_epochs must be in [0, epochs), got {self.warmup_epochs}")
         if self.epochs < 1 or self.batch_size < 1:
@@ -260,6 +268,25 @@ def _move_test_duplicates(config: TrainConfig, val: FaceSet, train: FaceSet) -> 
         train.sources + moved.sources if train.sources and moved.sources else [],
     )
     return val.subset(np.flatnonzero(~leaked)), merged
+
+
+def soft_targets(labels: np.ndarray, teacher_probs: np.ndarray, weight: float, temperature: float) -> np.ndarray:
+    """Distillation targets: (1 - weight) * one-hot(labels) + weight * tempered teacher probabilities."""
+    tempered = np.power(np.clip(teacher_probs, 1e-12, 1.0), 1.0 / temperature)
+    tempered /= tempered.sum(axis=1, keepdims=True)
+    onehot = np.eye(len(EMOTIONS), dtype=np.float32)[labels]
+    return ((1 - weight) * onehot + weight * tempered).astype(np.float32)
+
+
+def _teacher_targets(config: TrainConfig, train_set: FaceSet) -> np.ndarray | None:
+    """Soft targets from `config.teacher` on the (un-augmented) training faces, or None without a teacher."""
+    if not config.teacher:
+        return None
+    from fer.evaluation import predict_proba
+    from fer.predict import load_model
+
+    probs = predict_proba(load_model(config.teacher), train_set.images)
+    return soft_targets(train_set.labels, probs, config.distill_weight, config.distill_temperature)
 
 
 def _read_history(path: Path) -> pd.DataFrame:
@@ -426,7 +453,14 @@ def train(
     # The backup goes last: an epoch is only "finished" once everything above has seen it.
     callbacks += [keras.callbacks.TerminateOnNaN(), EpochBackup(backup_dir, stateful)]
 
-    batches = FaceBatches(train_set.images, train_set.labels, config.batch_size, shuffle=True, seed=config.seed)
+    batches = FaceBatches(
+        train_set.images,
+        train_set.labels,
+        config.batch_size,
+        shuffle=True,
+        seed=config.seed,
+        targets=_teacher_targets(config, train_set),
+    )
     batches.set_epoch(done)
     start = time.perf_counter()
     model.fit(

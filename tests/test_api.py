@@ -25,6 +25,7 @@ def test_top_level_names_stay_functions_after_submodule_imports():
         "build_model",
         "annotate",
         "analyze_video",
+        "ensemble",
     ):
         assert inspect.isfunction(getattr(fer, name)), name
     assert fer.EMOTIONS[3] == "happy"

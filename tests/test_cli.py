@@ -175,3 +175,24 @@ def test_jupyter_is_installed_with_the_project():
     assert importlib.import_module("jupyterlab").__version__
     jupyter = Path(sys.executable).with_name("jupyter")
     assert subprocess.run([str(jupyter), "lab", "--version"], capture_output=True, timeout=120).returncode == 0
+
+
+def test_main_job_shows_the_models_result_then_a_labelled_demonstration(trained, sample_root, tmp_path, capsys):
+    model = trained[0].run_dir / "best.keras"
+    args = [
+        "run",
+        "--demo",
+        "--out",
+        str(tmp_path / "run"),
+        "-p",
+        f"data_dir={sample_root}",
+        "-p",
+        f"model_path={model}",
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    result, demo = out.index(f"Model {model}: test n=56"), out.index("DEMONSTRATION training run")
+    assert result < demo  # the model's own result comes first
+    assert "NOT the project's result" in out and "Full recipe: python -m fer sweep sweeps/vgg_lite_cosine.yaml" in out
+    assert (tmp_path / "run" / "eda" / "eda.json").is_file() and (tmp_path / "run" / "demo" / "train").is_dir()
+    assert not (tmp_path / "run" / "train").exists()  # the default run trains nothing but the demo

@@ -1,0 +1,99 @@
+"""Ensembles (one .keras file averaging several models) and distillation (training on a teacher's probabilities)."""
+
+import json
+
+import numpy as np
+import pytest
+
+import fer
+from fer.cli import main
+from fer.errors import ModelError
+from fer.evaluation import predict_proba
+from fer.models import build_model
+from fer.predict import load_model, predict_emotion
+
+
+@pytest.fixture(scope="module")
+def members(trained, tmp_path_factory):
+    """The session's trained seed CNN and an untrained vgg_lite: different networks, different outputs."""
+    folder = tmp_path_factory.mktemp("members")
+    other = build_model("vgg_lite", seed=1)
+    other.save(folder / "b.keras")
+    return [trained[0].run_dir / "best.keras", folder / "b.keras"]
+
+
+def test_ensemble_averages_its_members_and_loads_safely(members, trained, tmp_path):
+    faces = trained[2].images[:12]
+    out = tmp_path / "ensemble.keras"
+    model = fer.ensemble(members, out)
+    a, b = (predict_proba(load_model(m), faces) for m in members)
+    assert not np.allclose(a, b, atol=1e-3)  # so the mean is a real check
+    expected = (a + b) / 2
+    assert np.allclose(predict_proba(model, faces), expected, atol=1e-5)
+    reloaded = load_model(out)  # safe_mode=True, and checked like any emotion model
+    assert np.allclose(predict_proba(reloaded, faces), expected, atol=1e-5)
+    assert reloaded.count_params() == sum(load_model(m).count_params() for m in members)
+    p = predict_emotion(faces[0], model=out)
+    assert p.probabilities["happy"] == pytest.approx(float(expected[0, 3]), abs=1e-5)
+
+
+def test_ensemble_cli_and_evaluate_with_an_ensemble(members, sample_root, tmp_path, capsys):
+    out = tmp_path / "e.keras"
+    assert main(["ensemble", *map(str, members), "--out", str(out)]) == 0
+    assert "the mean of 2 models" in capsys.readouterr().out
+    assert main(["evaluate", "--model", str(out), "--data", str(sample_root), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 56
+
+
+def test_ensemble_refuses_what_it_cannot_average(members, tmp_path):
+    with pytest.raises(ValueError, match="at least two"):
+        fer.ensemble(members[:1])
+    with pytest.raises(ModelError, match="not found"):
+        fer.ensemble([members[0], tmp_path / "missing.keras"])
+    with pytest.raises(ValueError, match=".keras file"):
+        fer.ensemble(members, tmp_path / "e.h5")
+
+
+def test_soft_targets_mix_labels_and_tempered_teacher_probabilities():
+    from fer.training import soft_targets
+
+    teacher = np.array([[0.6, 0.2, 0.2, 0, 0, 0, 0]], dtype=np.float32)
+    assert np.allclose(soft_targets(np.array([3]), teacher, 0.0, 1.0), np.eye(7)[[3]])
+    assert np.allclose(soft_targets(np.array([3]), teacher, 1.0, 1.0), teacher, atol=1e-6)
+    half = soft_targets(np.array([3]), teacher, 0.5, 1.0)
+    assert half[0, 3] == pytest.approx(0.5) and half[0, 0] == pytest.approx(0.3) and half.sum() == pytest.approx(1)
+    soft = soft_targets(np.array([0]), teacher, 1.0, 2.0)  # T=2 flattens: p**0.5 renormalised
+    assert soft[0, 0] < 0.6 and soft[0, 0] == pytest.approx(0.6**0.5 / (0.6**0.5 + 2 * 0.2**0.5), abs=1e-4)
+
+
+def test_distillation_trains_on_the_teachers_probabilities(members, trained, tmp_path, monkeypatch):
+    from fer import dataset, training
+
+    seen = []
+    original = dataset.FaceBatches.__getitem__
+
+    def spy(self, index):
+        x, y = original(self, index)
+        seen.append(np.asarray(y))
+        return x, y
+
+    monkeypatch.setattr(dataset.FaceBatches, "__getitem__", spy)
+    train_faces, val_faces = trained[1], trained[2]
+    result = training.train(
+        out_dir=tmp_path / "student",
+        train_faces=train_faces,
+        val_faces=val_faces,
+        model="seed",
+        epochs=1,
+        batch_size=280,
+        teacher=str(members[1]),
+        distill_weight=1.0,
+        verbose=0,
+    )
+    assert json.loads((result.run_dir / "config.json").read_text())["teacher"] == str(members[1])
+    targets = np.unique(np.concatenate(seen), axis=0)  # Keras may fetch a batch twice (to peek at its shape)
+    # With weight 1 the targets are the teacher's probabilities, not one-hot labels.
+    assert not np.isin(targets, [0.0, 1.0]).all()
+    teacher_probs = predict_proba(load_model(members[1]), train_faces.images)
+    assert targets.shape == np.unique(teacher_probs, axis=0).shape
+    assert np.allclose(targets, np.unique(teacher_probs, axis=0), atol=1e-5)
