@@ -1,11 +1,14 @@
 """Training benchmarks: data load time, per-model training throughput, input-pipeline overhead.
 
-    python benchmarks/bench_training.py [--data DIR] [--steps 30] [--models seed vgg_lite vgg] [--repeats 5]
+    python benchmarks/bench_training.py [--data DIR] [--steps 30] [--models seed vgg_lite vgg]
+        [--precisions float32 bfloat16] [--batch-sizes 64 128] [--repeats 5]
 
 Prints one table. Throughput is measured on an epoch of `--steps` batches after a warm-up
-epoch (graph tracing excluded), with the models' default (seed) augmentation inside.
-Ratios are against the first model / against plain in-memory arrays, measured in this
-same process, so they transfer between machines better than the absolute numbers.
+epoch (graph tracing excluded), with the models' default (seed) augmentation inside, for
+every model x precision x batch size. Ratios are against the first model in float32 at the
+first batch size, and against the same model in float32 at the same batch size (the bfloat16
+gain), all measured in this same process, so they transfer between machines better than the
+absolute numbers. Data: --data, else $FER2013_DIR, else data/fer2013 (fer.data_dir).
 """
 
 from __future__ import annotations
@@ -22,11 +25,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from fer.augment import Augmentation  # noqa: E402
-from fer.data import EMOTIONS, load_fer2013  # noqa: E402
+from fer.data import EMOTIONS, data_dir, load_fer2013  # noqa: E402
 from fer.dataset import FaceBatches, to_model_input  # noqa: E402
 from fer.models import build_model  # noqa: E402
 from fer.sample import make_sample  # noqa: E402
-from fer.training import TrainConfig, compile_model  # noqa: E402
+from fer.training import TrainConfig, build_for_training, compile_model, native_bfloat16  # noqa: E402
 
 
 class _EpochTimer(keras.callbacks.Callback):
@@ -51,13 +54,19 @@ def _fit_seconds(model, data, steps: int, batch_size: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "fer2013"))
+    parser.add_argument("--data", default=None, help="FER-2013 root (default: $FER2013_DIR, else data/fer2013)")
     parser.add_argument("--steps", type=int, default=30, help="batches per timed epoch")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--models", nargs="+", default=["seed", "vgg_lite", "vgg"])
+    parser.add_argument("--precisions", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"])
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=None, help="default: --batch-size")
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds of the input-pipeline comparison")
     args = parser.parse_args()
+    args.data = str(data_dir(args.data))
     rows = []
+    rows.append(
+        {"benchmark": "native bfloat16", "value": str(native_bfloat16()), "detail": "AVX512_BF16/AMX CPU or a GPU"}
+    )
 
     if Path(args.data, "train").is_dir():
         start = time.perf_counter()
@@ -71,25 +80,33 @@ def main() -> None:
         rows.append({"benchmark": "load FER-2013", "value": "skipped", "detail": f"{args.data} not found"})
 
     bs, steps = args.batch_size, args.steps
-    needed = 2 * steps * bs
+    batch_sizes = args.batch_sizes or [bs]
+    needed = 2 * steps * max(batch_sizes)
+    if len(train) < needed:  # the synthetic fallback: repeat it to fill the timed epochs
+        train = train.subset(np.resize(np.arange(len(train)), needed))
     images, labels = train.images[:needed], train.labels[:needed]
     config = TrainConfig()
     aug = Augmentation.from_dict(config.augmentation)
 
     base = None
     for name in args.models:
-        model = compile_model(build_model(name, augmentation=aug, seed=0), config)
-        batches = FaceBatches(images, labels, bs, shuffle=True, seed=0)
-        ips = steps * bs / _fit_seconds(model, batches, steps, bs)
-        base = base or ips
-        rows.append(
-            {
-                "benchmark": f"train {name}",
-                "value": f"{ips:.0f} img/s",
-                "detail": f"{model.count_params():,} params; {ips / base:.2f}x of {args.models[0]}; "
-                f"~{len(train) / ips / 60:.1f} min per {len(train)}-image epoch",
-            }
-        )
+        for batch in batch_sizes:
+            float32 = None
+            for precision in args.precisions:
+                model = compile_model(build_for_training(TrainConfig(model=name, seed=0), precision), config)
+                batches = FaceBatches(images, labels, batch, shuffle=True, seed=0)
+                ips = steps * batch / _fit_seconds(model, batches, steps, batch)
+                base = base or ips
+                float32 = ips if precision == "float32" else float32
+                gain = f"; {ips / float32:.2f}x of float32" if float32 and precision != "float32" else ""
+                rows.append(
+                    {
+                        "benchmark": f"train {name} {precision} batch {batch}",
+                        "value": f"{ips:.0f} img/s",
+                        "detail": f"{model.count_params():,} params; {ips / base:.2f}x of the first row{gain}; "
+                        f"~{len(train) / ips / 60:.1f} min per {len(train)}-image epoch",
+                    }
+                )
 
     # Input pipeline: the same model fed by FaceBatches vs by float arrays already in memory.
     # Both are warmed up, then timed in alternation `--repeats` times (median), so a burst of

@@ -20,7 +20,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from fer.data import load_split  # noqa: E402
+from fer.data import data_dir, load_split  # noqa: E402
 from fer.evaluation import predict_proba  # noqa: E402
 from fer.faces import crop_face, detect_faces  # noqa: E402
 from fer.predict import load_model  # noqa: E402
@@ -29,13 +29,14 @@ from fer.predict import load_model  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="models/fer_emotion.keras")
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "fer2013"))
+    parser.add_argument("--data", default=None, help="FER-2013 root (default: $FER2013_DIR, else data/fer2013)")
     parser.add_argument("--n", type=int, default=600, help="PublicTest faces to try")
     parser.add_argument("--tilts", type=float, nargs="+", default=[0.0, 15.0], help="max random tilt, degrees")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="reports/alignment/eval_alignment.csv", help="CSV of the table ('' : none)")
     args = parser.parse_args()
     model = load_model(args.model)
-    test = load_split(args.data, "test")
+    test = load_split(data_dir(args.data), "test")
     rng = np.random.default_rng(args.seed)
     chosen = rng.choice(len(test), min(args.n, len(test)), replace=False)
     rows = []
@@ -65,8 +66,14 @@ def main() -> None:
                 "gap (points)": round(100 * (acc_aligned - acc_plain), 2),
             }
         )
+    table = pd.DataFrame(rows)
     print(f"model: {args.model}")
-    print(pd.DataFrame(rows).to_string(index=False))
+    print(table.to_string(index=False))
+    if args.out:  # the committed result behind any claim about alignment
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.assign(model=args.model, n_tried=len(chosen), seed=args.seed).to_csv(out, index=False)
+        print(f"wrote {out}")
 
 
 if __name__ == "__main__":
