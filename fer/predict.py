@@ -17,7 +17,7 @@ import keras
 import numpy as np
 
 from fer.data import EMOTIONS
-from fer.errors import ModelError
+from fer.errors import ImageError, ModelError
 from fer.evaluation import predict_proba
 from fer.faces import DEFAULT_MARGIN, Face, crop_face, detect_faces
 from fer.images import FACE_SIZE, as_array, to_face
@@ -144,6 +144,7 @@ def predict_photos(
     tta: bool | str = False,
     batch_size: int = 256,
     warn_no_face: bool = True,
+    errors: str = "raise",
 ) -> list[list[Prediction]]:
     """One list of per-face predictions (left to right) for each photo in `images`.
 
@@ -152,10 +153,26 @@ def predict_photos(
     photo to skip detection. `detector`: "haar" (default), "mtcnn" or
     a callable gray->list[Face]. `align=True` levels the eyes first (needs a detector
     with landmarks, i.e. mtcnn). A photo without faces gives an empty list and a warning.
+    errors: "raise" (default) stops at the first image that cannot be read (ImageError);
+    "skip" gives that image an empty list and a warning that names it and says why, and
+    predicts all the others.
     """
-    arrays = [as_array(image, channel_order) for image in images]
-    names = [_name(image) for image in images] if warn_no_face else None
-    return _predict_arrays(arrays, names, model, boxes, detector, margin, align, tta, batch_size)
+    if errors not in ("raise", "skip"):
+        raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
+    arrays, readable = [], []
+    for i, image in enumerate(images):
+        try:
+            arrays.append(as_array(image, channel_order))
+            readable.append(i)
+        except (ImageError, OSError) as exc:
+            if errors == "raise":
+                raise
+            warnings.warn(f"Skipped {_name(image)}: {exc}", stacklevel=2)
+    names = [_name(images[i]) for i in readable] if warn_no_face else None
+    chosen = [boxes[i] for i in readable] if boxes is not None and len(boxes) == len(images) else boxes
+    results = _predict_arrays(arrays, names, model, chosen, detector, margin, align, tta, batch_size)
+    by_index = dict(zip(readable, results))
+    return [by_index.get(i, []) for i in range(len(images))]
 
 
 def _predict_arrays(arrays, names, model, boxes, detector, margin, align, tta, batch_size) -> list[list[Prediction]]:

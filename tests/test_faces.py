@@ -235,11 +235,12 @@ def test_video_gives_a_per_frame_table_and_an_annotated_copy(video, model, tmp_p
     assert (tmp_path / "timeline.png").is_file()
 
 
-def test_unreadable_video_is_a_clear_error(tmp_path, model):
+def test_unreadable_video_is_a_clear_error(tmp_path, model, capfd):
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"not a video at all")
     with pytest.raises(ImageError, match="broken.mp4"):
         analyze_video(bad, model=model, progress=False)
+    assert "moov atom" not in capfd.readouterr().err  # ffmpeg's own line is kept off the terminal
     with pytest.raises(ImageError, match="no such video"):
         analyze_video(tmp_path / "missing.mp4", model=model)
 

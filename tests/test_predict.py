@@ -92,3 +92,19 @@ def test_unreadable_image_names_the_file(model_path, tmp_path):
     bad.write_bytes(b"nope")
     with pytest.raises(ValueError, match="broken.jpg: not a readable image"):
         predict_emotion(bad, model=model_path)
+
+
+def test_predict_photos_can_skip_unreadable_files(model_path, trained, tmp_path):
+    from fer.errors import ImageError
+    from fer.predict import predict_photos
+
+    good = tmp_path / "good.png"
+    Image.fromarray(trained[2].images[0]).save(good)
+    (tmp_path / "bad.jpg").write_text("not an image")
+    inputs = [good, tmp_path / "bad.jpg", good]
+    with pytest.raises(ImageError, match="bad.jpg"):
+        predict_photos(inputs, model=model_path)  # errors="raise" is the default
+    with pytest.warns(UserWarning, match="Skipped .*bad.jpg"):
+        results = predict_photos(inputs, model=model_path, errors="skip")
+    assert [len(r) for r in results] == [1, 0, 1]  # the good ones are predicted, in their places
+    assert results[0][0].probabilities == pytest.approx(results[2][0].probabilities)

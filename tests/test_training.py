@@ -138,6 +138,7 @@ def test_killed_run_resumes_from_its_last_finished_epoch(sample_root, tmp_path):
     # finished ones (or redoes the last one if the kill fell between logging and backing it up).
     first = int(resumed.stdout.split("Epoch ", 1)[1].split("/", 1)[0])
     assert first in (finished, finished + 1)
+    assert f"after epoch {first - 1} of 5" in resumed.stdout  # the resumed run says where it goes on
     rows = pd.read_csv(history)
     assert list(rows["epoch"]) == [0, 1, 2, 3, 4]  # every epoch once: nothing lost, nothing repeated
     summary = json.loads((out / "summary.json").read_text())
