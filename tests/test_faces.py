@@ -290,3 +290,23 @@ def test_crops_of_fer_faces_match_the_originals(real_data):
     assert len(results[0.0][0]) >= 40  # the cascade finds most upscaled FER faces
     means = {m: float(r[2].mean()) for m, r in results.items()}
     assert means[DEFAULT_MARGIN] == max(means.values()) and means[DEFAULT_MARGIN] > 0.55
+
+
+def test_video_tta_is_applied_and_the_cli_passes_it_on(video, model, trained, monkeypatch, tmp_path):
+    import fer.video
+    from fer.cli import main
+    from fer.data import EMOTIONS
+
+    plain = analyze_video(video, model=model, max_frames=1, progress=False)
+    tta = analyze_video(video, model=model, max_frames=1, progress=False, tta=True)
+    first = cv2.cvtColor(cv2.VideoCapture(str(video)).read()[1], cv2.COLOR_BGR2RGB)
+    expected = predict_faces(first, model=model, tta=True)[0].probabilities
+    assert tta.loc[0, list(EMOTIONS)].tolist() == pytest.approx([expected[e] for e in EMOTIONS], abs=1e-5)
+    assert not np.allclose(plain.loc[0, list(EMOTIONS)], tta.loc[0, list(EMOTIONS)])
+
+    calls = []
+    real = fer.video.analyze_video
+    monkeypatch.setattr(fer.video, "analyze_video", lambda *a, **k: calls.append(k) or real(*a, **k))
+    model_path = str(trained[0].run_dir / "best.keras")
+    assert main(["predict", str(video), "--model", model_path, "--tta", "--stride", "6"]) == 0
+    assert calls and calls[0]["tta"] is True
