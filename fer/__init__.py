@@ -32,6 +32,7 @@ _LAZY = {
     "TrainConfig": "fer.training",
     "evaluate": "fer.evaluation",
     "ensemble": "fer.ensembling",
+    "export": "fer.exporting",
     "Augmentation": "fer.augment",
 }
 

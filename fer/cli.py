@@ -341,6 +341,15 @@ def cmd_ensemble(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from fer.exporting import export
+
+    quantize = None if args.quantize == "none" else args.quantize
+    out = export(args.model, args.format, args.out, quantize=quantize, data=args.data)
+    print(f"Wrote {out} and {out.with_suffix('.json').name if out.suffix else out.name + '.json'} beside it")
+    return 0
+
+
 def cmd_sample(args) -> int:
     from fer.sample import write_sample
 
@@ -477,6 +486,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("members", nargs="+", help="two or more .keras emotion models")
     p.add_argument("--out", required=True, help="the ensemble's .keras file")
     p.set_defaults(func=cmd_ensemble)
+
+    p = sub.add_parser("export", help="write a model as ONNX (float32, float16, int8), LiteRT or SavedModel")
+    p.add_argument("--model", help="a .keras model (default: the shipped model)")
+    p.add_argument("--format", default="onnx", choices=["onnx", "litert", "saved_model"])
+    p.add_argument("--quantize", default="none", choices=["none", "float16", "int8"], help="ONNX only")
+    p.add_argument("--out", default="exported", help="output folder (default: exported/)")
+    p.add_argument("--data", help="int8 calibration faces: FER-2013 root (default: $FER2013_DIR, else data/fer2013)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("sample", help="write a small synthetic dataset in the FER-2013 folder layout")
     p.add_argument("--out", default="data/sample")

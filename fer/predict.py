@@ -32,8 +32,9 @@ def default_model_path() -> Path:
     return Path(os.environ.get("FER_MODEL", MODELS_DIR / DEFAULT_MODEL_NAME))
 
 
-def load_model(path: str | Path | None = None) -> keras.Model:
-    """Load a `.keras` emotion model with safe_mode=True (no arbitrary code runs).
+def load_model(path: str | Path | None = None):
+    """Load a `.keras` emotion model with safe_mode=True (no arbitrary code runs), or an
+    exported `.onnx` one (run by ONNX Runtime through fer.onnx_model.OnnxModel).
 
     path=None loads the shipped model (models/fer_emotion.keras, or $FER_MODEL).
     Raises ModelError saying what is wrong and what to do.
@@ -48,6 +49,10 @@ def load_model(path: str | Path | None = None) -> keras.Model:
             else "Check the path, or train a model with `python -m fer train`."
         )
         raise ModelError(f"{path}: model file not found. {hint}")
+    if path.suffix == ".onnx":
+        from fer.onnx_model import OnnxModel
+
+        return _checked(OnnxModel(path), path)
     if path.suffix != ".keras" or not zipfile.is_zipfile(path):
         raise ModelError(
             f"{path}: not a Keras 3 .keras model file (corrupt, truncated, or another format). "
@@ -57,6 +62,10 @@ def load_model(path: str | Path | None = None) -> keras.Model:
         model = keras.models.load_model(path, safe_mode=True)
     except Exception as exc:  # Keras raises many types for a damaged archive
         raise ModelError(f"{path}: could not load the model ({type(exc).__name__}: {exc})") from exc
+    return _checked(model, path)
+
+
+def _checked(model, path: Path):
     shape, out = tuple(model.input_shape[1:]), model.output_shape[-1]
     if shape != (48, 48, 1) or out != len(EMOTIONS):
         raise ModelError(
@@ -68,9 +77,9 @@ def load_model(path: str | Path | None = None) -> keras.Model:
 _cache: dict[tuple[str, float], keras.Model] = {}
 
 
-def resolve_model(model) -> keras.Model:
-    """A keras.Model as is; a path or None loaded once and cached (per file and mtime)."""
-    if isinstance(model, keras.Model):
+def resolve_model(model):
+    """A keras.Model (or OnnxModel) as is; a path or None loaded once and cached (per file and mtime)."""
+    if isinstance(model, keras.Model) or hasattr(model, "predict_on_batch"):
         return model
     path = Path(model) if model is not None else default_model_path()
     key = (str(path.resolve()), path.stat().st_mtime if path.is_file() else 0.0)
@@ -222,7 +231,7 @@ def predict_emotion(image, model=None, face_crop: bool | None = None, boxes=None
         with a warning, when there is none). None (default): a 48x48 image is a crop,
         anything else a photo.
     boxes: your own face boxes [(x, y, w, h), ...] to skip detection -> list.
-    model: a keras.Model, a path to a .keras file, or None for the shipped model.
+    model: a keras.Model, a path to a .keras or exported .onnx file, or None for the shipped model.
     Other options (detector, margin, align, channel_order, tta): see predict_photos.
 
     >>> predict_emotion("face48.png").emotion                     # doctest: +SKIP

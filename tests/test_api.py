@@ -26,6 +26,7 @@ def test_top_level_names_stay_functions_after_submodule_imports():
         "annotate",
         "analyze_video",
         "ensemble",
+        "export",
     ):
         assert inspect.isfunction(getattr(fer, name)), name
     assert fer.EMOTIONS[3] == "happy"
