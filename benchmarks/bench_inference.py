@@ -1,10 +1,16 @@
-"""Inference benchmarks: one photo end to end (detect + crop + classify) and batched face crops.
+"""Inference benchmarks: one photo end to end, batched face crops per backend, live video.
 
-    python benchmarks/bench_inference.py [--model models/fer_emotion.keras] [--repeats 20]
+    python benchmarks/bench_inference.py [--model models/fer_emotion.keras] [--repeats 20] [--no-export]
 
-Prints one table: median latency of predict_emotion on one photo (the scikit-image astronaut,
-512x512, one face) split into detection and the rest, and throughput of predict_emotions on
-1,024 48x48 crops at several batch sizes, each as a ratio to batch size 1 in this process.
+Prints tables:
+1. median latency of predict_emotion on one photo (the scikit-image astronaut, 512x512, one
+   face), split into detection and the rest;
+2. faces/s on 48x48 crops at batch 1 (one face per call, the latency case) and batch 256, for
+   Keras/TensorFlow and the ONNX Runtime exports (float32, float16, int8), each as a ratio to
+   Keras at the same batch size in this process, with file size and PublicTest accuracy
+   (full split and without the faces that copy training images) when FER-2013 is found;
+3. frames/s of analyze_video end to end (decode, detect, classify) on a generated 640x480 clip
+   with two faces, at stride 1 and 3, with Keras and with the fastest ONNX variant.
 Without --model (or the shipped model) an untrained vgg_lite of the same shape is timed.
 """
 
@@ -39,6 +45,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="a .keras model (default: the shipped one, else an untrained vgg_lite)")
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--data", help="FER-2013 root for accuracy and int8 calibration (default: fer.data_dir())")
+    parser.add_argument("--no-export", action="store_true", help="skip the ONNX backends and the video table")
     args = parser.parse_args()
     path = args.model or default_model_path()
     if os.path.isfile(path):
@@ -87,6 +95,106 @@ def main() -> None:
         )
     print(f"model: {name}")
     print(pd.DataFrame(rows).to_string(index=False))
+    if args.no_export or not os.path.isfile(path):
+        return
+    variants = _backends(path, args.data)
+    print()
+    table = _backend_table(variants, faces, args.data)
+    print(table.to_string(index=False))
+    fastest = table.loc[table["faces/s batch 1"].idxmax(), "backend"]
+    print()
+    print(_video_table(variants, photo, ["keras (TensorFlow)", fastest]).to_string(index=False))
+
+
+def _backends(path, data) -> dict:
+    """{label: (model, file)}: the Keras model and its ONNX exports (skipped without onnxruntime)."""
+    import tempfile
+    from pathlib import Path
+
+    variants = {"keras (TensorFlow)": (load_model(path), Path(path))}
+    try:
+        from fer.exporting import export
+    except ImportError:
+        return variants
+    folder = Path(tempfile.mkdtemp(prefix="fer-bench-"))
+    for quantize in (None, "float16", "int8"):
+        try:
+            onnx_path = export(path, "onnx", folder, quantize=quantize, data=data)
+        except Exception as exc:  # noqa: BLE001 - report and go on: the other variants still count
+            print(f"ONNX {quantize or 'float32'} export failed: {exc}")
+            continue
+        variants[f"onnx {quantize or 'float32'}"] = (load_model(onnx_path), onnx_path)
+    return variants
+
+
+def _backend_table(variants: dict, faces: np.ndarray, data) -> pd.DataFrame:
+    from fer.data import data_dir, has_split, load_split
+    from fer.evaluation import evaluate, predict_proba
+
+    root = data_dir(data)
+    test = load_split(root, "test") if has_split(root, "test") else None
+    train = load_split(root, "train").images if test is not None and has_split(root, "train") else None
+    rows, keras_speed = [], {}
+    for label, (model, file) in variants.items():
+        row = {"backend": label, "file MB": round(file.stat().st_size / 2**20, 2)}
+        for batch in (1, 256):
+            if batch == 1:
+                sample = faces[:128]
+                seconds = _median_seconds(lambda m=model, s=sample: [predict_proba(m, f[None]) for f in s], 5)
+                speed = len(sample) / seconds
+            else:
+                seconds = _median_seconds(lambda m=model: predict_proba(m, faces, batch_size=256), 5)
+                speed = len(faces) / seconds
+            keras_speed.setdefault(batch, speed)
+            row[f"faces/s batch {batch}"] = round(speed)
+            row[f"x keras b{batch}"] = round(speed / keras_speed[batch], 2)
+        if test is not None:
+            result = evaluate(model, test.images, test.labels, train_images=train)
+            row["PublicTest acc"] = round(result.accuracy, 4)
+            if result.deduplicated is not None:
+                row["acc w/o dups"] = round(result.deduplicated.accuracy, 4)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _video_table(variants: dict, photo: np.ndarray, labels: list[str], frames: int = 120) -> pd.DataFrame:
+    """analyze_video end to end on a generated 640x480 clip with two faces that move a little."""
+    import tempfile
+    from pathlib import Path
+
+    import cv2
+
+    from fer.video import analyze_video
+
+    face = cv2.resize(photo[20:330, 110:340], (150, 200))
+    path = Path(tempfile.mkdtemp(prefix="fer-bench-")) / "two_faces_640x480.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (640, 480))
+    for i in range(frames):
+        frame = np.full((480, 640, 3), 90, np.uint8)
+        dx = int(20 * np.sin(i / 10))
+        frame[120:320, 80 + dx : 230 + dx] = face
+        frame[140:340, 400 - dx : 550 - dx] = face[:, ::-1]
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    rows = []
+    for label in dict.fromkeys(labels):  # Keras, and the fastest backend at batch 1
+        model = variants[label][0]
+        analyze_video(path, model=model, max_frames=10, progress=False)  # warm-up
+        for stride in (1, 3):
+            start = time.perf_counter()
+            table = analyze_video(path, model=model, stride=stride, progress=False)
+            seconds = time.perf_counter() - start
+            found = int((table["face"] >= 0).sum())
+            rows.append(
+                {
+                    "video (640x480, 2 faces)": label,
+                    "stride": stride,
+                    "frames/s of video": round(frames / seconds, 1),
+                    "analysed frames/s": round(table["frame"].nunique() / seconds, 1),
+                    "faces found": f"{found}/{2 * table['frame'].nunique()}",
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 if __name__ == "__main__":
