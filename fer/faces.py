@@ -26,6 +26,13 @@ import numpy as np
 from fer.images import FACE_SIZE, to_face, to_gray
 
 DEFAULT_MARGIN = 0.0
+# Close-up retries (detect_faces): small images are upscaled to about CLOSE_UP_SIDE px and every
+# retry adds a replicated border of CLOSE_UP_BORDER of the side; the relaxed pass accepts only a
+# face covering CLOSE_UP_AREA of the image; images up to SMALL_SIDE px may be one whole face crop.
+CLOSE_UP_SIDE = 320
+CLOSE_UP_BORDER = 0.25
+CLOSE_UP_AREA = 0.2
+SMALL_SIDE = 160
 
 
 @dataclass(frozen=True)
@@ -38,9 +45,14 @@ class Face:
     """
 
     box: tuple[int, int, int, int]
-    score: float = 1.0
+    score: float | None = 1.0
     left_eye: tuple[float, float] | None = None
     right_eye: tuple[float, float] | None = None
+    # How the face was found: "detector" (first pass), "padded" (retry on a bordered and, for small
+    # images, upscaled copy: close-ups whose face touches the frame), "close-up" (a relaxed retry
+    # that only accepts a face filling much of the image), or "whole image" (nothing detected in a
+    # small, face-shaped image, taken as one face crop; score None).
+    source: str = "detector"
 
 
 class HaarDetector:
@@ -109,26 +121,82 @@ def get_detector(detector="haar") -> Callable[[np.ndarray], list[Face]]:
     return _instances[detector]
 
 
-def detect_faces(image: np.ndarray, detector="haar", max_side: int = 1024) -> list[Face]:
+def _mapped(face: Face, scale: float, offset: float, shape, source: str) -> Face:
+    """`face` found in a copy scaled by `scale` and bordered by `offset` pixels, in original pixels."""
+
+    def point(p):
+        return None if p is None else ((p[0] - offset) / scale, (p[1] - offset) / scale)
+
+    x, y, w, h = ((v - offset) / scale if i < 2 else v / scale for i, v in enumerate(face.box))
+    # Clip to the image: the border is made of replicated edge pixels, not more face.
+    x0, y0 = max(0.0, x), max(0.0, y)
+    x1, y1 = min(float(shape[1]), x + w), min(float(shape[0]), y + h)
+    box = tuple(int(round(v)) for v in (x0, y0, max(1.0, x1 - x0), max(1.0, y1 - y0)))
+    return Face(box, face.score, point(face.left_eye), point(face.right_eye), source)
+
+
+def _close_up_detectors(haar: HaarDetector):
+    yield HaarDetector(haar.scale_factor, min_neighbors=2, min_size=haar.min_size)
+    try:
+        yield get_detector("mtcnn")
+    except RuntimeError:  # mtcnn not installed: the cascade's retries are all there is
+        return
+
+
+def _face_shaped(gray: np.ndarray) -> bool:
+    """A small, roughly square image with large-scale structure: what a user's own face crop looks like.
+
+    Flat images (blank frames) and fine-grained ones (noise, texture, print) are not: a face
+    keeps most of its contrast when blurred at a twelfth of its size, noise loses it.
+    """
+    h, w = gray.shape
+    if max(h, w) > SMALL_SIDE or not 0.75 <= w / h <= 1.33:
+        return False
+    std = float(gray.std())
+    if std < 12.0:
+        return False
+    blurred = cv2.GaussianBlur(gray.astype(np.float32), (0, 0), sigmaX=max(h, w) / 24)
+    return float(blurred.std()) >= 0.5 * std
+
+
+def detect_faces(
+    image: np.ndarray, detector="haar", max_side: int = 640, close_ups: bool = True, whole_image: bool = True
+) -> list[Face]:
     """Faces in a uint8 image ((H, W) gray or (H, W, 3) RGB), sorted left to right.
 
-    Images larger than `max_side` are downscaled for detection (speed; the cascade
-    finds big faces at any scale) and boxes are mapped back to full resolution.
+    Images larger than `max_side` are downscaled for detection (speed; boxes are mapped back
+    to full resolution). When nothing is found and `close_ups` is on, the image is tried again
+    with a replicated border (a face that fills the frame has no background around it, which
+    the cascade needs) and, if small, upscaled (the cascade has a minimum face size); then once
+    more with a relaxed detector that only accepts a face filling much of the image. Last, with
+    `whole_image`, a small face-shaped image (at most SMALL_SIDE px, near square, not flat) is
+    taken as one face crop, marked `source="whole image"` and `score=None`. Each Face says how
+    it was found (`source`). Retries run only when the first pass finds nothing, so photos
+    with faces cost no more and give no duplicates.
     """
     gray = to_gray(image)
     scale = min(1.0, max_side / max(gray.shape))
     small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
-    faces = get_detector(detector)(small)
-    if scale < 1:
-        faces = [
-            Face(
-                tuple(int(round(v / scale)) for v in f.box),
-                f.score,
-                tuple(v / scale for v in f.left_eye) if f.left_eye else None,
-                tuple(v / scale for v in f.right_eye) if f.right_eye else None,
-            )
-            for f in faces
-        ]
+    found = get_detector(detector)
+    faces = [_mapped(f, scale, 0, gray.shape, "detector") for f in found(small)]
+    if not faces and close_ups:
+        up = max(1.0, CLOSE_UP_SIDE / max(small.shape))  # small crops: to ~CLOSE_UP_SIDE px
+        work = cv2.resize(small, None, fx=up, fy=up, interpolation=cv2.INTER_CUBIC) if up > 1 else small
+        border = int(round(CLOSE_UP_BORDER * max(work.shape)))
+        padded = cv2.copyMakeBorder(work, border, border, border, border, cv2.BORDER_REPLICATE)
+        faces = [_mapped(f, scale * up, border, gray.shape, "padded") for f in found(padded)]
+        if not faces and isinstance(found, HaarDetector):
+            # Two second opinions that only accept a face filling much of the image (a close-up holds
+            # one face): the cascade with fewer neighbours required, then MTCNN where it is installed.
+            area = CLOSE_UP_AREA * work.shape[0] * work.shape[1]
+            for second in _close_up_detectors(found):
+                big = [f for f in second(padded) if f.box[2] * f.box[3] >= area]
+                if big:
+                    best = max(big, key=lambda f: f.box[2] * f.box[3])
+                    faces = [_mapped(best, scale * up, border, gray.shape, "close-up")]
+                    break
+    if not faces and whole_image and _face_shaped(gray):
+        faces = [Face((0, 0, gray.shape[1], gray.shape[0]), None, source="whole image")]
     return sorted(faces, key=lambda f: (f.box[0], f.box[1]))
 
 

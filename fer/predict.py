@@ -94,6 +94,9 @@ class Prediction:
 
     `box` is the face's (x, y, w, h) in the source image and `face_score` the detector's
     confidence when the face was found in a photo; both are None for a face crop.
+    `source` says where the face came from: "detector", "padded" or "close-up" (found by
+    detect_faces' close-up retries), "whole image" (nothing detected: the whole small image
+    was taken as the face; face_score None), "box" (your own box) or "crop" (a face crop).
     """
 
     emotion: str
@@ -101,6 +104,7 @@ class Prediction:
     probabilities: dict[str, float] = field(repr=False)
     box: tuple[int, int, int, int] | None = None
     face_score: float | None = None
+    source: str = "crop"
 
     def to_dict(self) -> dict:
         return {
@@ -109,6 +113,7 @@ class Prediction:
             "probabilities": self.probabilities,
             "box": list(self.box) if self.box is not None else None,
             "face_score": self.face_score,
+            "source": self.source,
         }
 
 
@@ -120,6 +125,7 @@ def _prediction(probs: np.ndarray, face: Face | None = None) -> Prediction:
         probabilities={e: float(p) for e, p in zip(EMOTIONS, probs)},
         box=face.box if face is not None else None,
         face_score=face.score if face is not None else None,
+        source=face.source if face is not None else "crop",
     )
 
 
@@ -198,15 +204,21 @@ def _predict_arrays(arrays, names, model, boxes, detector, margin, align, tta, b
     crops, found = [], []
     for i, arr in enumerate(arrays):
         if boxes is not None:
-            faces = [Face(tuple(int(v) for v in b)) for b in boxes[i]]
+            faces = [Face(tuple(int(v) for v in b), source="box") for b in boxes[i]]
         elif arr.shape[:2] == (FACE_SIZE, FACE_SIZE):
-            faces = [Face((0, 0, FACE_SIZE, FACE_SIZE))]  # already a FER-style face crop
+            faces = [Face((0, 0, FACE_SIZE, FACE_SIZE), source="crop")]  # already a FER-style face crop
         else:
             faces = detect_faces(arr, detector)
         if align and any(face.left_eye is None or face.right_eye is None for face in faces):
             raise ValueError("align=True needs eye landmarks, and this detector gave a face without them")
         if not faces and names is not None:
             warnings.warn(f"No face found in {names[i]}", stacklevel=3)
+        if names is not None and any(face.source == "whole image" for face in faces):
+            warnings.warn(
+                f"No face detected in {names[i]}; it is small and face-shaped, so the whole image was taken "
+                "as one face crop (source='whole image'). Pass face_crop=True to say so, or a larger photo.",
+                stacklevel=3,
+            )
         crops += [crop_face(arr, face.box, margin, align=face if align else None) for face in faces]
         found.append(faces)
     probs = iter(predict_proba(model, np.stack(crops), tta=tta, batch_size=batch_size) if crops else [])

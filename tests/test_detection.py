@@ -1,0 +1,113 @@
+"""Face detection on close-ups, small crops and photos without faces (fer.faces.detect_faces)."""
+
+import cv2
+import numpy as np
+import pytest
+from conftest import require
+
+from fer.faces import Face, _mapped, detect_faces
+from fer.predict import predict_emotion
+
+skdata = require("skimage.data")
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    return skdata.astronaut()
+
+
+@pytest.fixture(scope="module")
+def face_box(astronaut):
+    (face,) = detect_faces(astronaut)
+    return face.box
+
+
+@pytest.fixture(scope="module")
+def tight(astronaut, face_box):
+    """The face cut 10% inside the detector's box on each side: it fills the frame, no background."""
+    x, y, w, h = face_box
+    d = w // 10
+    return astronaut[y + d : y + h - d, x + d : x + w - d]
+
+
+def _iou(a, b) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    h = max(0, min(ay + ah, by + bh) - max(ay, by))
+    return w * h / (aw * ah + bw * bh - w * h)
+
+
+def test_a_close_up_whose_face_fills_the_frame_is_found(tight):
+    close_up = cv2.resize(tight, (300, 300), interpolation=cv2.INTER_CUBIC)
+    assert detect_faces(close_up, close_ups=False, whole_image=False) == []  # the plain cascade misses it
+    (face,) = detect_faces(close_up, whole_image=False)
+    assert face.source in ("padded", "close-up") and face.score is not None
+    bx, by, bw, bh = face.box
+    assert bx >= 0 and by >= 0 and bx + bw <= 300 and by + bh <= 300  # mapped back into the image
+    assert _iou(face.box, (0, 0, 300, 300)) > 0.4  # and it is the face that fills it
+
+
+@pytest.mark.parametrize("side", [64, 96, 128])
+def test_small_tight_crops_are_found(tight, side):
+    crop = cv2.resize(tight, (side, side), interpolation=cv2.INTER_AREA)
+    assert detect_faces(crop, close_ups=False, whole_image=False) == []
+    faces = detect_faces(crop, whole_image=False)
+    assert len(faces) == 1 and faces[0].source != "detector"
+
+
+def test_boxes_from_a_bordered_upscaled_copy_map_back_to_the_original():
+    # Found at (120, 80, 200, 200) in a copy upscaled 2x with a 50 px border: (35, 15, 100, 100) here.
+    face = _mapped(Face((120, 80, 200, 200), 0.9, (170.0, 130.0), None), 2.0, 50, (200, 300), "padded")
+    assert face.box == (35, 15, 100, 100) and face.left_eye == (60.0, 40.0) and face.source == "padded"
+    # A box reaching into the border is clipped to the image.
+    assert _mapped(Face((10, 10, 100, 100)), 1.0, 20, (60, 60), "padded").box == (0, 0, 60, 60)
+
+
+def test_a_small_face_shaped_image_becomes_one_whole_image_face_with_a_marker(astronaut, face_box, monkeypatch):
+    import fer.faces
+
+    monkeypatch.setattr(fer.faces, "get_detector", lambda detector: lambda gray: [])  # nothing detects
+    monkeypatch.setattr(fer.faces, "_close_up_detectors", lambda haar: iter(()))
+    x, y, w, h = face_box
+    crop = cv2.resize(astronaut[y : y + h, x : x + w], (120, 120), interpolation=cv2.INTER_AREA)
+    (face,) = detect_faces(crop)
+    assert face.source == "whole image" and face.score is None and face.box == (0, 0, 120, 120)
+    assert detect_faces(crop, whole_image=False) == []
+    assert detect_faces(cv2.resize(crop, (240, 120))) == []  # not face-shaped: too wide
+
+
+def test_whole_image_predictions_say_so_and_warn(trained, monkeypatch):
+    import fer.faces
+
+    monkeypatch.setattr(fer.faces, "get_detector", lambda detector: lambda gray: [])
+    monkeypatch.setattr(fer.faces, "_close_up_detectors", lambda haar: iter(()))
+    face = cv2.resize(trained[2].images[3], (100, 100), interpolation=cv2.INTER_CUBIC)
+    with pytest.warns(UserWarning, match="whole image was taken as one face crop"):
+        (p,) = predict_emotion(face, model=trained[0].model)
+    assert p.source == "whole image" and p.face_score is None and p.to_dict()["source"] == "whole image"
+
+
+def test_no_false_faces_on_images_without_a_face():
+    rng = np.random.default_rng(0)
+    images = {
+        "blank": np.full((300, 300), 128, np.uint8),
+        "small blank": np.full((100, 100), 40, np.uint8),
+        "noise": rng.integers(0, 256, (300, 300), dtype=np.uint8),
+        "small noise": rng.integers(0, 256, (100, 100), dtype=np.uint8),
+        "coffee (a photo)": skdata.coffee(),
+        "text": skdata.text(),
+        "bricks": skdata.brick(),
+    }
+    for name, image in images.items():
+        assert detect_faces(image) == [], name
+
+
+def test_group_photo_keeps_one_box_per_face(astronaut, face_box):
+    x, y, w, h = face_box
+    face = astronaut[max(0, y - 40) : y + h + 40, max(0, x - 40) : x + w + 40]
+    group = np.concatenate([face, face[:, ::-1], face], axis=1)
+    faces = detect_faces(group)
+    assert len(faces) == 3 and all(f.source == "detector" for f in faces)
+    xs = [f.box[0] for f in faces]
+    assert xs == sorted(xs) and min(np.diff(xs)) > face.shape[1] // 2  # three distinct faces
