@@ -1,0 +1,206 @@
+"""Face detection on several image sets: faces found, false faces, top-emotion accuracy, ms per photo.
+
+    python benchmarks/bench_detection.py [--wild ../shared/wild-dev] [--data DIR] [--n 300] [--out CSV]
+
+Sets (built here; nothing is written to disk but the optional CSV of the table):
+- wild-dev: close-up web photos, one face each, crowd labels (never trained on).
+- PublicTest close-ups: each 48x48 PublicTest face upscaled to a random size between 64 and
+  400 px, half of them with a small border: the face fills the frame (a user's own crop).
+- pasted scenes: 1-3 PublicTest faces pasted at random scales (60-200 px) and places into a
+  640x480 background (noise + gradient): small-face and multi-face recall.
+- no-face: blank, noise, gradient, bricks, text, coffee, rocket images: any face found is false.
+
+Configurations, each timed in this same process so the ratios hold:
+- before: the first pass only (Haar at a 1024 px working resolution, no close-up retries);
+- now: `detect_faces` defaults (640 px, close-up retries, whole-image fallback for small crops);
+- mtcnn: `detect_faces(detector="mtcnn")`.
+A face is "found" when exactly one box (close-ups) or one box per pasted face (IoU >= 0.3)
+comes back; extra boxes count as false faces. Accuracy is of the shipped model's top emotion
+on found faces (wild-dev: its crowd labels, reported for the classes it holds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from fer.data import EMOTIONS, data_dir, label_of, load_split
+from fer.evaluation import predict_proba
+from fer.faces import crop_face, detect_faces
+from fer.images import read_image
+from fer.predict import load_model
+
+CONFIGS = {
+    "before": {"max_side": 1024, "close_ups": False, "whole_image": False},
+    "now": {},
+    "mtcnn": {"detector": "mtcnn"},
+}
+
+
+def _iou(a, b) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    h = max(0, min(ay + ah, by + bh) - max(ay, by))
+    return w * h / (aw * ah + bw * bh - w * h)
+
+
+def wild_set(root: Path, limit: int | None):
+    items = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        for path in sorted(folder.iterdir()):
+            items.append((read_image(path), [None], label_of(folder.name)))
+    return items[:limit] if limit else items
+
+
+def close_up_set(test, n: int, rng):
+    """(items, chosen indices): the indices give the same faces as 48x48 crops, the reference accuracy."""
+    items = []
+    chosen = rng.choice(len(test), n, replace=False)
+    for i in chosen:
+        side = int(rng.integers(64, 401))
+        img = cv2.resize(test.images[i], (side, side), interpolation=cv2.INTER_CUBIC)
+        box = (0, 0, side, side)
+        if rng.random() < 0.5:
+            b = max(2, side // 20)
+            img = cv2.copyMakeBorder(img, b, b, b, b, cv2.BORDER_CONSTANT, value=int(rng.integers(0, 256)))
+            box = (b, b, side, side)
+        items.append((img, [box], int(test.labels[i])))
+    return items, chosen
+
+
+def pasted_set(test, n: int, rng):
+    items = []
+    for _ in range(n):
+        yy, xx = np.mgrid[0:480, 0:640]
+        canvas = (60 + 0.15 * xx + 0.1 * yy + rng.normal(0, 12, (480, 640))).clip(0, 255).astype(np.uint8)
+        boxes, labels = [], []
+        for _ in range(int(rng.integers(1, 4))):
+            side = int(rng.integers(60, 201))
+            for _try in range(20):
+                x, y = int(rng.integers(0, 640 - side)), int(rng.integers(0, 480 - side))
+                if all(_iou((x, y, side, side), b) == 0 for b in boxes):
+                    i = int(rng.integers(len(test)))
+                    canvas[y : y + side, x : x + side] = cv2.resize(test.images[i], (side, side), cv2.INTER_CUBIC)
+                    boxes.append((x, y, side, side))
+                    labels.append(int(test.labels[i]))
+                    break
+        items.append((canvas, boxes, labels))
+    return items
+
+
+def no_face_set(rng):
+    from skimage import data
+
+    yy, xx = np.mgrid[0:300, 0:400]
+    images = [
+        np.full((300, 400), 128, np.uint8),
+        np.full((100, 100), 30, np.uint8),
+        rng.integers(0, 256, (300, 400), dtype=np.uint8),
+        rng.integers(0, 256, (120, 120), dtype=np.uint8),
+        (xx * 0.6).astype(np.uint8),
+        data.brick(),
+        data.text(),
+        data.coffee(),
+        data.rocket(),
+        data.grass(),
+    ]
+    return [(im, [], None) for im in images]
+
+
+def score(items, config: dict, model, close_up: bool):
+    """(found, expected, false faces, correct top emotions, ms per photo) for one set and configuration."""
+    found = expected = false = correct = scored = 0
+    seconds = 0.0
+    for image, boxes, labels in items:
+        start = time.perf_counter()
+        faces = detect_faces(image, **config)
+        seconds += time.perf_counter() - start
+        expected += len(boxes)
+        if close_up:  # one face fills the image: any single box counts (its position is the face)
+            hit = [(faces[0], labels)] if len(faces) == 1 else []
+            found += len(hit)
+            false += max(0, len(faces) - 1)
+        else:
+            used, hit = set(), []
+            for box, label in zip(boxes, labels if isinstance(labels, list) else [labels]):
+                match = next((k for k, f in enumerate(faces) if k not in used and _iou(f.box, box) >= 0.3), None)
+                if match is not None:
+                    used.add(match)
+                    hit.append((faces[match], label))
+            found += len(hit)
+            false += len(faces) - len(used)
+        crops = [crop_face(image, f.box) for f, label in hit if label is not None]
+        if crops:
+            probs = predict_proba(model, np.stack(crops))
+            truth = np.array([label for _, label in hit if label is not None])
+            correct += int((probs.argmax(1) == truth).sum())
+            scored += len(truth)
+    return found, expected, false, correct / scored if scored else float("nan"), 1000 * seconds / len(items)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--wild", default=str(Path(__file__).resolve().parents[2] / "shared" / "wild-dev"))
+    parser.add_argument("--data", help="FER-2013 root (default: $FER2013_DIR, else data/fer2013)")
+    parser.add_argument("--model", help="default: the shipped model")
+    parser.add_argument("--n", type=int, default=300, help="PublicTest close-ups; pasted scenes get n/3")
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--out", help="also write the table as CSV")
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    model = load_model(args.model)
+    test = load_split(data_dir(args.data), "test")
+    sets = {}
+    if Path(args.wild).is_dir():
+        sets["wild-dev (close-ups)"] = (wild_set(Path(args.wild), None), True)
+    close_ups, chosen = close_up_set(test, args.n, rng)
+    sets["PublicTest close-ups 64-400 px"] = (close_ups, True)
+    sets["pasted scenes, 1-3 faces"] = (pasted_set(test, max(1, args.n // 3), rng), False)
+    sets["no-face images"] = (no_face_set(rng), False)
+    rows = []
+    for name, (items, close_up) in sets.items():
+        for config in args.configs:
+            detect_faces(items[0][0], **CONFIGS[config])  # warm-up: loads the detector
+            found, expected, false, acc, ms = score(items, CONFIGS[config], model, close_up)
+            rows.append(
+                {
+                    "set": name,
+                    "config": config,
+                    "photos": len(items),
+                    "faces found": f"{found}/{expected}",
+                    "recall": round(found / expected, 4) if expected else None,
+                    "false faces": false,
+                    "top-emotion acc": None if np.isnan(acc) else round(acc, 4),
+                    "ms/photo": round(ms, 1),
+                }
+            )
+    reference = predict_proba(model, test.images[chosen]).argmax(1) == test.labels[chosen]
+    rows.append(
+        {
+            "set": "PublicTest close-ups 64-400 px",
+            "config": "48x48 crops (reference)",
+            "photos": len(chosen),
+            "top-emotion acc": round(float(reference.mean()), 4),
+        }
+    )
+    table = pd.DataFrame(rows)
+    base = table[table["config"] == "before"].set_index("set")["ms/photo"]
+    table["speed vs before"] = [
+        round(base[s] / ms, 2) if s in base.index and ms == ms else None
+        for s, ms in zip(table["set"], table["ms/photo"])
+    ]
+    print(f"classes: {', '.join(EMOTIONS)}; model: {args.model or 'shipped'}")
+    print(table.to_string(index=False))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.out, index=False)
+
+
+if __name__ == "__main__":
+    main()
