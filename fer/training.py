@@ -234,7 +234,10 @@ class _EpochInfo(keras.callbacks.Callback):
             logs["seconds"] = round(time.perf_counter() - self._start, 2)
 
 
-def _load_data(config: TrainConfig, train: FaceSet | None, val: FaceSet | None) -> tuple[FaceSet, FaceSet]:
+def split_data(
+    config: TrainConfig, train: FaceSet | None = None, val: FaceSet | None = None
+) -> tuple[FaceSet, FaceSet]:
+    """The (train, validation) FaceSets a run with `config` trains and validates on (from its data unless given)."""
     if train is None:
         train = load_split(data_dir(config.data), "train")
     if config.max_train_samples and config.max_train_samples < len(train):
@@ -411,7 +414,7 @@ def train(
     (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
 
     keras.utils.set_random_seed(config.seed)
-    train_set, val_set = _load_data(config, train_faces, val_faces)
+    train_set, val_set = split_data(config, train_faces, val_faces)
     weights = class_weights(train_set.labels) if config.class_weighting else None
 
     precision = resolve_precision(config.precision)

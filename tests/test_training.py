@@ -190,3 +190,25 @@ def test_backup_carries_the_plateau_counters_across_a_resume(tmp_path):
             if hasattr(original[name], attr):
                 assert getattr(resumed[name], attr) == getattr(original[name], attr), (name, attr)
     assert resumed["reduce_lr"].cooldown_counter == 1  # the cut happened
+
+
+def test_validation_split_holds_no_copies_of_test_images(tmp_path):
+    import shutil
+
+    from fer.data import load_split
+    from fer.quality import duplicates_of
+    from fer.sample import write_sample
+    from fer.training import TrainConfig, split_data
+
+    root = write_sample(tmp_path / "data", n_train=20, n_test=6, seed=0)
+    copied = 0
+    for emotion_dir in sorted((root / "test").iterdir()):  # 4 test images per class also in train
+        for image in sorted(emotion_dir.glob("*.png"))[:4]:
+            shutil.copy(image, root / "train" / emotion_dir.name / f"copy_{image.name}")
+            copied += 1
+    test = load_split(root, "test")
+    config = TrainConfig(data=str(root), val_fraction=0.5, seed=3)
+    train, val = split_data(config)
+    assert len(train) + len(val) == 7 * 20 + copied  # nothing lost: the copies moved to train
+    assert not duplicates_of(val, test).any()
+    assert duplicates_of(train, test).sum() == copied
