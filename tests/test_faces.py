@@ -286,10 +286,13 @@ def test_crops_of_fer_faces_match_the_originals(real_data):
     test = load_split(real_data, "test")
     faces = test.images[np.random.default_rng(0).choice(len(test), 120, replace=False)]
     margins = sorted({0.0, 0.1, 0.2, DEFAULT_MARGIN})
-    results = {m: roundtrip_crops(faces, margin=m) for m in margins}
+    # The framing of the cascade's own boxes (its first pass: no close-up retries).
+    results = {m: roundtrip_crops(faces, margin=m, close_ups=False, whole_image=False) for m in margins}
     assert len(results[0.0][0]) >= 40  # the cascade finds most upscaled FER faces
     means = {m: float(r[2].mean()) for m, r in results.items()}
-    assert means[DEFAULT_MARGIN] == max(means.values()) and means[DEFAULT_MARGIN] > 0.55
+    assert means[DEFAULT_MARGIN] == max(means.values()) and means[DEFAULT_MARGIN] > 0.6
+    # The close-up retries find nearly all of them (the faces fill 3/5 of the canvas at most).
+    assert len(roundtrip_crops(faces)[0]) >= 0.95 * len(faces)
 
 
 def test_video_tta_is_applied_and_the_cli_passes_it_on(video, model, trained, monkeypatch, tmp_path):
