@@ -514,6 +514,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        sys.stderr.close()
+        return 0
     except (UsageError, DataError, ImageError, ModelError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

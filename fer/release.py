@@ -20,7 +20,7 @@ import pandas as pd
 
 from fer import plots
 from fer.data import data_dir, has_split, load_split
-from fer.evaluation import Evaluation, evaluate, predict_proba
+from fer.evaluation import Evaluation, evaluate, predict_proba, tta_scheme
 from fer.predict import DEFAULT_MODEL_NAME, MODELS_DIR
 
 
@@ -138,6 +138,9 @@ def ship(
         "epochs": epochs_done,
         "best_epoch": summary.get("best_epoch"),
         "precision": summary.get("precision", "float32"),
+        "train_samples": summary.get("train_samples"),
+        "val_samples": summary.get("val_samples") if config.get("validation") == "train" else 0,
+        "tta_scheme": tta_scheme(True),
         "train_seconds": round(train_seconds),
         "hardware": hardware,
         "cpu_faces_per_second": round(cpu_throughput(model, n=throughput_faces)),
@@ -157,7 +160,8 @@ def model_card(metrics: dict, plain: Evaluation, tta: Evaluation, notes: str = "
     aug = ", ".join(f"{k}={v}" for k, v in config["augmentation"].items())
     rows = [
         f"| plain | **{plain.accuracy:.2%}** | {plain.macro_f1:.3f} |",
-        f"| with flip test-time augmentation (`--tta`) | **{tta.accuracy:.2%}** | {tta.macro_f1:.3f} |",
+        f"| with test-time augmentation (`--tta`: {metrics['tta_scheme']}) | **{tta.accuracy:.2%}** | "
+        f"{tta.macro_f1:.3f} |",
     ]
     dedup, dedup_tta = plain.deduplicated, tta.deduplicated
     if dedup is not None:
@@ -168,6 +172,7 @@ def model_card(metrics: dict, plain: Evaluation, tta: Evaluation, notes: str = "
             f"| with TTA, without those faces | {dedup_tta.accuracy:.2%} | {dedup_tta.macro_f1:.3f} |",
         ]
     results = "\n".join(rows)
+    options = f" with {config['model_options']}" if config.get("model_options") else ""
     return f"""# Model card: `{name}`
 
 Seven-class facial-emotion classifier for 48x48 grayscale faces (FER-2013 style), the default
@@ -182,7 +187,8 @@ model of `fer.predict_emotion` and `python -m fer predict`. Generated, every wor
 
 Expected calibration error (15 bins, plain): {plain.ece:.3f}.
 How the weights were chosen: {metrics["selection"]}.
-PublicTest was evaluated once, for this card.
+The TTA scheme ({metrics["tta_scheme"]}) was chosen on a validation split held out of train
+(`benchmarks/eval_tta.py`). PublicTest was evaluated after training, for this card only.
 
 {_table(per_class)}
 
@@ -199,8 +205,10 @@ PublicTest was evaluated once, for this card.
 
 ## Training
 
-- Data: FER-2013 train split (28,709 faces), no external data, no pretrained weights.
-- Recipe (`config.json` of the run): model `{config["model"]}` {config.get("model_options") or ""}, optimizer
+- Data: FER-2013 train split, no external data, no pretrained weights: trained on
+  {metrics["train_samples"] or "?"} faces, {metrics["val_samples"] or 0} held out for validation
+  (`validation: {config["validation"]}`).
+- Recipe (`config.json` of the run): model `{config["model"]}`{options}, optimizer
   {config["optimizer"]}, learning rate {config["learning_rate"]}, {_schedule(config)}, batch {config["batch_size"]},
   label smoothing {config["label_smoothing"]}, weight decay {config["weight_decay"]}, balanced class weights
   {"on" if config["class_weighting"] else "off"}, augmentation ({aug}), validation `{config["validation"]}`,

@@ -31,7 +31,7 @@ def test_evaluate_accepts_a_folder_of_emotion_folders_and_tta(trained, sample_ro
     model = trained[0].run_dir / "best.keras"
     assert main(["evaluate", "--model", str(model), "--data", str(sample_root / "test"), "--tta"]) == 0
     out = capsys.readouterr().out
-    assert "n=56" in out and "TTA=flip" in out and "Confusion matrix" in out and "surprise" in out
+    assert "n=56" in out and "TTA=shift" in out and "Confusion matrix" in out and "surprise" in out
 
     # The scores come from averaged views, not just the label: count the views the network sees.
     seen = []
