@@ -160,6 +160,7 @@ def predict_photos(
     batch_size: int = 256,
     warn_no_face: bool = True,
     errors: str = "raise",
+    close_ups: bool = True,
 ) -> list[list[Prediction]]:
     """One list of per-face predictions (left to right) for each photo in `images`.
 
@@ -170,7 +171,8 @@ def predict_photos(
     with landmarks, i.e. mtcnn). A photo without faces gives an empty list and a warning.
     errors: "raise" (default) stops at the first image that cannot be read (ImageError);
     "skip" gives that image an empty list and a warning that names it and says why, and
-    predicts all the others.
+    predicts all the others. close_ups=False turns off detect_faces' retries for close-ups and
+    small crops (and its whole-image fallback), e.g. for video frames, which are scenes.
     """
     if errors not in ("raise", "skip"):
         raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
@@ -185,12 +187,14 @@ def predict_photos(
             warnings.warn(f"Skipped {_name(image)}: {exc}", stacklevel=2)
     names = [_name(images[i]) for i in readable] if warn_no_face else None
     chosen = [boxes[i] for i in readable] if boxes is not None and len(boxes) == len(images) else boxes
-    results = _predict_arrays(arrays, names, model, chosen, detector, margin, align, tta, batch_size)
+    results = _predict_arrays(arrays, names, model, chosen, detector, margin, align, tta, batch_size, close_ups)
     by_index = dict(zip(readable, results))
     return [by_index.get(i, []) for i in range(len(images))]
 
 
-def _predict_arrays(arrays, names, model, boxes, detector, margin, align, tta, batch_size) -> list[list[Prediction]]:
+def _predict_arrays(
+    arrays, names, model, boxes, detector, margin, align, tta, batch_size, close_ups=True
+) -> list[list[Prediction]]:
     """predict_photos on decoded RGB/gray arrays; `names` (or None: no warnings) label photos without faces."""
     if align and (boxes is not None or detector == "haar"):
         raise ValueError(
@@ -208,7 +212,7 @@ def _predict_arrays(arrays, names, model, boxes, detector, margin, align, tta, b
         elif arr.shape[:2] == (FACE_SIZE, FACE_SIZE):
             faces = [Face((0, 0, FACE_SIZE, FACE_SIZE), source="crop")]  # already a FER-style face crop
         else:
-            faces = detect_faces(arr, detector)
+            faces = detect_faces(arr, detector, close_ups=close_ups, whole_image=close_ups)
         if align and any(face.left_eye is None or face.right_eye is None for face in faces):
             raise ValueError("align=True needs eye landmarks, and this detector gave a face without them")
         if not faces and names is not None:
@@ -244,12 +248,19 @@ def predict_emotion(image, model=None, face_crop: bool | None = None, boxes=None
         anything else a photo.
     boxes: your own face boxes [(x, y, w, h), ...] to skip detection -> list.
     model: a keras.Model, a path to a .keras or exported .onnx file, or None for the shipped model.
-    Other options (detector, margin, align, channel_order, tta): see predict_photos.
+    Other options (detector, margin, align, channel_order, tta, close_ups): see predict_photos.
 
     >>> predict_emotion("face48.png").emotion                     # doctest: +SKIP
     >>> [(p.box, p.emotion) for p in predict_emotion("group.jpg")]  # doctest: +SKIP
     """
-    settings = {"detector": "haar", "margin": DEFAULT_MARGIN, "align": False, "tta": False, "batch_size": 256}
+    settings = {
+        "detector": "haar",
+        "margin": DEFAULT_MARGIN,
+        "align": False,
+        "tta": False,
+        "batch_size": 256,
+        "close_ups": True,
+    }
     unknown = set(options) - set(settings) - {"channel_order"}
     if unknown:
         raise TypeError(
@@ -257,7 +268,9 @@ def predict_emotion(image, model=None, face_crop: bool | None = None, boxes=None
         )
     arr = as_array(image, options.pop("channel_order", "rgb"))  # decoded once, RGB or gray from here on
     if boxes is None and (face_crop if face_crop is not None else arr.shape[:2] == (FACE_SIZE, FACE_SIZE)):
-        detection = sorted(k for k in ("detector", "margin", "align") if k in options and options[k] != settings[k])
+        detection = sorted(
+            k for k in ("detector", "margin", "align", "close_ups") if k in options and options[k] != settings[k]
+        )
         if detection:
             raise ValueError(
                 f"{_name(image)} is taken as one face crop (face_crop=True, or a 48x48 image), so no face is "

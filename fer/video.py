@@ -56,7 +56,10 @@ def analyze_video(
 
     def flush():
         nonlocal writer
-        results = predict_photos(frames, model, detector=detector, margin=margin, tta=tta, warn_no_face=False)
+        # Frames are scenes: no close-up retries (they would run on every frame without a face).
+        results = predict_photos(
+            frames, model, detector=detector, margin=margin, tta=tta, warn_no_face=False, close_ups=False
+        )
         for index, rgb, faces in zip(indices, frames, results):
             base = {"frame": index, "time_s": round(index / fps, 3)}
             if not faces:
