@@ -91,9 +91,10 @@ def test_distillation_trains_on_the_teachers_probabilities(members, trained, tmp
         verbose=0,
     )
     assert json.loads((result.run_dir / "config.json").read_text())["teacher"] == str(members[1])
-    targets = np.unique(np.concatenate(seen), axis=0)  # Keras may fetch a batch twice (to peek at its shape)
+    targets = np.concatenate(seen)  # Keras may fetch a batch twice (to peek at its shape)
     # With weight 1 the targets are the teacher's probabilities, not one-hot labels.
     assert not np.isin(targets, [0.0, 1.0]).all()
     teacher_probs = predict_proba(load_model(members[1]), train_faces.images)
-    assert targets.shape == np.unique(teacher_probs, axis=0).shape
-    assert np.allclose(targets, np.unique(teacher_probs, axis=0), atol=1e-5)
+    # Every target row is some face's teacher probabilities, and every face's row is a target.
+    gaps = np.abs(targets[:, None, :] - teacher_probs[None, :, :]).max(axis=2)
+    assert gaps.min(axis=1).max() < 1e-5 and gaps.min(axis=0).max() < 1e-5

@@ -126,7 +126,10 @@ def test_tta_changes_the_prediction_of_a_model_that_is_not_symmetric():
     model = keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(pooled))
     faces = np.zeros((4, 48, 48), np.uint8)
     faces[:, :, :24] = 255  # bright left half
-    plain, flipped = predict_proba(model, faces), predict_proba(model, faces, tta=True)
+    plain, flipped = predict_proba(model, faces), predict_proba(model, faces, tta="flip")
     assert not np.allclose(plain, flipped)
     both = (predict_proba(model, faces) + predict_proba(model, faces[:, :, ::-1].copy())) / 2
     assert np.allclose(flipped, both, atol=1e-6)
+    from fer.evaluation import DEFAULT_TTA
+
+    assert np.allclose(predict_proba(model, faces, tta=True), predict_proba(model, faces, tta=DEFAULT_TTA))
