@@ -32,7 +32,7 @@ import pandas as pd
 
 from fer.data import EMOTIONS, data_dir, label_of, load_split
 from fer.evaluation import predict_proba
-from fer.faces import HaarDetector, crop_face, detect_faces
+from fer.faces import HaarDetector, crop_face, detect_faces, iou
 from fer.images import read_image
 from fer.predict import load_model
 
@@ -42,14 +42,6 @@ CONFIGS = {
     "now": {},
     "mtcnn": {"detector": "mtcnn"},
 }
-
-
-def _iou(a, b) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    h = max(0, min(ay + ah, by + bh) - max(ay, by))
-    return w * h / (aw * ah + bw * bh - w * h)
 
 
 def wild_set(root: Path, limit: int | None):
@@ -86,7 +78,7 @@ def pasted_set(test, n: int, rng):
             side = int(rng.integers(60, 201))
             for _try in range(20):
                 x, y = int(rng.integers(0, 640 - side)), int(rng.integers(0, 480 - side))
-                if all(_iou((x, y, side, side), b) == 0 for b in boxes):
+                if all(iou((x, y, side, side), b) == 0 for b in boxes):
                     i = int(rng.integers(len(test)))
                     canvas[y : y + side, x : x + side] = cv2.resize(test.images[i], (side, side), cv2.INTER_CUBIC)
                     boxes.append((x, y, side, side))
@@ -131,7 +123,7 @@ def score(items, config: dict, model, close_up: bool):
         else:
             used, hit = set(), []
             for box, label in zip(boxes, labels if isinstance(labels, list) else [labels]):
-                match = next((k for k, f in enumerate(faces) if k not in used and _iou(f.box, box) >= 0.3), None)
+                match = next((k for k, f in enumerate(faces) if k not in used and iou(f.box, box) >= 0.3), None)
                 if match is not None:
                     used.add(match)
                     hit.append((faces[match], label))

@@ -358,6 +358,17 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def _add_tta(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--tta",
+        nargs="?",
+        const=True,
+        default=False,
+        choices=["flip", "shift"],  # fer.evaluation.TTA_SCHEMES (not imported: keeps --help fast)
+        help="test-time augmentation: average over views of each face (default scheme; or name one)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fer", description=__doc__)
     parser.add_argument(
@@ -413,14 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the second figure without faces that duplicate training images (saves loading train)",
     )
-    p.add_argument(
-        "--tta",
-        nargs="?",
-        const=True,
-        default=False,
-        choices=["flip", "shift"],
-        help="test-time augmentation: average over views of each face (default scheme; or name one)",
-    )
+    _add_tta(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_evaluate)
 
@@ -433,14 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for predictions.csv/.json, annotated images and video tables")
     p.add_argument("--annotate-video", action="store_true", help="with --out: also write annotated videos")
     p.add_argument("--chunk", type=int, default=64, help="images read and predicted together")
-    p.add_argument(
-        "--tta",
-        nargs="?",
-        const=True,
-        default=False,
-        choices=["flip", "shift"],
-        help="test-time augmentation: average over views of each face (default scheme; or name one)",
-    )
+    _add_tta(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_predict)
 

@@ -232,6 +232,15 @@ def detect_faces(
     return sorted(_without_nested(faces), key=lambda f: (f.box[0], f.box[1]))
 
 
+def iou(a, b) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    h = max(0, min(ay + ah, by + bh) - max(ay, by))
+    return w * h / (aw * ah + bw * bh - w * h)
+
+
 def _without_nested(faces: list[Face]) -> list[Face]:
     """Drop boxes that lie mostly (>= 60% of their area) inside a larger box: a face holds no face.
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from conftest import require
 
-from fer.faces import Face, _mapped, detect_faces
+from fer.faces import Face, _mapped, detect_faces, iou
 from fer.predict import predict_emotion
 
 skdata = require("skimage.data")
@@ -30,14 +30,6 @@ def tight(astronaut, face_box):
     return astronaut[y + d : y + h - d, x + d : x + w - d]
 
 
-def _iou(a, b) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    h = max(0, min(ay + ah, by + bh) - max(ay, by))
-    return w * h / (aw * ah + bw * bh - w * h)
-
-
 def test_a_close_up_whose_face_fills_the_frame_is_found(tight):
     close_up = cv2.resize(tight, (300, 300), interpolation=cv2.INTER_CUBIC)
     assert detect_faces(close_up, close_ups=False, whole_image=False) == []  # the plain cascade misses it
@@ -45,7 +37,7 @@ def test_a_close_up_whose_face_fills_the_frame_is_found(tight):
     assert face.source in ("padded", "close-up") and face.score is not None
     bx, by, bw, bh = face.box
     assert bx >= 0 and by >= 0 and bx + bw <= 300 and by + bh <= 300  # mapped back into the image
-    assert _iou(face.box, (0, 0, 300, 300)) > 0.4  # and it is the face that fills it
+    assert iou(face.box, (0, 0, 300, 300)) > 0.4  # and it is the face that fills it
 
 
 @pytest.mark.parametrize("side", [64, 96, 128])
