@@ -124,6 +124,9 @@ class TrainConfig:
     # "test": only watch the test split, allowed where nothing is chosen on it (cosine schedule, final weights).
     validation: str = "train"
     val_fraction: float = 0.1
+    # Seeds the validation split (and a max_train_samples subset) apart from `seed` (initialisation,
+    # shuffling, augmentation): ensemble members with different seeds share one clean validation split.
+    split_seed: int = 42
     max_train_samples: int | None = None  # subsample train (stratified) for quick runs
     seed: int = 42
     monitor: str = "val_accuracy"
@@ -241,12 +244,12 @@ def split_data(
     if train is None:
         train = load_split(data_dir(config.data), "train")
     if config.max_train_samples and config.max_train_samples < len(train):
-        train, _ = train_val_split(train, 1 - config.max_train_samples / len(train), seed=config.seed)
+        train, _ = train_val_split(train, 1 - config.max_train_samples / len(train), seed=config.split_seed)
     if val is None:
         if config.validation == "test":
             val = load_split(data_dir(config.data), "test")
         else:
-            train, val = train_val_split(train, config.val_fraction, seed=config.seed)
+            train, val = train_val_split(train, config.val_fraction, seed=config.split_seed)
             val, train = _move_test_duplicates(config, val, train)
     return train, val
 

@@ -212,3 +212,12 @@ def test_validation_split_holds_no_copies_of_test_images(tmp_path):
     assert len(train) + len(val) == 7 * 20 + copied  # nothing lost: the copies moved to train
     assert not duplicates_of(val, test).any()
     assert duplicates_of(train, test).sum() == copied
+
+
+def test_members_with_other_seeds_share_the_validation_split(sample_root):
+    from fer.training import TrainConfig, split_data
+
+    _, val_a = split_data(TrainConfig(data=str(sample_root), seed=1))
+    _, val_b = split_data(TrainConfig(data=str(sample_root), seed=2))
+    _, val_c = split_data(TrainConfig(data=str(sample_root), seed=2, split_seed=7))
+    assert val_a.sources == val_b.sources and val_a.sources != val_c.sources
