@@ -128,12 +128,12 @@ def _backends(path, data) -> dict:
 
 
 def _backend_table(variants: dict, faces: np.ndarray, data) -> pd.DataFrame:
-    from fer.data import data_dir, has_split, load_split
+    from fer.data import data_dir, has_split, load_split, train_images_beside
     from fer.evaluation import evaluate, predict_proba
 
     root = data_dir(data)
     test = load_split(root, "test") if has_split(root, "test") else None
-    train = load_split(root, "train").images if test is not None and has_split(root, "train") else None
+    train = train_images_beside(root, "test") if test is not None else None
     rows, keras_speed = [], {}
     for label, (model, file) in variants.items():
         row = {"backend": label, "file MB": round(file.stat().st_size / 2**20, 2)}

@@ -82,17 +82,8 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _train_images_of(data: Path, split: str):
-    """The training images beside `split` in dataset `data`, to find test faces that copy them (or None)."""
-    from fer.data import has_split, load_split
-
-    if split == "train" or not has_split(data, "train"):  # e.g. a lone folder of <emotion>/ folders
-        return None
-    return load_split(data, "train").images
-
-
 def cmd_evaluate(args) -> int:
-    from fer.data import data_dir, load_split
+    from fer.data import data_dir, load_split, train_images_beside
     from fer.predict import default_model_path, load_model
 
     data = data_dir(args.data)
@@ -100,7 +91,7 @@ def cmd_evaluate(args) -> int:
     model = load_model(args.model)
     from fer.evaluation import evaluate
 
-    train_images = None if args.no_dedup else _train_images_of(data, args.split)
+    train_images = None if args.no_dedup else train_images_beside(data, args.split)
     result = evaluate(model, faces.images, faces.labels, tta=args.tta, train_images=train_images)
     if args.json:
         print(result.to_json())

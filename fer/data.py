@@ -266,6 +266,14 @@ def has_split(data: str | Path, split: str) -> bool:
     return False
 
 
+def train_images_beside(data: str | Path, split: str) -> np.ndarray | None:
+    """The training images of dataset `data`, to find faces of `split` that copy them
+    (`fer.evaluate(..., train_images=)`); None for the train split itself or without a train split."""
+    if split == "train" or not has_split(data, "train"):  # e.g. a lone folder of <emotion>/ folders
+        return None
+    return load_split(data, "train").images
+
+
 def load_split(data: str | Path, split: str = "test", strict: bool = False) -> FaceSet:
     """Load one split from a dataset root, a fer2013.csv, or a folder of <emotion>/ folders.
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from fer import plots
-from fer.data import data_dir, has_split, load_split
+from fer.data import data_dir, load_split, train_images_beside
 from fer.evaluation import Evaluation, evaluate, predict_proba, tta_scheme
 from fer.predict import DEFAULT_MODEL_NAME, MODELS_DIR
 
@@ -111,7 +111,7 @@ def ship(
 
     model = export_model(run_dir / checkpoint, models_dir / name)
     test = load_split(data, "test")
-    train_images = load_split(data, "train").images if has_split(data, "train") else None
+    train_images = train_images_beside(data, "test")
     plain = evaluate(model, test.images, test.labels, train_images=train_images)
     tta = evaluate(model, test.images, test.labels, tta=True, train_images=train_images)
     fig = plots.confusion_heatmap(plain.confusion_normalized.round(2), normalized=True)
