@@ -28,7 +28,7 @@ def test_seed_is_the_seed_projects_architecture():
     assert model.count_params() == 587_847
 
 
-@pytest.mark.parametrize("name,params", [("vgg_lite", 1_767_463), ("vgg", 10_474_567)])
+@pytest.mark.parametrize("name,params", [("vgg_lite", 1_767_463), ("vgg", 10_474_567), ("resnet", 2_763_687)])
 def test_stronger_models_and_documented_parameter_counts(name, params):
     model = build_model(name)
     assert model.count_params() == params
@@ -39,8 +39,26 @@ def test_stronger_models_and_documented_parameter_counts(name, params):
 
 
 def test_unknown_model_name():
-    with pytest.raises(ValueError, match="Unknown model 'resnet'; available: \\['seed', 'vgg', 'vgg_lite'\\]"):
-        build_model("resnet")
+    with pytest.raises(ValueError, match="Unknown model 'resnet50'; available: \\['resnet', 'seed', 'vgg', 'vgg_lite'\\]"):
+        build_model("resnet50")
+
+
+def test_resnet_stages_halve_the_map_and_blocks_start_as_identity(tmp_path):
+    model = build_model("resnet")
+    adds = [layer for layer in model.layers if isinstance(layer, keras.layers.Add)]
+    assert len(adds) == 6  # 2 basic blocks x 3 stages
+    assert [tuple(a.output.shape[1:]) for a in adds] == [(24, 24, 64)] * 2 + [(12, 12, 128)] * 2 + [(6, 6, 256)] * 2
+    # The last BatchNorm of each residual branch starts with gamma 0: at initialisation every block
+    # outputs relu(shortcut), so an untrained block passes its input through unchanged.
+    faces = np.random.default_rng(0).integers(0, 256, (4, 48, 48, 1)).astype("float32")
+    block_in = keras.Model(model.input, adds[1].input[1])  # the identity shortcut of the second block
+    block_out = keras.Model(model.input, model.get_layer(index=model.layers.index(adds[1]) + 1).output)
+    np.testing.assert_allclose(block_out(faces), np.maximum(block_in(faces), 0), atol=1e-6)
+    # It saves and reloads with safe_mode like every shipped model.
+    path = tmp_path / "resnet.keras"
+    model.save(path)
+    again = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(again.predict(faces, verbose=0), model.predict(faces, verbose=0), atol=1e-6)
 
 
 def test_augmentation_is_active_in_training_only():
