@@ -12,9 +12,13 @@ member files; `ensemble()` rebuilds it from them in seconds.
 
 from __future__ import annotations
 
+from itertools import combinations
 from pathlib import Path
 
 import keras
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, f1_score
 
 from fer.errors import ModelError
 from fer.predict import load_model
@@ -56,3 +60,31 @@ def ensemble(members: list[str | Path | keras.Model], out: str | Path | None = N
         out.parent.mkdir(parents=True, exist_ok=True)
         model.save(out)
     return model
+
+
+def compare_subsets(probabilities: dict[str, np.ndarray], labels: np.ndarray, min_size: int = 1) -> pd.DataFrame:
+    """Score every subset of the members by the mean of their probabilities.
+
+    `probabilities` maps a member's name to its (n, classes) probabilities on ONE shared
+    validation split (`labels`); choose the ensemble on that split, never on the test split.
+    Returns one row per subset (members joined by " + ", size, accuracy, macro-F1), best
+    accuracy first and, at equal accuracy, the smaller (cheaper) subset first.
+    """
+    names = list(probabilities)
+    shapes = {probabilities[n].shape for n in names}
+    if len(shapes) != 1 or len(labels) != next(iter(shapes))[0]:
+        raise ValueError(f"Members' probabilities must share one shape matching {len(labels)} labels, got {shapes}")
+    rows = []
+    for size in range(min_size, len(names) + 1):
+        for subset in combinations(names, size):
+            predicted = np.mean([probabilities[n] for n in subset], axis=0).argmax(axis=1)
+            rows.append(
+                {
+                    "members": " + ".join(subset),
+                    "size": size,
+                    "accuracy": accuracy_score(labels, predicted),
+                    "macro_f1": f1_score(labels, predicted, average="macro"),
+                }
+            )
+    table = pd.DataFrame(rows)
+    return table.sort_values(["accuracy", "size"], ascending=[False, True], kind="stable").reset_index(drop=True)

@@ -54,6 +54,27 @@ def test_ensemble_refuses_what_it_cannot_average(members, tmp_path):
         fer.ensemble(members, tmp_path / "e.h5")
 
 
+def test_compare_subsets_scores_every_combination_by_its_mean_probabilities():
+    from fer.ensembling import compare_subsets
+
+    labels = np.array([0, 1, 2, 0])
+    # a is right on faces 0-1 only, b on faces 2-3 only, c says class 1 everywhere: a and b each
+    # score 0.5 but their mean is right on all four; adding c keeps 1.0 (so the smaller pair ranks first).
+    probs = {
+        "a": np.array([[0.9, 0.05, 0.05], [0.05, 0.9, 0.05], [0.4, 0.3, 0.3], [0.3, 0.4, 0.3]]),
+        "b": np.array([[0.3, 0.4, 0.3], [0.4, 0.3, 0.3], [0.05, 0.05, 0.9], [0.9, 0.05, 0.05]]),
+        "c": np.tile([0.2, 0.6, 0.2], (4, 1)),
+    }
+    table = compare_subsets(probs, labels)
+    assert len(table) == 7
+    scores = dict(zip(table["members"], table["accuracy"]))
+    assert scores == {"a": 0.5, "b": 0.5, "c": 0.25, "a + b": 1.0, "a + c": 0.5, "b + c": 0.75, "a + b + c": 1.0}
+    assert list(table["members"][:2]) == ["a + b", "a + b + c"]
+    assert table.loc[0, "macro_f1"] == 1.0 and table.loc[0, "size"] == 2
+    with pytest.raises(ValueError, match="share one shape"):
+        compare_subsets({"a": probs["a"], "b": probs["b"][:3]}, labels)
+
+
 def test_soft_targets_mix_labels_and_tempered_teacher_probabilities():
     from fer.training import soft_targets
 
