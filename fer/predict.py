@@ -34,7 +34,8 @@ def default_model_path() -> Path:
 
 def load_model(path: str | Path | None = None):
     """Load a `.keras` emotion model with safe_mode=True (no arbitrary code runs), or an
-    exported `.onnx` one (run by ONNX Runtime through fer.onnx_model.OnnxModel).
+    exported `.onnx` one (run by ONNX Runtime through fer.onnx_model.OnnxModel) or `.tflite`
+    one (run by LiteRT through fer.litert_model.LiteRTModel).
 
     path=None loads the shipped model (models/fer_emotion.keras, or $FER_MODEL).
     Raises ModelError saying what is wrong and what to do.
@@ -53,10 +54,14 @@ def load_model(path: str | Path | None = None):
         from fer.onnx_model import OnnxModel
 
         return _checked(OnnxModel(path), path)
+    if path.suffix == ".tflite":
+        from fer.litert_model import LiteRTModel
+
+        return _checked(LiteRTModel(path), path)
     if path.suffix != ".keras" or not zipfile.is_zipfile(path):
         raise ModelError(
             f"{path}: not a Keras 3 .keras model file (corrupt, truncated, or another format). "
-            "Re-download or re-train it; legacy .h5 files are not supported."
+            "Re-download or re-train it; legacy .h5 files are not supported (exported .onnx and .tflite files are)."
         )
     try:
         model = keras.models.load_model(path, safe_mode=True)
@@ -78,7 +83,7 @@ _cache: dict[tuple[str, float], keras.Model] = {}
 
 
 def resolve_model(model):
-    """A keras.Model (or OnnxModel) as is; a path or None loaded once and cached (per file and mtime)."""
+    """A keras.Model (or OnnxModel, LiteRTModel) as is; a path or None loaded once and cached (per file and mtime)."""
     if isinstance(model, keras.Model) or hasattr(model, "predict_on_batch"):
         return model
     path = Path(model) if model is not None else default_model_path()
