@@ -49,7 +49,8 @@ def main() -> None:
     for scheme in (False, args.tta):
         probs = {}
         for run in runs:
-            probs[names[run]] = predict_proba(load_model(run / f"{configs[run].checkpoint}.keras"), val.images, tta=scheme)
+            model = load_model(run / f"{configs[run].checkpoint}.keras")
+            probs[names[run]] = predict_proba(model, val.images, tta=scheme)
         views = len(tta_views(val.images[:1, ..., None], scheme or None))
         table = compare_subsets(probs, val.labels)
         tables.append(table.assign(tta=scheme or "none", passes=table["size"] * views))

@@ -13,7 +13,7 @@ from fer import quiet
 from fer.data import EMOTIONS
 from fer.drawing import annotate
 from fer.errors import ImageError
-from fer.faces import DEFAULT_MARGIN
+from fer.faces import DEFAULT_MARGIN, detect_faces
 from fer.images import VIDEO_SUFFIXES  # noqa: F401  (re-exported: fer.video.VIDEO_SUFFIXES)
 from fer.predict import predict_photos, resolve_model
 
@@ -29,17 +29,28 @@ def analyze_video(
     chunk: int = 32,
     progress: bool = True,
     tta: bool | str = False,
+    detect_every: int = 1,
+    max_side: int = 1024,
 ) -> pd.DataFrame:
     """Predict the faces of every `stride`-th frame; one row per face.
 
     Columns: frame, time_s, face (index left to right; -1 for a frame without faces),
-    x, y, w, h, emotion, probability and one probability column per emotion. Frames go
-    through the network `chunk` at a time. `out_video` writes the processed frames with
-    boxes and labels (mp4v codec) at fps / stride. `tta`: test-time augmentation (see fer.evaluation.predict_proba).
+    detected (True where the boxes were found in this frame), x, y, w, h, emotion,
+    probability and one probability column per emotion. Frames go through the network
+    `chunk` at a time. `out_video` writes the processed frames with boxes and labels (mp4v
+    codec) at fps / stride. `tta`: test-time augmentation (see fer.evaluation.predict_proba).
+
+    Speed: face detection, not the network, is what limits frames per second. `detect_every=N`
+    runs the detector on every N-th analysed frame and classifies the frames between in the
+    boxes found last (faces move little in a few frames; every frame still gets its own
+    emotion). `max_side` downscales frames for detection only (e.g. 320: faces under ~50 px of
+    a 640x480 frame are then missed, but detection costs about a quarter).
     """
     path = Path(path)
     if stride < 1:
         raise ValueError(f"stride must be at least 1, got {stride}")
+    if detect_every < 1:
+        raise ValueError(f"detect_every must be at least 1, got {detect_every}")
     if not path.is_file():
         raise ImageError(f"{path}: no such video file")
     with contextlib.nullcontext() if quiet.verbose() else quiet.stderr_silenced():
@@ -53,15 +64,21 @@ def analyze_video(
     rows: list[dict] = []
     frames: list = []
     indices: list[int] = []
+    boxes: list[list] = []  # the boxes found last (detect_every > 1 re-uses them)
 
     def flush():
         nonlocal writer
-        # Frames are scenes: no close-up retries (they would run on every frame without a face).
-        results = predict_photos(
-            frames, model, detector=detector, margin=margin, tta=tta, warn_no_face=False, close_ups=False
-        )
-        for index, rgb, faces in zip(indices, frames, results):
-            base = {"frame": index, "time_s": round(index / fps, 3)}
+        per_frame, fresh = [], []
+        for k, rgb in zip(indices, frames):
+            if (k // stride) % detect_every == 0:
+                # Frames are scenes: no close-up retries (they would run on every frame without a face).
+                found = detect_faces(rgb, detector, max_side=max_side, close_ups=False, whole_image=False)
+                boxes[:] = [f.box for f in found]
+            per_frame.append(list(boxes))
+            fresh.append((k // stride) % detect_every == 0)
+        results = predict_photos(frames, model, boxes=per_frame, margin=margin, tta=tta, warn_no_face=False)
+        for index, rgb, faces, detected in zip(indices, frames, results, fresh):
+            base = {"frame": index, "time_s": round(index / fps, 3), "detected": detected}
             if not faces:
                 rows.append({**base, "face": -1})
             for k, p in enumerate(faces):
@@ -112,5 +129,5 @@ def analyze_video(
             writer.release()
     if index == 0:
         raise ImageError(f"{path}: no frame could be decoded")
-    columns = ["frame", "time_s", "face", "x", "y", "w", "h", "emotion", "probability", *EMOTIONS]
+    columns = ["frame", "time_s", "face", "detected", "x", "y", "w", "h", "emotion", "probability", *EMOTIONS]
     return pd.DataFrame(rows).reindex(columns=columns)

@@ -235,6 +235,37 @@ def test_video_gives_a_per_frame_table_and_an_annotated_copy(video, model, tmp_p
     assert (tmp_path / "timeline.png").is_file()
 
 
+def test_video_detects_every_nth_frame_and_reuses_the_boxes_between(video, model, monkeypatch):
+    import fer.video
+
+    calls = []
+
+    def counting(image, *args, **kwargs):
+        calls.append(kwargs)
+        return detect_faces(image, *args, **kwargs)
+
+    monkeypatch.setattr(fer.video, "detect_faces", counting)
+    every = analyze_video(video, model=model, detect_every=4, chunk=5, progress=False)
+    assert len(calls) == 3  # frames 0, 4 and 8 (chunks of 5 do not reset the count)
+    assert all(c["max_side"] == 1024 and c["close_ups"] is False for c in calls)
+    assert every["detected"].tolist() == [True, False, False, False] * 3
+    faces = every[every["face"] >= 0]
+    assert faces["frame"].tolist() == list(range(8))  # frame 8 (coffee) finds nothing: 9-11 keep no box
+    box = ["x", "y", "w", "h"]
+    for first in (0, 4):  # frames 1-3 re-use frame 0's box, 5-7 frame 4's
+        assert (faces.loc[first : first + 3, box] == faces.loc[first, box]).all().all()
+    calls.clear()
+    plain = analyze_video(video, model=model, progress=False)
+    assert len(calls) == 12 and plain["detected"].all()
+    # Where both detected, the same boxes and emotions (the encoder makes frames differ slightly, so
+    # detecting every frame can move a box by a few pixels in between).
+    columns = ["frame", "face", *box, "emotion"]
+    detected = every["detected"].to_numpy()
+    assert every.loc[detected, columns].equals(plain.loc[detected, columns])
+    with pytest.raises(ValueError, match="detect_every must be at least 1"):
+        analyze_video(video, model=model, detect_every=0)
+
+
 def test_unreadable_video_is_a_clear_error(tmp_path, model, capfd):
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"not a video at all")
@@ -311,5 +342,6 @@ def test_video_tta_is_applied_and_the_cli_passes_it_on(video, model, trained, mo
     real = fer.video.analyze_video
     monkeypatch.setattr(fer.video, "analyze_video", lambda *a, **k: calls.append(k) or real(*a, **k))
     model_path = str(trained[0].run_dir / "best.keras")
-    assert main(["predict", str(video), "--model", model_path, "--tta", "--stride", "6"]) == 0
-    assert calls and calls[0]["tta"] is True
+    options = ["--tta", "--stride", "6", "--detect-every", "2", "--max-side", "400"]
+    assert main(["predict", str(video), "--model", model_path, *options]) == 0
+    assert calls and calls[0]["tta"] is True and calls[0]["detect_every"] == 2 and calls[0]["max_side"] == 400
