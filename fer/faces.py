@@ -34,6 +34,9 @@ CLOSE_UP_SIDE = 320
 CLOSE_UP_BORDER = 0.25
 CLOSE_UP_AREA = 0.2
 SMALL_SIDE = 400
+# A first-pass face covering at least REFIT_AREA of the image is re-measured on the bordered copy:
+# without background around it the cascade boxes a face about 14% too tight (see detect_faces).
+REFIT_AREA = 0.4
 
 
 @dataclass(frozen=True)
@@ -211,25 +214,43 @@ def detect_faces(
     small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
     found = get_detector(detector)
     faces = [_mapped(f, scale, 0, gray.shape, "detector") for f in found(small)]
-    if not faces and close_ups:
-        up = max(1.0, CLOSE_UP_SIDE / max(small.shape))  # small crops: to ~CLOSE_UP_SIDE px
-        work = cv2.resize(small, None, fx=up, fy=up, interpolation=cv2.INTER_CUBIC) if up > 1 else small
-        border = int(round(CLOSE_UP_BORDER * max(work.shape)))
-        padded = cv2.copyMakeBorder(work, border, border, border, border, cv2.BORDER_REPLICATE)
+    if not close_ups:
+        pass
+    elif not faces:
+        up, border, padded = _bordered(small)
         faces = [_mapped(f, scale * up, border, gray.shape, "padded") for f in found(padded)]
         if not faces and isinstance(found, HaarDetector):
             # Two second opinions that only accept a face filling much of the image (a close-up holds
             # one face): the cascade with fewer neighbours required, then MTCNN where it is installed.
-            area = CLOSE_UP_AREA * work.shape[0] * work.shape[1]
+            area = CLOSE_UP_AREA * (padded.shape[0] - 2 * border) * (padded.shape[1] - 2 * border)
             for second in _close_up_detectors(found):
                 big = [f for f in second(padded) if f.box[2] * f.box[3] >= area]
                 if big:
                     best = max(big, key=lambda f: f.box[2] * f.box[3])
                     faces = [_mapped(best, scale * up, border, gray.shape, "close-up")]
                     break
+    elif len(faces) == 1 and faces[0].box[2] * faces[0].box[3] >= REFIT_AREA * gray.shape[0] * gray.shape[1]:
+        # A face that fills the frame (a close-up, or a crop someone already cut around the face) has
+        # no background around it, and the cascade then boxes it about 14% too tight (median width
+        # 0.86 of the true face box on close-ups made from validation faces), so the crop zooms in
+        # further than FER-2013's faces do. Re-measured on the bordered copy the box comes out at
+        # 1.00. The bordered copy's face replaces the first one only where they overlap.
+        up, border, padded = _bordered(small)
+        again = [_mapped(f, scale * up, border, gray.shape, "padded") for f in found(padded)]
+        best = max(again, key=lambda f: iou(f.box, faces[0].box), default=None)
+        if best is not None and iou(best.box, faces[0].box) >= 0.5:
+            faces = [best]
     if not faces and whole_image and _face_shaped(gray):
         faces = [Face((0, 0, gray.shape[1], gray.shape[0]), None, source="whole image")]
     return sorted(_without_nested(faces), key=lambda f: (f.box[0], f.box[1]))
+
+
+def _bordered(small: np.ndarray) -> tuple[float, int, np.ndarray]:
+    """(upscale, border px, copy): `small` upscaled to ~CLOSE_UP_SIDE px if smaller, with a replicated border."""
+    up = max(1.0, CLOSE_UP_SIDE / max(small.shape))  # small crops: the cascade has a minimum face size
+    work = cv2.resize(small, None, fx=up, fy=up, interpolation=cv2.INTER_CUBIC) if up > 1 else small
+    border = int(round(CLOSE_UP_BORDER * max(work.shape)))
+    return up, border, cv2.copyMakeBorder(work, border, border, border, border, cv2.BORDER_REPLICATE)
 
 
 def iou(a, b) -> float:

@@ -48,6 +48,21 @@ def test_small_tight_crops_are_found(tight, side):
     assert len(faces) == 1 and faces[0].source != "detector"
 
 
+def test_a_face_that_fills_the_frame_is_re_measured_like_fer_crops(astronaut, face_box):
+    # A FER-2013-style crop (the image IS the detector's box) upscaled to 300 px: the cascade, without
+    # background around the face, boxes it too tight; re-measured on a bordered copy the box is the image.
+    x, y, w, h = face_box
+    crop = cv2.resize(astronaut[y : y + h, x : x + w], (300, 300), interpolation=cv2.INTER_CUBIC)
+    (plain,) = detect_faces(crop, close_ups=False)
+    assert plain.source == "detector" and plain.box[2] < 0.9 * 300
+    (face,) = detect_faces(crop)
+    assert face.source == "padded" and iou(face.box, (0, 0, 300, 300)) > 0.9
+    # A face with background around it (here a quarter of the photo's area) is left as the first pass found it.
+    photo = astronaut[max(0, y - h // 2) : y + h + h // 2, max(0, x - w // 2) : x + w + w // 2]
+    (found,) = detect_faces(photo)
+    assert found.source == "detector" and found == detect_faces(photo, close_ups=False)[0]
+
+
 def test_boxes_from_a_bordered_upscaled_copy_map_back_to_the_original():
     # Found at (120, 80, 200, 200) in a copy upscaled 2x with a 50 px border: (35, 15, 100, 100) here.
     face = _mapped(Face((120, 80, 200, 200), 0.9, (170.0, 130.0), None), 2.0, 50, (200, 300), "padded")
