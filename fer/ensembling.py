@@ -1,17 +1,22 @@
-"""Ensembles: several trained emotion models as one `.keras` file that averages their probabilities.
+"""Ensembles: several trained emotion models as one model that averages their probabilities.
 
     fer.ensemble(["models/member_a.keras", "models/member_b.keras"], "models/ensemble.keras")
+    fer.ensemble(["models/member_a.keras", "models/member_b.keras"], "models/ensemble.json")
     python -m fer ensemble models/member_a.keras models/member_b.keras --out models/ensemble.keras
 
-The result is an ordinary Keras functional model (the members are nested models, the mean a
-`keras.layers.Average`), so it loads with `safe_mode=True` and works wherever a model path is
-accepted: evaluate, predict, notebooks. (The module is not called `ensemble` so that it can
-never shadow the function `fer.ensemble`.) An ensemble too big for one file is shipped as its
-member files; `ensemble()` rebuilds it from them in seconds.
+A `.keras` ensemble is an ordinary Keras functional model (`fer.models.build_ensemble`: the
+members nested, the mean a `keras.layers.Average`), so it loads with `safe_mode=True`. A `.json`
+ensemble is a small file listing its member files (paths relative to it): for ensembles whose
+one file would be too big to commit; `load_model` assembles it from the members. Both work
+wherever a model path is accepted: evaluate, predict, notebooks. Choose members on a validation
+split with `compare_subsets`. (The module is not called `ensemble` so that it can never shadow
+the function `fer.ensemble`.)
 """
 
 from __future__ import annotations
 
+import json
+import os
 from itertools import combinations
 from pathlib import Path
 
@@ -20,45 +25,31 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 
-from fer.errors import ModelError
+from fer.models import build_ensemble
 from fer.predict import load_model
 
 
-def _renamed_copy(model: keras.Model, name: str) -> keras.Model:
-    """The same network under another name (nested models need unique names), weights shared by value."""
-    config = model.get_config()
-    config["name"] = name
-    copy = model.__class__.from_config(config)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
-def build_ensemble(members: list[keras.Model], name: str = "ensemble") -> keras.Model:
-    """One model whose output is the mean of `members`' softmax outputs (all take the same 48x48x1 input)."""
-    if len(members) < 2:
-        raise ValueError(f"An ensemble needs at least two members, got {len(members)}")
-    shapes = {(tuple(m.input_shape[1:]), m.output_shape[-1]) for m in members}
-    if len(shapes) != 1:
-        raise ModelError(f"Ensemble members disagree on input/output shapes: {sorted(shapes)}")
-    inputs = keras.Input(members[0].input_shape[1:], name="face")
-    outputs = [_renamed_copy(m, f"member_{i}")(inputs) for i, m in enumerate(members)]
-    mean = keras.layers.Average(name="emotion", dtype="float32")(outputs)
-    return keras.Model(inputs, mean, name=name)
-
-
 def ensemble(members: list[str | Path | keras.Model], out: str | Path | None = None) -> keras.Model:
-    """Average the probabilities of several emotion models; save to `out` (.keras) when given.
+    """Average the probabilities of several emotion models; save to `out` when given.
 
     Members are paths (loaded with safe_mode, and checked like any model) or keras.Models.
+    `out`: a `.keras` file (the whole ensemble in one file) or a `.json` file that lists the
+    member files (members given as paths), for ensembles too big to commit as one file.
     """
     models = [m if isinstance(m, keras.Model) else load_model(m) for m in members]
     model = build_ensemble(models)
     if out is not None:
         out = Path(out)
-        if out.suffix != ".keras":
-            raise ValueError(f"{out}: an ensemble is saved as a .keras file")
+        if out.suffix not in (".keras", ".json"):
+            raise ValueError(f"{out}: an ensemble is saved as a .keras file, or as a .json list of its member files")
         out.parent.mkdir(parents=True, exist_ok=True)
-        model.save(out)
+        if out.suffix == ".keras":
+            model.save(out)
+        else:
+            if not all(isinstance(m, (str, Path)) for m in members):
+                raise ValueError(f"{out}: a .json ensemble lists member files, so pass the members as paths")
+            paths = [os.path.relpath(Path(m).resolve(), out.parent.resolve()) for m in members]
+            out.write_text(json.dumps({"ensemble": "mean of probabilities", "members": paths}, indent=2) + "\n")
     return model
 
 

@@ -22,6 +22,7 @@ from keras import layers
 
 from fer.augment import Augmentation, augmentation_layers
 from fer.data import EMOTIONS
+from fer.errors import ModelError
 from fer.images import FACE_SIZE
 
 INPUT_SHAPE = (FACE_SIZE, FACE_SIZE, 1)
@@ -166,6 +167,32 @@ MODELS: dict[str, Callable[..., keras.Model]] = {
     "vgg_lite": build_vgg_lite,
     "resnet": build_resnet,
 }
+
+
+def _renamed_copy(model: keras.Model, name: str) -> keras.Model:
+    """The same network under another name (nested models need unique names), weights shared by value."""
+    config = model.get_config()
+    config["name"] = name
+    copy = model.__class__.from_config(config)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def build_ensemble(members: list[keras.Model], name: str = "ensemble") -> keras.Model:
+    """One model whose output is the mean of `members`' softmax outputs (all take the same 48x48x1 input).
+
+    The members are nested models and the mean a `keras.layers.Average`: an ordinary functional
+    model that saves as one `.keras` file and loads with safe_mode=True.
+    """
+    if len(members) < 2:
+        raise ValueError(f"An ensemble needs at least two members, got {len(members)}")
+    shapes = {(tuple(m.input_shape[1:]), m.output_shape[-1]) for m in members}
+    if len(shapes) != 1:
+        raise ModelError(f"Ensemble members disagree on input/output shapes: {sorted(shapes)}")
+    inputs = keras.Input(members[0].input_shape[1:], name="face")
+    outputs = [_renamed_copy(m, f"member_{i}")(inputs) for i, m in enumerate(members)]
+    mean = keras.layers.Average(name="emotion", dtype="float32")(outputs)
+    return keras.Model(inputs, mean, name=name)
 
 
 def build_model(name: str, **options) -> keras.Model:

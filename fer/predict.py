@@ -7,6 +7,7 @@ in a photo, faces are found and cropped by fer.faces first.
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 import zipfile
@@ -21,6 +22,7 @@ from fer.errors import ImageError, ModelError
 from fer.evaluation import predict_proba
 from fer.faces import DEFAULT_MARGIN, Face, crop_face, detect_faces
 from fer.images import FACE_SIZE, as_array, to_face
+from fer.models import build_ensemble
 
 # The shipped model lives in the repository's models/ folder (editable install, as the
 # README sets up); FER_MODEL points elsewhere without code changes.
@@ -35,7 +37,8 @@ def default_model_path() -> Path:
 def load_model(path: str | Path | None = None):
     """Load a `.keras` emotion model with safe_mode=True (no arbitrary code runs), or an
     exported `.onnx` one (run by ONNX Runtime through fer.onnx_model.OnnxModel) or `.tflite`
-    one (run by LiteRT through fer.litert_model.LiteRTModel).
+    one (run by LiteRT through fer.litert_model.LiteRTModel), or a `.json` ensemble file
+    (the mean of the `.keras` member files it lists; see fer.ensembling).
 
     path=None loads the shipped model (models/fer_emotion.keras, or $FER_MODEL).
     Raises ModelError saying what is wrong and what to do.
@@ -58,6 +61,8 @@ def load_model(path: str | Path | None = None):
         from fer.litert_model import LiteRTModel
 
         return _checked(LiteRTModel(path), path)
+    if path.suffix == ".json":
+        return _checked(_assembled_ensemble(path), path)
     if path.suffix != ".keras" or not zipfile.is_zipfile(path):
         raise ModelError(
             f"{path}: not a Keras 3 .keras model file (corrupt, truncated, or another format). "
@@ -68,6 +73,24 @@ def load_model(path: str | Path | None = None):
     except Exception as exc:  # Keras raises many types for a damaged archive
         raise ModelError(f"{path}: could not load the model ({type(exc).__name__}: {exc})") from exc
     return _checked(model, path)
+
+
+def _assembled_ensemble(path: Path) -> keras.Model:
+    """The ensemble a `.json` file describes (fer.ensemble(..., "x.json")): the mean of its member files."""
+    try:
+        spec = json.loads(path.read_text())
+        members = spec["members"]
+        if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+            raise TypeError("'members' must be a list of file paths")
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise ModelError(
+            f"{path}: not an ensemble file ({type(exc).__name__}: {exc}). Expected JSON with \"members\": "
+            "[paths of .keras files, relative to it], as written by fer.ensemble(members, 'ensemble.json')."
+        ) from exc
+    files = [path.parent / m for m in members]
+    if len(files) < 2 or any(f.suffix != ".keras" for f in files):
+        raise ModelError(f"{path}: an ensemble file lists at least two .keras member files, got {members}")
+    return build_ensemble([load_model(f) for f in files])
 
 
 def _checked(model, path: Path):

@@ -1,6 +1,8 @@
 """Ensembles (one .keras file averaging several models) and distillation (training on a teacher's probabilities)."""
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -45,12 +47,43 @@ def test_ensemble_cli_and_evaluate_with_an_ensemble(members, sample_root, tmp_pa
     assert json.loads(capsys.readouterr().out)["n"] == 56
 
 
+def test_a_json_ensemble_lists_its_members_and_loads_like_a_model(members, trained, tmp_path, capsys):
+    faces = trained[2].images[:12]
+    spec = tmp_path / "shipped" / "ensemble.json"
+    fer.ensemble(members, spec)
+    listed = json.loads(spec.read_text())["members"]
+    assert all(not Path(m).is_absolute() for m in listed)  # relative: the folder can move as a whole
+    expected = predict_proba(fer.ensemble(members), faces)
+    assert np.allclose(predict_proba(load_model(spec), faces), expected, atol=1e-5)
+    p = predict_emotion(faces[0], model=spec)
+    assert p.probabilities["happy"] == pytest.approx(float(expected[0, 3]), abs=1e-5)
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(tmp_path / "shipped", moved / "shipped")
+    for m in members:  # the member files keep their place relative to the spec
+        target = moved / "shipped" / listed[members.index(m)]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(m, target)
+    assert np.allclose(predict_proba(load_model(moved / "shipped" / "ensemble.json"), faces), expected, atol=1e-5)
+    # Broken specs are clear errors.
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ModelError, match="bad.json: not an ensemble file"):
+        load_model(tmp_path / "bad.json")
+    (tmp_path / "one.json").write_text(json.dumps({"members": [str(members[0])]}))
+    with pytest.raises(ModelError, match="at least two .keras member files"):
+        load_model(tmp_path / "one.json")
+    (tmp_path / "gone.json").write_text(json.dumps({"members": [str(members[0]), "missing.keras"]}))
+    with pytest.raises(ModelError, match="missing.keras: model file not found"):
+        load_model(tmp_path / "gone.json")
+    with pytest.raises(ValueError, match="pass the members as paths"):
+        fer.ensemble([load_model(m) for m in members], tmp_path / "objects.json")
+
+
 def test_ensemble_refuses_what_it_cannot_average(members, tmp_path):
     with pytest.raises(ValueError, match="at least two"):
         fer.ensemble(members[:1])
     with pytest.raises(ModelError, match="not found"):
         fer.ensemble([members[0], tmp_path / "missing.keras"])
-    with pytest.raises(ValueError, match=".keras file"):
+    with pytest.raises(ValueError, match=".keras file, or as a .json list"):
         fer.ensemble(members, tmp_path / "e.h5")
 
 
