@@ -313,11 +313,21 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_ship(args) -> int:
-    from fer.release import ship
+    from fer.release import ship, ship_ensemble
 
-    metrics = ship(
-        args.run, args.data, **({"models_dir": args.models_dir} if args.models_dir else {}), hardware=args.hardware
-    )
+    where = {"models_dir": args.models_dir} if args.models_dir else {}
+    if len(args.run) > 1:
+        metrics = ship_ensemble(
+            args.run, args.data, **where, name=args.name, hardware=args.hardware, selection=args.selection or ""
+        )
+        print(
+            f"Shipped the ensemble of {len(args.run)} runs as {metrics['model_file']}: accuracy "
+            f"{metrics['accuracy']:.4f} (TTA {metrics['accuracy_tta']:.4f}), macro-F1 {metrics['macro_f1']:.4f}, "
+            f"{metrics['cpu_faces_per_second']:,} faces/s; card written next to it"
+        )
+        return 0
+    (args.run,) = args.run
+    metrics = ship(args.run, args.data, **where, hardware=args.hardware)
     print(
         f"Shipped {args.run}/{metrics['checkpoint']}: accuracy {metrics['accuracy']:.4f} "
         f"(TTA {metrics['accuracy_tta']:.4f}), "
@@ -479,8 +489,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", help="runs table CSV (default: reports/runs.csv)")
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("ship", help="make a run's best model the default: export, evaluate, write the model card")
-    p.add_argument("--run", required=True, help="run folder with config.json, history.csv and its model")
+    p = sub.add_parser(
+        "ship", help="make a run's model the default (or ship several runs as an ensemble): export, evaluate, card"
+    )
+    p.add_argument(
+        "--run",
+        required=True,
+        nargs="+",
+        help="run folder with config.json, history.csv and its model; several: ship them as an ensemble",
+    )
+    p.add_argument("--name", default="fer_ensemble", help="an ensemble's name in models/ (default fer_ensemble)")
+    p.add_argument("--selection", help="an ensemble: how its members were chosen (for the card)")
     p.add_argument("--data", help="dataset whose test split is reported (default: $FER2013_DIR, else data/fer2013)")
     p.add_argument("--models-dir", help="default: the repository's models/")
     p.add_argument("--hardware", help="where it was trained, for the card (default: this machine)")

@@ -5,6 +5,8 @@
     fer_emotion.metrics.json   every number of the card, machine-readable (tests read it)
     fer_emotion_confusion.png  row-normalised PublicTest confusion matrix
     MODEL_CARD.md              data, architecture, recipe, training time, results, limitations
+`ship_ensemble([run_dir, ...], data)` ships several runs as one ensemble beside it:
+    fer_ensemble/<run-id>.keras, fer_ensemble.json, fer_ensemble.metrics.json, fer_ensemble_CARD.md
 """
 
 from __future__ import annotations
@@ -225,4 +227,141 @@ The TTA scheme ({metrics["tta_scheme"]}) was chosen on a validation split held o
   or subtle expressions; do not use the model for decisions about people.
 - Frontal faces only: profile or strongly tilted faces are missed by the Haar detector or misread.
 - `disgust` is rare (1.5% of training data) and its scores are the least reliable.
+"""
+
+
+def _run_id(run_dir: Path) -> str:
+    """A sweep's run folder is <sweep>/<run-id>/train: name it by its run id."""
+    return run_dir.parent.name if run_dir.name == "train" else run_dir.name
+
+
+def ship_ensemble(
+    run_dirs: list[str | Path],
+    data: str | Path | None = None,
+    models_dir: str | Path = MODELS_DIR,
+    name: str = "fer_ensemble",
+    hardware: str | None = None,
+    selection: str = "",
+    throughput_faces: int = 2048,
+) -> dict:
+    """Ship several runs as one ensemble beside the default model; evaluate it once; write its card.
+
+    Writes models_dir/<name>/<run-id>.keras (each member without optimizer state, one file each,
+    so none comes near the 16 MB limit), models_dir/<name>.json (the ensemble: the mean of the
+    members' probabilities, loadable wherever a model path is accepted), <name>.metrics.json and
+    <name>_CARD.md. Each member and the ensemble are evaluated once on the test split (plain, with
+    TTA, and without the faces that copy training images). `selection`: how the members were
+    chosen (on a validation split, never on the test split), for the card.
+    """
+    from fer.ensembling import ensemble
+    from fer.predict import load_model
+
+    models_dir, data = Path(models_dir), data_dir(data)
+    test = load_split(data, "test")
+    train_images = train_images_beside(data, "test")
+    members, paths = [], []
+    for run in map(Path, run_dirs):
+        config = json.loads((run / "config.json").read_text())
+        summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
+        history = pd.read_csv(run / "history.csv")
+        path = models_dir / name / f"{_run_id(run)}.keras"
+        options = f" {config['model_options']}" if config.get("model_options") else ""
+        model = export_model(run / f"{config.get('checkpoint', 'best')}.keras", path)
+        result = evaluate(model, test.images, test.labels, train_images=train_images)
+        paths.append(path)
+        members.append(
+            {
+                "file": f"{name}/{path.name}",
+                "architecture": config["model"] + options,
+                "params": int(model.count_params()),
+                "seed": config["seed"],
+                "epochs": len(history),
+                "train_hours": round(float(history["seconds"].sum()) / 3600, 2),
+                "precision": summary.get("precision", "float32"),
+                "accuracy": round(result.accuracy, 4),
+                "accuracy_without_train_duplicates": round(result.deduplicated.accuracy, 4)
+                if result.deduplicated is not None
+                else None,
+                "macro_f1": round(result.macro_f1, 4),
+            }
+        )
+    spec = models_dir / f"{name}.json"
+    ensemble(paths, spec)
+    model = load_model(spec)
+    plain = evaluate(model, test.images, test.labels, train_images=train_images)
+    tta = evaluate(model, test.images, test.labels, tta=True, train_images=train_images)
+    hardware = hardware or f"{platform.machine()} CPU, {keras.backend.backend()} backend"
+    metrics = {
+        "model_file": spec.name,
+        "members": members,
+        "params": int(model.count_params()),
+        "test_split": "PublicTest (fer2013/test, 3,589 faces)" if len(test) == 3589 else f"test ({len(test)} faces)",
+        "accuracy": round(plain.accuracy, 4),
+        "accuracy_tta": round(tta.accuracy, 4),
+        "macro_f1": round(plain.macro_f1, 4),
+        "macro_f1_tta": round(tta.macro_f1, 4),
+        "ece": round(plain.ece, 4),
+        "without_train_duplicates": {
+            "plain": plain.to_dict()["without_train_duplicates"],
+            "tta": tta.to_dict()["without_train_duplicates"],
+        },
+        "per_class": plain.to_dict()["per_class"],
+        "selection": selection,
+        "tta_scheme": tta_scheme(True),
+        "train_hours": round(sum(m["train_hours"] for m in members), 2),
+        "hardware": hardware,
+        "cpu_faces_per_second": round(cpu_throughput(model, n=throughput_faces)),
+    }
+    (models_dir / f"{name}.metrics.json").write_text(json.dumps(metrics, indent=2))
+    (models_dir / f"{name}_CARD.md").write_text(ensemble_card(metrics, plain, tta))
+    return metrics
+
+
+def ensemble_card(metrics: dict, plain: Evaluation, tta: Evaluation) -> str:
+    """The ensemble's Markdown card, generated from `metrics` and its evaluations."""
+    members = pd.DataFrame(metrics["members"]).rename(
+        columns={"accuracy": "PublicTest", "accuracy_without_train_duplicates": "w/o dups"}
+    ).set_index("file")
+    rows = [
+        f"| plain | **{plain.accuracy:.2%}** | {plain.macro_f1:.3f} |",
+        f"| with test-time augmentation ({metrics['tta_scheme']}) | **{tta.accuracy:.2%}** | {tta.macro_f1:.3f} |",
+    ]
+    if plain.deduplicated is not None:
+        removed = plain.n - plain.deduplicated.n
+        rows += [
+            f"| plain, without the {removed} faces that copy training images | {plain.deduplicated.accuracy:.2%} | "
+            f"{plain.deduplicated.macro_f1:.3f} |",
+            f"| with TTA, without those faces | {tta.deduplicated.accuracy:.2%} | {tta.deduplicated.macro_f1:.3f} |",
+        ]
+    per_class = plain.per_class.round(3)
+    per_class["support"] = per_class["support"].astype(int)
+    results = "\n".join(rows)
+    return f"""# Model card: `{metrics["model_file"]}` (ensemble)
+
+The mean of the probabilities of {len(members)} networks trained from scratch on FER-2013 train.
+Load it wherever a model path is accepted: `predict_emotion(img, model="models/{metrics["model_file"]}")`,
+`python -m fer evaluate --model models/{metrics["model_file"]}`. Generated by `fer.release.ship_ensemble`
+(`python -m fer ship --run A --run B ...`); every number is also in
+`{Path(metrics["model_file"]).stem}.metrics.json`.
+
+## Results on {metrics["test_split"]}
+
+| | accuracy | macro-F1 |
+|---|---|---|
+{results}
+
+Expected calibration error (15 bins, plain): {plain.ece:.3f}. How the members were chosen:
+{metrics["selection"] or "as listed"}. PublicTest was evaluated once, after training, for this card.
+
+{_table(per_class)}
+
+## Members
+
+{_table(members)}
+
+Each member is a separate file in `{Path(metrics["model_file"]).stem}/` (float32, no optimizer state).
+Training: {metrics["train_hours"]:.1f} h in all on {metrics["hardware"]}. CPU inference:
+{metrics["cpu_faces_per_second"]:,} faces/s batched (batch 256, best of 3 on random faces): the single
+default model (`fer_emotion.keras`) is faster; see its card for data, recipe and limitations, which
+hold for every member.
 """

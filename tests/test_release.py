@@ -45,3 +45,36 @@ def test_ship_exports_evaluates_and_writes_the_card(trained, sample_root, tmp_pa
 def test_ship_needs_a_finished_run(tmp_path):
     with pytest.raises(FileNotFoundError):
         ship(tmp_path, tmp_path, models_dir=tmp_path / "m")
+
+
+def test_ship_ensemble_writes_members_a_json_ensemble_and_its_card(trained, sample_root, tmp_path, capsys):
+    import shutil
+
+    from fer.cli import main
+    from fer.data import load_split
+    from fer.evaluation import evaluate
+    from fer.models import build_model
+
+    result = trained[0]
+    other = tmp_path / "sweep" / "other-run" / "train"  # a sweep's layout: <sweep>/<run-id>/train
+    shutil.copytree(result.run_dir, other)
+    build_model("seed", seed=7).save(other / "best.keras")  # a different network in the same run layout
+    models = tmp_path / "models"
+    args = ["ship", "--run", str(result.run_dir), str(other), "--data", str(sample_root), "--models-dir", str(models)]
+    assert main([*args, "--selection", "both, on a validation split"]) == 0
+    assert "Shipped the ensemble of 2 runs as fer_ensemble.json" in capsys.readouterr().out
+    metrics = json.loads((models / "fer_ensemble.metrics.json").read_text())
+    files = [models / m["file"] for m in metrics["members"]]
+    assert [f.name for f in files] == [f"{result.run_dir.name}.keras", "other-run.keras"]
+    assert all(f.is_file() for f in files)
+    assert files[0].stat().st_size < (result.run_dir / "best.keras").stat().st_size  # no optimizer state
+    test = load_split(sample_root, "test")
+    for member, f in zip(metrics["members"], files):
+        assert member["accuracy"] == round(evaluate(load_model(f), test.images, test.labels).accuracy, 4)
+    ensemble = load_model(models / "fer_ensemble.json")
+    assert metrics["accuracy"] == round(evaluate(ensemble, test.images, test.labels).accuracy, 4)
+    assert metrics["accuracy_tta"] == round(evaluate(ensemble, test.images, test.labels, tta=True).accuracy, 4)
+    assert metrics["train_hours"] == pytest.approx(sum(m["train_hours"] for m in metrics["members"]), abs=0.011)
+    card = (models / "fer_ensemble_CARD.md").read_text()
+    assert "both, on a validation split" in card and f"{metrics['accuracy']:.2%}" in card
+    assert "| fer_ensemble/other-run.keras | seed |" in card
