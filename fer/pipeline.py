@@ -284,3 +284,38 @@ def run_sweep(
     if len(latest):
         plots.save(plots.compare_runs(latest), table_path.parent, f"runs_{name}")
     return table
+
+
+def summarize_runs(run_dirs) -> pd.DataFrame:
+    """One row per finished run folder (<run>/train/{config,summary,history} and <run>/metrics.json).
+
+    Columns: run, model (with its options), params, epochs, hours (summed epoch times), img/s,
+    val_accuracy (the last epoch's: with a fixed schedule that is the shipped weights' score;
+    compare runs on it) and, where the run's evaluate step wrote it, test_accuracy and
+    test_accuracy_dedup (PublicTest, once per finished model: report it, do not choose on it).
+    """
+    rows = []
+    for run in map(Path, run_dirs):
+        if run.name == "train":  # given the train folder itself
+            run = run.parent
+        train = run / "train" if (run / "train").is_dir() else run
+        config = json.loads((train / "config.json").read_text())
+        summary = json.loads((train / "summary.json").read_text())
+        history = pd.read_csv(train / "history.csv")
+        metrics_path = run / "metrics.json"
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+        options = config.get("model_options") or {}
+        rows.append(
+            {
+                "run": run.name,
+                "model": config["model"] + "".join(f" {k}={v}" for k, v in options.items()),
+                "params": summary.get("params"),
+                "epochs": len(history),
+                "hours": round(float(history["seconds"].sum()) / 3600, 3),
+                "img/s": summary.get("images_per_second"),
+                "val_accuracy": round(float(history["val_accuracy"].iloc[-1]), 4),
+                "test_accuracy": metrics.get("accuracy"),
+                "test_accuracy_dedup": (metrics.get("without_train_duplicates") or {}).get("accuracy"),
+            }
+        )
+    return pd.DataFrame(rows)

@@ -175,6 +175,26 @@ def compare_runs(runs: pd.DataFrame, metric: str = "accuracy") -> plt.Figure:
     return fig
 
 
+def accuracy_vs_hours(runs: pd.DataFrame) -> plt.Figure:
+    """Validation (and, where present, test) accuracy of each run against its training hours.
+
+    `runs` is fer.pipeline.summarize_runs' table: one point per run, labelled with its model.
+    """
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.scatter(runs["hours"], runs["val_accuracy"], color="tab:blue", label="validation (held out of train)")
+    if runs.get("test_accuracy") is not None and runs["test_accuracy"].notna().any():
+        ax.scatter(runs["hours"], runs["test_accuracy"], color="tab:orange", marker="s", label="PublicTest")
+    for _, row in runs.iterrows():
+        ax.annotate(f" {row['model']}, {row['epochs']} ep", (row["hours"], row["val_accuracy"]), fontsize=8)
+    ax.set_xlabel("training hours (2-core CPU)")
+    ax.set_ylabel("accuracy")
+    ax.set_title("Accuracy against training time")
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 def emotions_over_time(frames: pd.DataFrame, smooth: int = 1) -> plt.Figure:
     """Mean probability of each emotion over the faces of each frame, against time.
 

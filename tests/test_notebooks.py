@@ -185,3 +185,32 @@ def test_committed_sweeps_are_valid(path):
     assert runs
     for _, params in runs:
         check_parameters(params, spec.get("steps", ("train", "evaluate")))
+
+
+def test_summarize_runs_reads_each_runs_files_and_plots_accuracy_against_hours(tmp_path):
+    from fer import plots
+    from fer.pipeline import summarize_runs
+
+    def fake_run(name, model, options, seconds, val, test):
+        train = tmp_path / "sweep" / name / "train"
+        train.mkdir(parents=True)
+        (train / "config.json").write_text(json.dumps({"model": model, "model_options": options}))
+        (train / "summary.json").write_text(json.dumps({"params": 10, "images_per_second": 99.0}))
+        pd.DataFrame({"seconds": seconds, "val_accuracy": val}).to_csv(train / "history.csv", index=False)
+        if test is not None:
+            (train.parent / "metrics.json").write_text(
+                json.dumps({"accuracy": test, "without_train_duplicates": {"accuracy": test - 0.01}})
+            )
+        return train.parent
+
+    a = fake_run("a", "vgg_lite", {}, [1800, 1800], [0.5, 0.6], 0.59)
+    b = fake_run("b", "vgg_lite", {"base_filters": 48}, [3600], [0.55], None)
+    table = summarize_runs([a, b / "train"])  # a run folder or its train folder
+    assert table["run"].tolist() == ["a", "b"]
+    assert table["model"].tolist() == ["vgg_lite", "vgg_lite base_filters=48"]
+    assert table["hours"].tolist() == [1.0, 1.0] and table["epochs"].tolist() == [2, 1]
+    assert table["val_accuracy"].tolist() == [0.6, 0.55]  # the last epoch's, not the best
+    assert table.loc[0, "test_accuracy"] == 0.59 and table.loc[0, "test_accuracy_dedup"] == pytest.approx(0.58)
+    assert pd.isna(table.loc[1, "test_accuracy"])
+    plots.save(plots.accuracy_vs_hours(table), tmp_path, "budget")
+    assert (tmp_path / "budget.png").stat().st_size > 0
