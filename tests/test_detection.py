@@ -63,6 +63,24 @@ def test_a_face_that_fills_the_frame_is_re_measured_like_fer_crops(astronaut, fa
     assert found.source == "detector" and found == detect_faces(photo, close_ups=False)[0]
 
 
+def test_small_boxes_beside_a_face_that_fills_the_frame_are_dropped():
+    image = np.full((300, 300), 128, np.uint8)
+
+    def fake(gray):  # the first pass: one face filling the frame and a small box at the edge
+        if gray.shape == (300, 300):
+            return [Face((40, 40, 220, 220), 5.0), Face((0, 250, 60, 60), 2.0)]
+        return []  # (nothing on the bordered copy: the first pass's face is kept as it is)
+
+    (face,) = detect_faces(image, detector=fake)
+    assert face.box == (40, 40, 220, 220)
+    assert len(detect_faces(image, detector=fake, close_ups=False)) == 2  # only with close-up handling on
+
+    def group(gray):  # no face covers 40% of the image: a group photo keeps its small faces
+        return [Face((40, 40, 150, 150), 5.0), Face((220, 220, 40, 40), 2.0)] if gray.shape == (300, 300) else []
+
+    assert len(detect_faces(image, detector=group)) == 2
+
+
 def test_boxes_from_a_bordered_upscaled_copy_map_back_to_the_original():
     # Found at (120, 80, 200, 200) in a copy upscaled 2x with a 50 px border: (35, 15, 100, 100) here.
     face = _mapped(Face((120, 80, 200, 200), 0.9, (170.0, 130.0), None), 2.0, 50, (200, 300), "padded")
