@@ -1,6 +1,6 @@
 """Choose an ensemble on the members' shared validation split (never on the test split).
 
-    python benchmarks/eval_ensemble.py --runs RUN_DIR RUN_DIR ... [--tta shift] [--out CSV]
+    python benchmarks/eval_ensemble.py --runs RUN_DIR RUN_DIR ... [--tta shift] [--out CSV] [--cache DIR]
 
 Each RUN_DIR is a training run folder (config.json and its `<checkpoint>.keras`). Every run must
 hold out the same validation split (same data, validation, val_fraction, split_seed and
@@ -16,6 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from fer.ensembling import compare_subsets
@@ -31,6 +32,7 @@ def main() -> None:
     parser.add_argument("--runs", nargs="+", required=True, help="run folders (config.json + model)")
     parser.add_argument("--tta", default=DEFAULT_TTA, choices=TTA_SCHEMES, help=f"scheme (default {DEFAULT_TTA})")
     parser.add_argument("--out", help="also write the table as CSV")
+    parser.add_argument("--cache", help="folder that keeps each member's validation probabilities between calls")
     args = parser.parse_args()
     runs = [Path(r) for r in args.runs]
     configs = {run: TrainConfig.from_dict(json.loads((run / "config.json").read_text())) for run in runs}
@@ -49,8 +51,16 @@ def main() -> None:
     for scheme in (False, args.tta):
         probs = {}
         for run in runs:
-            model = load_model(run / f"{configs[run].checkpoint}.keras")
-            probs[names[run]] = predict_proba(model, val.images, tta=scheme)
+            path = run / f"{configs[run].checkpoint}.keras"
+            key = f"{names[run]}-{scheme or 'none'}-{path.stat().st_mtime_ns}.npy"  # a re-trained model misses
+            cached = Path(args.cache, key) if args.cache else None
+            if cached is not None and cached.is_file():
+                probs[names[run]] = np.load(cached)
+                continue
+            probs[names[run]] = predict_proba(load_model(path), val.images, tta=scheme)
+            if cached is not None:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                np.save(cached, probs[names[run]])
         views = len(tta_views(val.images[:1, ..., None], scheme or None))
         table = compare_subsets(probs, val.labels)
         tables.append(table.assign(tta=scheme or "none", passes=table["size"] * views))
