@@ -36,6 +36,23 @@ def export_model(src: str | Path, dst: str | Path) -> keras.Model:
     return bare
 
 
+def _test_metrics(n_test: int, plain: Evaluation, tta: Evaluation) -> dict:
+    """The test-split numbers every card reports: plain and TTA, and without the faces that copy train."""
+    return {
+        "test_split": "PublicTest (fer2013/test, 3,589 faces)" if n_test == 3589 else f"test ({n_test} faces)",
+        "accuracy": round(plain.accuracy, 4),
+        "accuracy_tta": round(tta.accuracy, 4),
+        "macro_f1": round(plain.macro_f1, 4),
+        "macro_f1_tta": round(tta.macro_f1, 4),
+        "ece": round(plain.ece, 4),
+        "without_train_duplicates": {
+            "plain": plain.to_dict()["without_train_duplicates"],
+            "tta": tta.to_dict()["without_train_duplicates"],
+        },
+        "per_class": plain.to_dict()["per_class"],
+    }
+
+
 def cpu_throughput(model: keras.Model, n: int = 2048, batch_size: int = 256, repeats: int = 3) -> float:
     """Faces per second of batched inference (best of `repeats`, after a warm-up)."""
     faces = np.random.default_rng(0).integers(0, 256, (n, 48, 48), dtype=np.uint8)
@@ -124,17 +141,7 @@ def ship(
         "architecture": config["model"],
         "params": int(model.count_params()),
         "file_mb": round((models_dir / name).stat().st_size / 2**20, 2),
-        "test_split": "PublicTest (fer2013/test, 3,589 faces)" if len(test) == 3589 else f"test ({len(test)} faces)",
-        "accuracy": round(plain.accuracy, 4),
-        "accuracy_tta": round(tta.accuracy, 4),
-        "macro_f1": round(plain.macro_f1, 4),
-        "macro_f1_tta": round(tta.macro_f1, 4),
-        "ece": round(plain.ece, 4),
-        "without_train_duplicates": {
-            "plain": plain.to_dict()["without_train_duplicates"],
-            "tta": tta.to_dict()["without_train_duplicates"],
-        },
-        "per_class": plain.to_dict()["per_class"],
+        **_test_metrics(len(test), plain, tta),
         "checkpoint": checkpoint,
         "selection": _selection(config, summary, epochs_done),
         "epochs": epochs_done,
@@ -295,17 +302,7 @@ def ship_ensemble(
         "model_file": spec.name,
         "members": members,
         "params": int(model.count_params()),
-        "test_split": "PublicTest (fer2013/test, 3,589 faces)" if len(test) == 3589 else f"test ({len(test)} faces)",
-        "accuracy": round(plain.accuracy, 4),
-        "accuracy_tta": round(tta.accuracy, 4),
-        "macro_f1": round(plain.macro_f1, 4),
-        "macro_f1_tta": round(tta.macro_f1, 4),
-        "ece": round(plain.ece, 4),
-        "without_train_duplicates": {
-            "plain": plain.to_dict()["without_train_duplicates"],
-            "tta": tta.to_dict()["without_train_duplicates"],
-        },
-        "per_class": plain.to_dict()["per_class"],
+        **_test_metrics(len(test), plain, tta),
         "selection": selection,
         "tta_scheme": tta_scheme(True),
         "train_hours": round(sum(m["train_hours"] for m in members), 2),
