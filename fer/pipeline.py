@@ -289,7 +289,9 @@ def run_sweep(
 def summarize_runs(run_dirs) -> pd.DataFrame:
     """One row per finished run folder (<run>/train/{config,summary,history} and <run>/metrics.json).
 
-    Columns: run, model (with its options), params, epochs, hours (summed epoch times), img/s,
+    Columns: run, model (with its options), params, epochs, hours (summed epoch times),
+    hours_alone (epochs x the fastest epoch: the run's cost with the machine to itself, which
+    compares runs that shared the CPU with other work to different degrees), img/s,
     val_accuracy (the last epoch's: with a fixed schedule that is the shipped weights' score;
     compare runs on it) and, where the run's evaluate step wrote it, test_accuracy and
     test_accuracy_dedup (PublicTest, once per finished model: report it, do not choose on it).
@@ -312,6 +314,7 @@ def summarize_runs(run_dirs) -> pd.DataFrame:
                 "params": summary.get("params"),
                 "epochs": len(history),
                 "hours": round(float(history["seconds"].sum()) / 3600, 3),
+                "hours_alone": round(len(history) * float(history["seconds"].min()) / 3600, 3),
                 "img/s": summary.get("images_per_second"),
                 "val_accuracy": round(float(history["val_accuracy"].iloc[-1]), 4),
                 "test_accuracy": metrics.get("accuracy"),

@@ -203,12 +203,13 @@ def test_summarize_runs_reads_each_runs_files_and_plots_accuracy_against_hours(t
             )
         return train.parent
 
-    a = fake_run("a", "vgg_lite", {}, [1800, 1800], [0.5, 0.6], 0.59)
+    a = fake_run("a", "vgg_lite", {}, [1200, 2400], [0.5, 0.6], 0.59)  # the second epoch shared the CPU
     b = fake_run("b", "vgg_lite", {"base_filters": 48}, [3600], [0.55], None)
     table = summarize_runs([a, b / "train"])  # a run folder or its train folder
     assert table["run"].tolist() == ["a", "b"]
     assert table["model"].tolist() == ["vgg_lite", "vgg_lite base_filters=48"]
     assert table["hours"].tolist() == [1.0, 1.0] and table["epochs"].tolist() == [2, 1]
+    assert table["hours_alone"].tolist() == [round(2 * 1200 / 3600, 3), 1.0]
     assert table["val_accuracy"].tolist() == [0.6, 0.55]  # the last epoch's, not the best
     assert table.loc[0, "test_accuracy"] == 0.59 and table.loc[0, "test_accuracy_dedup"] == pytest.approx(0.58)
     assert pd.isna(table.loc[1, "test_accuracy"])
