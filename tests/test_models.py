@@ -44,15 +44,19 @@ def test_unknown_model_name():
         build_model("resnet50")
 
 
-def test_resnet_stages_halve_the_map_and_blocks_start_as_identity(tmp_path):
+def test_resnet_stages_halve_the_map_and_blocks_add_an_identity_shortcut(tmp_path):
     model = build_model("resnet")
     adds = [layer for layer in model.layers if isinstance(layer, keras.layers.Add)]
     assert len(adds) == 6  # 2 basic blocks x 3 stages
     assert [tuple(a.output.shape[1:]) for a in adds] == [(24, 24, 64)] * 2 + [(12, 12, 128)] * 2 + [(6, 6, 256)] * 2
-    # The last BatchNorm of each residual branch starts with gamma 0: at initialisation every block
-    # outputs relu(shortcut), so an untrained block passes its input through unchanged.
+    # The second block of a stage adds its input unchanged: with its residual branch silenced (last
+    # BatchNorm scale and shift 0) the block outputs relu(its input).
+    branch_bn = adds[1].input[0]._keras_history.operation
+    assert isinstance(branch_bn, keras.layers.BatchNormalization)
+    gamma, beta, mean, var = branch_bn.get_weights()
+    branch_bn.set_weights([np.zeros_like(gamma), np.zeros_like(beta), mean, var])
     faces = np.random.default_rng(0).integers(0, 256, (4, 48, 48, 1)).astype("float32")
-    block_in = keras.Model(model.input, adds[1].input[1])  # the identity shortcut of the second block
+    block_in = keras.Model(model.input, adds[1].input[1])
     block_out = keras.Model(model.input, model.get_layer(index=model.layers.index(adds[1]) + 1).output)
     np.testing.assert_allclose(block_out(faces), np.maximum(block_in(faces), 0), atol=1e-6)
     # It saves and reloads with safe_mode like every shipped model.
