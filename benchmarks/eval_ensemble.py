@@ -21,6 +21,7 @@ import pandas as pd
 
 from fer.ensembling import compare_subsets
 from fer.evaluation import DEFAULT_TTA, TTA_SCHEMES, predict_proba, tta_views
+from fer.pipeline import run_id_of
 from fer.predict import load_model
 from fer.training import TrainConfig, split_data
 
@@ -43,8 +44,7 @@ def main() -> None:
     if first.validation != "train":
         raise SystemExit("The runs' validation split is not held out of train; nothing to choose on")
     _, val = split_data(first)
-    # A sweep's run folder is <sweep>/<run-id>/train: name members by their run id.
-    names = {run: run.parent.name if run.name == "train" else run.name for run in runs}
+    names = {run: run_id_of(run) for run in runs}
     if len(set(names.values())) != len(runs):
         raise SystemExit(f"Two runs share a name: {sorted(names.values())}")
     tables = []

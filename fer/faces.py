@@ -274,13 +274,17 @@ def _bordered(small: np.ndarray) -> tuple[float, int, np.ndarray]:
     return up, border, cv2.copyMakeBorder(work, border, border, border, border, cv2.BORDER_REPLICATE)
 
 
-def iou(a, b) -> float:
-    """Intersection over union of two (x, y, w, h) boxes."""
+def _intersection(a, b) -> float:
+    """Area shared by two (x, y, w, h) boxes."""
     ax, ay, aw, ah = a
     bx, by, bw, bh = b
-    w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    h = max(0, min(ay + ah, by + bh) - max(ay, by))
-    return w * h / (aw * ah + bw * bh - w * h)
+    return max(0, min(ax + aw, bx + bw) - max(ax, bx)) * max(0, min(ay + ah, by + bh) - max(ay, by))
+
+
+def iou(a, b) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    shared = _intersection(a, b)
+    return shared / (a[2] * a[3] + b[2] * b[3] - shared)
 
 
 def _without_nested(faces: list[Face]) -> list[Face]:
@@ -290,11 +294,8 @@ def _without_nested(faces: list[Face]) -> list[Face]:
     """
 
     def inside(a: Face, b: Face) -> bool:
-        ax, ay, aw, ah = a.box
-        bx, by, bw, bh = b.box
-        w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-        h = max(0, min(ay + ah, by + bh) - max(ay, by))
-        return bw * bh > aw * ah and w * h >= 0.6 * aw * ah
+        area_a, area_b = a.box[2] * a.box[3], b.box[2] * b.box[3]
+        return area_b > area_a and _intersection(a.box, b.box) >= 0.6 * area_a
 
     return [f for f in faces if not any(inside(f, g) for g in faces if g is not f)]
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from fer.errors import ModelError
+from fer.onnx_model import ExportedModel
 from fer.quiet import stderr_silenced, verbose
 
 
@@ -35,7 +36,7 @@ def _interpreter_class():
     return Interpreter
 
 
-class LiteRTModel:
+class LiteRTModel(ExportedModel):
     """A LiteRT interpreter that predicts like a Keras emotion model: (N, 48, 48, 1) 0..255 -> (N, 7)."""
 
     def __init__(self, path: str | Path, threads: int | None = None):
@@ -70,12 +71,3 @@ class LiteRTModel:
         self.interpreter.set_tensor(self._input, x)
         self.interpreter.invoke()
         return self.interpreter.get_tensor(self._output).copy()
-
-    def predict(self, x, batch_size: int = 256, verbose=0) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float32)
-        parts = [self.predict_on_batch(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
-        return np.concatenate(parts) if parts else np.zeros((0, self.output_shape[-1]), np.float32)
-
-    def __repr__(self) -> str:
-        return f"LiteRTModel({self.path})"
-

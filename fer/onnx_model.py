@@ -2,7 +2,8 @@
 model interface that the package uses (`predict_on_batch`, `predict`, shapes, `count_params`),
 so `predict_emotion`, `evaluate`, the CLI and video analysis take an `.onnx` path unchanged.
 
-ONNX Runtime is an optional extra: `pip install -e ".[onnx]"`.
+ONNX Runtime is an optional extra: `pip install -e ".[onnx]"`. `ExportedModel` is the part
+every runner of an exported file shares (fer.litert_model.LiteRTModel too).
 """
 
 from __future__ import annotations
@@ -15,7 +16,25 @@ import numpy as np
 from fer.errors import ModelError
 
 
-class OnnxModel:
+class ExportedModel:
+    """What every exported-model runner shares: Keras-style batched `predict` over `predict_on_batch`."""
+
+    path: Path
+    output_shape: tuple
+
+    def predict_on_batch(self, x) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, x, batch_size: int = 256, verbose=0) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        parts = [self.predict_on_batch(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.output_shape[-1]), np.float32)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.path})"
+
+
+class OnnxModel(ExportedModel):
     """An ONNX Runtime session that predicts like a Keras emotion model: (N, 48, 48, 1) 0..255 -> (N, 7)."""
 
     def __init__(self, path: str | Path, threads: int | None = None):
@@ -45,15 +64,7 @@ class OnnxModel:
     def predict_on_batch(self, x) -> np.ndarray:
         return self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
 
-    def predict(self, x, batch_size: int = 256, verbose=0) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float32)
-        parts = [self.predict_on_batch(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
-        return np.concatenate(parts) if parts else np.zeros((0, self.output_shape[-1]), np.float32)
-
     def count_params(self) -> int:
         import onnx
 
         return int(sum(np.prod(t.dims) for t in onnx.load(str(self.path)).graph.initializer))
-
-    def __repr__(self) -> str:
-        return f"OnnxModel({self.path})"

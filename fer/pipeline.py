@@ -286,6 +286,13 @@ def run_sweep(
     return table
 
 
+def run_id_of(run_dir: str | Path) -> str:
+    """A run's id from its folder: a sweep's layout is <sweep>/<run-id>/train, so a train folder
+    is named by its parent."""
+    run_dir = Path(run_dir)
+    return run_dir.parent.name if run_dir.name == "train" else run_dir.name
+
+
 def summarize_runs(run_dirs) -> pd.DataFrame:
     """One row per finished run folder (<run>/train/{config,summary,history} and <run>/metrics.json).
 
@@ -309,7 +316,7 @@ def summarize_runs(run_dirs) -> pd.DataFrame:
         options = config.get("model_options") or {}
         rows.append(
             {
-                "run": run.name,
+                "run": run_id_of(run),
                 "model": config["model"] + "".join(f" {k}={v}" for k, v in options.items()),
                 "params": summary.get("params"),
                 "epochs": len(history),

@@ -237,11 +237,6 @@ The TTA scheme ({metrics["tta_scheme"]}) was chosen on a validation split held o
 """
 
 
-def _run_id(run_dir: Path) -> str:
-    """A sweep's run folder is <sweep>/<run-id>/train: name it by its run id."""
-    return run_dir.parent.name if run_dir.name == "train" else run_dir.name
-
-
 def ship_ensemble(
     run_dirs: list[str | Path],
     data: str | Path | None = None,
@@ -261,6 +256,7 @@ def ship_ensemble(
     chosen (on a validation split, never on the test split), for the card.
     """
     from fer.ensembling import ensemble
+    from fer.pipeline import run_id_of
     from fer.predict import load_model
 
     models_dir, data = Path(models_dir), data_dir(data)
@@ -271,7 +267,7 @@ def ship_ensemble(
         config = json.loads((run / "config.json").read_text())
         summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
         history = pd.read_csv(run / "history.csv")
-        path = models_dir / name / f"{_run_id(run)}.keras"
+        path = models_dir / name / f"{run_id_of(run)}.keras"
         options = f" {config['model_options']}" if config.get("model_options") else ""
         model = export_model(run / f"{config.get('checkpoint', 'best')}.keras", path)
         result = evaluate(model, test.images, test.labels, train_images=train_images)

@@ -70,12 +70,13 @@ def analyze_video(
         nonlocal writer
         per_frame, fresh = [], []
         for k, rgb in zip(indices, frames):
-            if (k // stride) % detect_every == 0:
+            detect = (k // stride) % detect_every == 0
+            if detect:
                 # Frames are scenes: no close-up retries (they would run on every frame without a face).
                 found = detect_faces(rgb, detector, max_side=max_side, close_ups=False, whole_image=False)
                 boxes[:] = [f.box for f in found]
             per_frame.append(list(boxes))
-            fresh.append((k // stride) % detect_every == 0)
+            fresh.append(detect)
         results = predict_photos(frames, model, boxes=per_frame, margin=margin, tta=tta, warn_no_face=False)
         for index, rgb, faces, detected in zip(indices, frames, results, fresh):
             base = {"frame": index, "time_s": round(index / fps, 3), "detected": detected}
