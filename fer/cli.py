@@ -435,7 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", help="image files, video files, or folders of them")
     p.add_argument("--model", help="path to a .keras model (default: the shipped model)")
     p.add_argument("--crop", action="store_true", help="images are face crops: no face detection")
-    p.add_argument("--detector", default="haar", choices=["haar", "mtcnn"])
+    # default: fer.faces.DEFAULT_DETECTOR (a literal here: the CLI imports OpenCV only when it needs it)
+    p.add_argument("--detector", default="blazeface", choices=["blazeface", "haar", "mtcnn"])
     p.add_argument("--stride", type=int, default=1, help="videos: analyse every N-th frame")
     p.add_argument(
         "--detect-every",

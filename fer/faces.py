@@ -90,15 +90,25 @@ class HaarDetector:
         """The box re-measured with a fine scale step (1.05) in its neighbourhood.
 
         A coarse step finds faces fast but sizes them coarsely, and FER-2013's faces are the
-        cascade's box at a fine step: the crop must match it (see the module doc). Searching only
-        around the face at sizes within 25% of the coarse box keeps the fine pass cheap.
+        cascade's box at a fine step: the crop must match it (see the module doc).
         """
         if self.scale_factor <= 1.05:
             return Face(box, weight)
+        found = self.remeasure(equalized, box, with_weight=True)
+        return Face(box, weight) if found is None else Face(*found)
+
+    def remeasure(self, equalized: np.ndarray, box, with_weight: bool = False):
+        """The cascade's box (scale step 1.05) nearest to `box`'s centre at sizes within 25% of it, or None.
+
+        `equalized`: the histogram-equalised gray image. Searching only around one face keeps
+        this cheap. with_weight=True returns (box, cascade weight).
+        """
         x, y, w, h = box
         pad = w // 2
         x0, y0 = max(0, x - pad), max(0, y - pad)
-        region = equalized[y0 : y + h + pad, x0 : x + w + pad]
+        region = equalized[y0 : max(y0, y + h + pad), x0 : max(x0, x + w + pad)]
+        if min(region.shape) < int(w * 0.75):
+            return None
         found, _, weights = self.cascade.detectMultiScale3(
             region,
             scaleFactor=1.05,
@@ -108,11 +118,12 @@ class HaarDetector:
             outputRejectLevels=True,
         )
         if len(found) == 0:
-            return Face(box, weight)
+            return None
         centre = np.array([x + w / 2 - x0, y + h / 2 - y0])
         k = int(np.argmin([np.linalg.norm(np.array([bx + bw / 2, by + bh / 2]) - centre) for bx, by, bw, bh in found]))
         bx, by, bw, bh = (int(v) for v in found[k])
-        return Face((bx + x0, by + y0, bw, bh), float(np.ravel(weights)[k]))
+        measured = (bx + x0, by + y0, bw, bh)
+        return (measured, float(np.ravel(weights)[k])) if with_weight else measured
 
 
 class MTCNNDetector:
@@ -141,12 +152,19 @@ class MTCNNDetector:
         return faces
 
 
-_DETECTORS: dict[str, Callable[[], Callable]] = {"haar": HaarDetector, "mtcnn": MTCNNDetector}
+def _blazeface():
+    from fer.blazeface import BlazeFaceDetector  # it builds on this module, so it is imported on first use
+
+    return BlazeFaceDetector()
+
+
+DEFAULT_DETECTOR = "blazeface"
+_DETECTORS: dict[str, Callable[[], Callable]] = {"blazeface": _blazeface, "haar": HaarDetector, "mtcnn": MTCNNDetector}
 _instances: dict[str, Callable] = {}
 
 
-def get_detector(detector="haar") -> Callable[[np.ndarray], list[Face]]:
-    """A detector by name ("haar", "mtcnn"), created once; a callable is returned as is."""
+def get_detector(detector=DEFAULT_DETECTOR) -> Callable[[np.ndarray], list[Face]]:
+    """A detector by name ("blazeface", "haar", "mtcnn"), created once; a callable is returned as is."""
     if callable(detector):
         return detector
     if detector not in _DETECTORS:
@@ -195,10 +213,11 @@ def _face_shaped(gray: np.ndarray) -> bool:
 
 
 def detect_faces(
-    image: np.ndarray, detector="haar", max_side: int = 1024, close_ups: bool = True, whole_image: bool = True
+    image: np.ndarray, detector=DEFAULT_DETECTOR, max_side: int = 1024, close_ups: bool = True, whole_image: bool = True
 ) -> list[Face]:
     """Faces in a uint8 image ((H, W) gray or (H, W, 3) RGB), sorted left to right.
 
+    `detector`: "blazeface" (default; fer.blazeface), "haar", "mtcnn" or a callable gray -> list[Face].
     Images larger than `max_side` are downscaled for detection (speed; boxes are mapped back
     to full resolution). When nothing is found and `close_ups` is on, the image is tried again
     with a replicated border (a face that fills the frame has no background around it, which
@@ -209,8 +228,8 @@ def detect_faces(
     it was found (`source`). Retries run only when the first pass finds nothing, so photos
     with faces give no duplicates. With `close_ups`, when the first pass finds a face that
     covers REFIT_AREA of the image, boxes under a third of its width are dropped (they are not
-    faces beside a frame-filling one) and, if it is the only face, it is re-measured on the
-    bordered copy (FER-2013's framing).
+    faces beside a frame-filling one), and such a face, or any face in a small image (at most
+    SMALL_SIDE px), is re-measured on the bordered copy (FER-2013's framing).
     """
     gray = to_gray(image)
     scale = min(1.0, max_side / max(gray.shape))
@@ -223,11 +242,12 @@ def detect_faces(
         up, border, padded = _bordered(small)
         retried = [_mapped(f, scale * up, border, gray.shape, "padded") for f in found(padded)]
         faces = _close_up_subject(retried, gray.shape)
-        if not faces and isinstance(found, HaarDetector):
+        haar = found if isinstance(found, HaarDetector) else getattr(found, "haar", None)
+        if not faces and haar is not None:
             # Two second opinions that only accept a face filling much of the image (a close-up holds
             # one face): the cascade with fewer neighbours required, then MTCNN where it is installed.
             area = CLOSE_UP_AREA * (padded.shape[0] - 2 * border) * (padded.shape[1] - 2 * border)
-            for second in _close_up_detectors(found):
+            for second in _close_up_detectors(haar):
                 big = [f for f in second(padded) if f.box[2] * f.box[3] >= area]
                 if big:
                     best = max(big, key=lambda f: f.box[2] * f.box[3])
@@ -235,17 +255,22 @@ def detect_faces(
                     break
     else:
         faces = _close_up_subject(faces, gray.shape)
-        if len(faces) == 1 and faces[0].box[2] * faces[0].box[3] >= REFIT_AREA * gray.shape[0] * gray.shape[1]:
+        area = gray.shape[0] * gray.shape[1]
+        if max(gray.shape) <= SMALL_SIDE or max(f.box[2] * f.box[3] for f in faces) >= REFIT_AREA * area:
             # A face that fills the frame (a close-up, or a crop someone already cut around the face)
             # has no background around it, and the cascade then boxes it about 14% too tight (median
-            # width 0.86 of the true face box on close-ups made from validation faces), so the crop
-            # zooms in further than FER-2013's faces do. Re-measured on the bordered copy the box
-            # comes out at 1.00. The bordered copy's face replaces the first one only where they overlap.
+            # width 0.86 of the true face box on close-ups made from validation faces), or finds only
+            # part of it (an eye, the mouth), so the crop zooms in further than FER-2013's faces do.
+            # On the bordered copy the box comes out at 1.00. Small images (a user's own crop) are
+            # always checked: on 800 validation close-ups (Haar) 19 more faces got the whole-face box
+            # (accuracy on found faces 63.4% -> 64.0%, against 64.2% for the same faces as 48x48 crops).
             up, border, padded = _bordered(small)
             again = [_mapped(f, scale * up, border, gray.shape, "padded") for f in found(padded)]
-            best = max(again, key=lambda f: iou(f.box, faces[0].box), default=None)
-            if best is not None and iou(best.box, faces[0].box) >= 0.5:
-                faces = [best]
+            subject = max(again, key=lambda f: f.box[2] * f.box[3], default=None)
+            if subject is not None and subject.box[2] * subject.box[3] >= REFIT_AREA * area:
+                # The frame-filling face replaces the first-pass boxes it covers.
+                rest = [f for f in faces if _intersection(f.box, subject.box) < 0.5 * f.box[2] * f.box[3]]
+                faces = _close_up_subject([subject, *rest], gray.shape)
     if not faces and whole_image and _face_shaped(gray):
         faces = [Face((0, 0, gray.shape[1], gray.shape[0]), None, source="whole image")]
     return sorted(_without_nested(faces), key=lambda f: (f.box[0], f.box[1]))
@@ -330,7 +355,9 @@ def crop_face(
     return to_face(gray[y0:y1, x0:x1], size)
 
 
-def roundtrip_crops(faces: np.ndarray, margin: float = DEFAULT_MARGIN, detector="haar", upscale: int = 3, **detect):
+def roundtrip_crops(
+    faces: np.ndarray, margin: float = DEFAULT_MARGIN, detector=DEFAULT_DETECTOR, upscale: int = 3, **detect
+):
     """Put 48x48 faces into larger images, find them again and crop them: (index, crops, correlations).
 
     The check that detection + cropping reproduces FER-2013's framing: a crop that matches

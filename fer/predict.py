@@ -20,7 +20,7 @@ import numpy as np
 from fer.data import EMOTIONS
 from fer.errors import ImageError, ModelError
 from fer.evaluation import predict_proba
-from fer.faces import DEFAULT_MARGIN, Face, crop_face, detect_faces
+from fer.faces import DEFAULT_DETECTOR, DEFAULT_MARGIN, Face, crop_face, detect_faces
 from fer.images import FACE_SIZE, as_array, to_face
 from fer.models import build_ensemble
 
@@ -180,7 +180,7 @@ def predict_photos(
     images,
     model=None,
     boxes=None,
-    detector="haar",
+    detector=DEFAULT_DETECTOR,
     margin: float = DEFAULT_MARGIN,
     align: bool = False,
     channel_order: str = "rgb",
@@ -194,9 +194,9 @@ def predict_photos(
 
     Faces of all photos go through the network together, in batches. A 48x48 image is
     taken as one face crop (box (0, 0, 48, 48)). `boxes`: one list of (x, y, w, h) per
-    photo to skip detection. `detector`: "haar" (default), "mtcnn" or
+    photo to skip detection. `detector`: "blazeface" (default), "haar", "mtcnn" or
     a callable gray->list[Face]. `align=True` levels the eyes first (needs a detector
-    with landmarks, i.e. mtcnn). A photo without faces gives an empty list and a warning.
+    with eye landmarks: blazeface or mtcnn). A photo without faces gives an empty list and a warning.
     errors: "raise" (default) stops at the first image that cannot be read (ImageError);
     "skip" gives that image an empty list and a warning that names it and says why, and
     predicts all the others. close_ups=False turns off detect_faces' retries for close-ups and
@@ -226,9 +226,9 @@ def _predict_arrays(
     """predict_photos on decoded RGB/gray arrays; `names` (or None: no warnings) label photos without faces."""
     if align and (boxes is not None or detector == "haar"):
         raise ValueError(
-            "align=True levels the eyes, which needs eye landmarks: only detector='mtcnn' gives them "
-            f"({'your own boxes have' if boxes is not None else 'the Haar detector has'} none). "
-            "Use detector='mtcnn', or leave align off."
+            "align=True levels the eyes, which needs eye landmarks: detector='blazeface' (the default) "
+            f"and 'mtcnn' give them ({'your own boxes have' if boxes is not None else 'the Haar detector has'} "
+            "none). Use one of those, or leave align off."
         )
     model = resolve_model(model)
     if boxes is not None and len(boxes) != len(arrays):
@@ -282,7 +282,7 @@ def predict_emotion(image, model=None, face_crop: bool | None = None, boxes=None
     >>> [(p.box, p.emotion) for p in predict_emotion("group.jpg")]  # doctest: +SKIP
     """
     settings = {
-        "detector": "haar",
+        "detector": DEFAULT_DETECTOR,
         "margin": DEFAULT_MARGIN,
         "align": False,
         "tta": False,

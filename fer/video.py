@@ -13,7 +13,7 @@ from fer import quiet
 from fer.data import EMOTIONS
 from fer.drawing import annotate
 from fer.errors import ImageError
-from fer.faces import DEFAULT_MARGIN, detect_faces
+from fer.faces import DEFAULT_DETECTOR, DEFAULT_MARGIN, detect_faces
 from fer.images import VIDEO_SUFFIXES  # noqa: F401  (re-exported: fer.video.VIDEO_SUFFIXES)
 from fer.predict import predict_photos, resolve_model
 
@@ -22,7 +22,7 @@ def analyze_video(
     path: str | Path,
     model=None,
     stride: int = 1,
-    detector="haar",
+    detector=DEFAULT_DETECTOR,
     margin: float = DEFAULT_MARGIN,
     out_video: str | Path | None = None,
     max_frames: int | None = None,

@@ -18,7 +18,8 @@ def astronaut():
 
 @pytest.fixture(scope="module")
 def face_box(astronaut):
-    (face,) = detect_faces(astronaut)
+    """The cascade's box, i.e. FER-2013's framing of this face."""
+    (face,) = detect_faces(astronaut, "haar")
     return face.box
 
 
@@ -30,22 +31,28 @@ def tight(astronaut, face_box):
     return astronaut[y + d : y + h - d, x + d : x + w - d]
 
 
-def test_a_close_up_whose_face_fills_the_frame_is_found(tight):
+DETECTORS = ["blazeface", "haar"]
+
+
+@pytest.mark.parametrize("detector", DETECTORS)
+def test_a_close_up_whose_face_fills_the_frame_is_found(tight, detector):
     close_up = cv2.resize(tight, (300, 300), interpolation=cv2.INTER_CUBIC)
-    assert detect_faces(close_up, close_ups=False, whole_image=False) == []  # the plain cascade misses it
-    (face,) = detect_faces(close_up, whole_image=False)
+    assert detect_faces(close_up, detector, close_ups=False, whole_image=False) == []  # the first pass misses it
+    (face,) = detect_faces(close_up, detector, whole_image=False)
     assert face.source in ("padded", "close-up") and face.score is not None
     bx, by, bw, bh = face.box
     assert bx >= 0 and by >= 0 and bx + bw <= 300 and by + bh <= 300  # mapped back into the image
     assert iou(face.box, (0, 0, 300, 300)) > 0.4  # and it is the face that fills it
 
 
+@pytest.mark.parametrize("detector", DETECTORS)
 @pytest.mark.parametrize("side", [64, 96, 128])
-def test_small_tight_crops_are_found(tight, side):
+def test_small_tight_crops_are_found(tight, side, detector):
     crop = cv2.resize(tight, (side, side), interpolation=cv2.INTER_AREA)
-    assert detect_faces(crop, close_ups=False, whole_image=False) == []
-    faces = detect_faces(crop, whole_image=False)
-    assert len(faces) == 1 and faces[0].source != "detector"
+    if detector == "haar":  # the cascade alone misses them; BlazeFace may or may not
+        assert detect_faces(crop, detector, close_ups=False, whole_image=False) == []
+    faces = detect_faces(crop, detector, whole_image=False)
+    assert len(faces) == 1 and iou(faces[0].box, (0, 0, side, side)) > 0.4  # the face that fills the crop
 
 
 def test_a_face_that_fills_the_frame_is_re_measured_like_fer_crops(astronaut, face_box):
@@ -113,7 +120,8 @@ def test_whole_image_predictions_say_so_and_warn(trained, monkeypatch):
     assert p.source == "whole image" and p.face_score is None and p.to_dict()["source"] == "whole image"
 
 
-def test_no_false_faces_on_images_without_a_face():
+@pytest.mark.parametrize("detector", DETECTORS)
+def test_no_false_faces_on_images_without_a_face(detector):
     rng = np.random.default_rng(0)
     images = {
         "blank": np.full((300, 300), 128, np.uint8),
@@ -125,14 +133,15 @@ def test_no_false_faces_on_images_without_a_face():
         "bricks": skdata.brick(),
     }
     for name, image in images.items():
-        assert detect_faces(image) == [], name
+        assert detect_faces(image, detector) == [], name
 
 
-def test_group_photo_keeps_one_box_per_face(astronaut, face_box):
+@pytest.mark.parametrize("detector", DETECTORS)
+def test_group_photo_keeps_one_box_per_face(astronaut, face_box, detector):
     x, y, w, h = face_box
     face = astronaut[max(0, y - 40) : y + h + 40, max(0, x - 40) : x + w + 40]
     group = np.concatenate([face, face[:, ::-1], face], axis=1)
-    faces = detect_faces(group)
+    faces = detect_faces(group, detector)
     assert len(faces) == 3 and all(f.source == "detector" for f in faces)
     xs = [f.box[0] for f in faces]
     assert xs == sorted(xs) and min(np.diff(xs)) > face.shape[1] // 2  # three distinct faces

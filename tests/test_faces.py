@@ -160,8 +160,12 @@ def test_align_really_rotates_the_crop_and_is_refused_where_it_cannot(astronaut,
     predict_faces(tilted, model=model, detector="mtcnn", align=False)
     predict_faces(tilted, model=model, detector="mtcnn", align=True)
     assert len(crops) == 2 and np.abs(crops[0].astype(float) - crops[1]).mean() > 5  # the aligned crop is turned
-    with pytest.raises(ValueError, match="only detector='mtcnn'"):
-        predict_faces(astronaut, model=model, align=True)  # Haar has no landmarks
+    with pytest.raises(ValueError, match="the Haar detector has none"):
+        predict_faces(astronaut, model=model, detector="haar", align=True)  # Haar has no landmarks
+    crops.clear()
+    predict_faces(tilted, model=model, align=False)  # the default detector (BlazeFace) has eye landmarks
+    predict_faces(tilted, model=model, align=True)
+    assert len(crops) == 2 and np.abs(crops[0].astype(float) - crops[1]).mean() > 5
     with pytest.raises(ValueError, match="your own boxes"):
         predict_faces(astronaut, model=model, boxes=[(170, 60, 110, 110)], align=True, detector="mtcnn")
 
