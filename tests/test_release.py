@@ -78,3 +78,15 @@ def test_ship_ensemble_writes_members_a_json_ensemble_and_its_card(trained, samp
     card = (models / "fer_ensemble_CARD.md").read_text()
     assert "both, on a validation split" in card and f"{metrics['accuracy']:.2%}" in card
     assert "| fer_ensemble/other-run.keras | seed |" in card
+    # A member that is already shipped (here: the default model) is referenced, not committed twice.
+    shipped = tmp_path / "models2"
+    shipped.mkdir()
+    shutil.copy(files[0], shipped / "fer_emotion.keras")
+    assert main([*args[:-2], "--models-dir", str(shipped)]) == 0
+    again = json.loads((shipped / "fer_ensemble.metrics.json").read_text())
+    assert [m["file"] for m in again["members"]] == ["fer_emotion.keras", "fer_ensemble/other-run.keras"]
+    assert not (shipped / "fer_ensemble" / f"{result.run_dir.name}.keras").exists()
+    assert json.loads((shipped / "fer_ensemble.json").read_text())["members"][0] == "fer_emotion.keras"
+    assert load_model(shipped / "fer_ensemble.json").predict(test.images[:8]) == pytest.approx(
+        ensemble.predict(test.images[:8]), abs=1e-6
+    )
