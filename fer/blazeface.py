@@ -24,6 +24,7 @@ confirm a face (a profile, a tilted head) the mapped box is kept if BlazeFace is
 
 from __future__ import annotations
 
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -78,9 +79,17 @@ class BlazeFace:
                 f"The BlazeFace model file is missing ({path}); it ships inside the package. "
                 "Reinstall the project (`make setup`), or use detector='haar'."
             )
-        with nullcontext() if verbose() else stderr_silenced():  # the runtime's XNNPACK INFO line
-            self.interpreter = _interpreter_class()(model_path=str(path), num_threads=1)
-            self.interpreter.allocate_tensors()
+        # The runtime prints an XNNPACK INFO line; TensorFlow's fallback interpreter warns it is deprecated.
+        try:
+            with nullcontext() if verbose() else stderr_silenced(), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+                self.interpreter = _interpreter_class()(model_path=str(path), num_threads=1)
+                self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:  # what the runtimes raise for a corrupt flatbuffer
+            raise RuntimeError(
+                f"The BlazeFace model file {path} is not a loadable LiteRT model ({type(exc).__name__}). "
+                "Reinstall the project (`make setup`), or use detector='haar'."
+            ) from exc
         self._input = self.interpreter.get_input_details()[0]["index"]
         # Two outputs: regressors (1, 896, 16) and scores (1, 896, 1).
         outputs = sorted(self.interpreter.get_output_details(), key=lambda o: -int(o["shape"][-1]))

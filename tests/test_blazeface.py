@@ -80,9 +80,23 @@ def test_the_cascade_searches_where_blazeface_finds_nothing(astronaut, detector,
     assert detector(astronaut) == []
 
 
-def test_a_missing_model_file_is_a_clear_error(tmp_path):
+def test_a_missing_or_corrupt_model_file_is_a_clear_error(tmp_path):
     with pytest.raises(RuntimeError, match="BlazeFace model file is missing.*detector='haar'"):
         bf.BlazeFace(tmp_path / "nope.tflite")
+    corrupt = tmp_path / "corrupt.tflite"
+    corrupt.write_bytes(bf.MODEL_PATH.read_bytes()[:5000])
+    with pytest.raises(RuntimeError, match="corrupt.tflite is not a loadable LiteRT model.*detector='haar'"):
+        bf.BlazeFace(corrupt)
+
+
+def test_tensorflows_interpreter_gives_the_same_faces(astronaut, detector, monkeypatch):
+    import tensorflow as tf
+
+    monkeypatch.setattr(bf, "_interpreter_class", lambda: tf.lite.Interpreter)
+    ((score, box, points),) = bf.BlazeFace()(astronaut)
+    ((score2, box2, points2),) = detector.net(astronaut)
+    assert score == pytest.approx(score2, abs=1e-4) and np.allclose(box, box2, atol=0.05)
+    assert np.allclose(points, points2, atol=0.05)
 
 
 def test_boxes_are_mapped_to_the_framing_of_fer_faces(real_data, monkeypatch):
