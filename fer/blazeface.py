@@ -182,7 +182,7 @@ class BlazeFaceDetector:
                 continue
             # MediaPipe names the eyes from the subject's side: point 0 is the right eye, 1 the left.
             right_eye, left_eye = (tuple(float(v) for v in p) for p in points[:2])
-            faces.append(Face(measured or framed, score, left_eye, right_eye, "detector"))
+            faces.append(Face(framed if measured is None else measured[0], score, left_eye, right_eye, "detector"))
         if not faces and self.haar_fallback:
             # Nothing BlazeFace can see: faces under about a twelfth of the image side (a crowd, a
             # distant group) are beyond its reach even on tiles, so the cascade searches the image.

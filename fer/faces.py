@@ -94,14 +94,14 @@ class HaarDetector:
         """
         if self.scale_factor <= 1.05:
             return Face(box, weight)
-        found = self.remeasure(equalized, box, with_weight=True)
+        found = self.remeasure(equalized, box)
         return Face(box, weight) if found is None else Face(*found)
 
-    def remeasure(self, equalized: np.ndarray, box, with_weight: bool = False):
-        """The cascade's box (scale step 1.05) nearest to `box`'s centre at sizes within 25% of it, or None.
+    def remeasure(self, equalized: np.ndarray, box):
+        """(box, cascade weight): the cascade's box (scale step 1.05) nearest to `box`'s centre at sizes
+        within 25% of it, or None.
 
-        `equalized`: the histogram-equalised gray image. Searching only around one face keeps
-        this cheap. with_weight=True returns (box, cascade weight).
+        `equalized`: the histogram-equalised gray image. Searching only around one face keeps this cheap.
         """
         x, y, w, h = box
         pad = w // 2
@@ -122,8 +122,7 @@ class HaarDetector:
         centre = np.array([x + w / 2 - x0, y + h / 2 - y0])
         k = int(np.argmin([np.linalg.norm(np.array([bx + bw / 2, by + bh / 2]) - centre) for bx, by, bw, bh in found]))
         bx, by, bw, bh = (int(v) for v in found[k])
-        measured = (bx + x0, by + y0, bw, bh)
-        return (measured, float(np.ravel(weights)[k])) if with_weight else measured
+        return (bx + x0, by + y0, bw, bh), float(np.ravel(weights)[k])
 
 
 class MTCNNDetector:

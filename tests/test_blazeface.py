@@ -46,7 +46,7 @@ def test_finds_the_astronaut_in_fer_framing_with_eye_landmarks(astronaut, detect
 
 def test_raw_network_boxes_are_mapped_to_fer_framing(astronaut, detector, monkeypatch):
     # Without the cascade's confirmation the mapped box is kept only when BlazeFace is confident.
-    monkeypatch.setattr(detector.haar, "remeasure", lambda equalized, box, **kw: None)
+    monkeypatch.setattr(detector.haar, "remeasure", lambda equalized, box: None)
     monkeypatch.setattr(detector, "haar_fallback", False)
     ((score, raw, _),) = detector.proposals(astronaut)
     (face,) = detector(astronaut)
@@ -110,7 +110,7 @@ def test_boxes_are_mapped_to_the_framing_of_fer_faces(real_data, monkeypatch):
     test = load_split(real_data, "test")
     faces = test.images[np.random.default_rng(0).choice(len(test), 120, replace=False)]
     unconfirmed = bf.BlazeFaceDetector(min_unconfirmed_score=0.0, haar_fallback=False)
-    monkeypatch.setattr(unconfirmed.haar, "remeasure", lambda equalized, box, **kw: None)
+    monkeypatch.setattr(unconfirmed.haar, "remeasure", lambda equalized, box: None)
     _, _, mapped = roundtrip_crops(faces, detector=unconfirmed, close_ups=False, whole_image=False)
     monkeypatch.setattr(bf, "TO_FER_FRAMING", (0.0, 0.0, 1.0))
     _, _, raw = roundtrip_crops(faces, detector=unconfirmed, close_ups=False, whole_image=False)
