@@ -416,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="score a model on a labelled split")
-    p.add_argument("--model", help="path to a .keras model (default: the shipped model)")
+    p.add_argument("--model", help="a .keras, .json (ensemble), .onnx or .tflite model (default: the shipped ensemble)")
     p.add_argument(
         "--data",
         help="dataset root, fer2013.csv, or folder of <emotion>/ folders (default: $FER2013_DIR, else data/fer2013)",
@@ -433,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="emotions of the faces in photos, folders and videos")
     p.add_argument("paths", nargs="+", help="image files, video files, or folders of them")
-    p.add_argument("--model", help="path to a .keras model (default: the shipped model)")
+    p.add_argument("--model", help="a .keras, .json (ensemble), .onnx or .tflite model (default: the shipped ensemble)")
     p.add_argument("--crop", action="store_true", help="images are face crops: no face detection")
     # default: fer.faces.DEFAULT_DETECTOR (a literal here: the CLI imports OpenCV only when it needs it)
     p.add_argument("--detector", default="blazeface", choices=["blazeface", "haar", "mtcnn"])
@@ -473,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=["eda", "evaluate"],
         choices=["eda", "train", "evaluate"],
-        help="default: eda evaluate (the shipped model's results); add train to train a model first",
+        help="default: eda evaluate (the default model's results); add train to train a model first",
     )
     p.add_argument(
         "--demo",
@@ -512,7 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_ensemble)
 
     p = sub.add_parser("export", help="write a model as ONNX (float32, float16, int8), LiteRT or SavedModel")
-    p.add_argument("--model", help="a .keras model (default: the shipped model)")
+    p.add_argument("--model", help="a .keras, .json (ensemble), .onnx or .tflite model (default: the shipped ensemble)")
     p.add_argument("--format", default="onnx", choices=["onnx", "litert", "saved_model"])
     p.add_argument("--quantize", default="none", choices=["none", "float16", "int8"], help="ONNX only")
     p.add_argument("--out", default="exported", help="output folder (default: exported/)")

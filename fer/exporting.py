@@ -171,8 +171,10 @@ def export(
     if quantize and format != "onnx":
         raise ValueError(f"quantize={quantize!r} is for ONNX exports; format {format!r} exports float32")
     source = Path(model) if model is not None else default_model_path()
-    if source.suffix != ".keras":
-        raise ModelError(f"{source}: export takes a .keras model file (got {source.suffix or 'no suffix'!r})")
+    if source.suffix not in (".keras", ".json"):
+        raise ModelError(
+            f"{source}: export takes a .keras model file or a .json ensemble (got {source.suffix or 'no suffix'!r})"
+        )
     keras_model = inference_model(load_model(source))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

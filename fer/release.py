@@ -1,11 +1,12 @@
-"""Shipping a trained run as the default model: export, measure, and write the model card.
+"""Shipping trained runs into models/: export, measure, and write the model cards.
 
 `ship(run_dir, data)` writes into models/:
     fer_emotion.keras          the run's model (its `checkpoint`) without optimizer state (loads with safe_mode)
     fer_emotion.metrics.json   every number of the card, machine-readable (tests read it)
     fer_emotion_confusion.png  row-normalised PublicTest confusion matrix
     MODEL_CARD.md              data, architecture, recipe, training time, results, limitations
-`ship_ensemble([run_dir, ...], data)` ships several runs as one ensemble beside it:
+`ship_ensemble([run_dir, ...], data)` ships several runs as one ensemble (the default model,
+`fer.predict.DEFAULT_MODEL_NAME`, is such an ensemble):
     fer_ensemble/<run-id>.keras, fer_ensemble.json, fer_ensemble.metrics.json, fer_ensemble_CARD.md
 """
 
@@ -23,7 +24,7 @@ import pandas as pd
 from fer import plots
 from fer.data import data_dir, load_split, train_images_beside
 from fer.evaluation import Evaluation, evaluate, predict_proba, tta_scheme
-from fer.predict import DEFAULT_MODEL_NAME, MODELS_DIR
+from fer.predict import DEFAULT_MODEL_NAME, MODELS_DIR, SINGLE_MODEL_NAME
 
 
 def export_model(src: str | Path, dst: str | Path) -> keras.Model:
@@ -108,7 +109,7 @@ def ship(
     run_dir: str | Path,
     data: str | Path | None = None,
     models_dir: str | Path = MODELS_DIR,
-    name: str = DEFAULT_MODEL_NAME,
+    name: str = SINGLE_MODEL_NAME,
     hardware: str | None = None,
     notes: str = "",
     throughput_faces: int = 2048,
@@ -184,8 +185,9 @@ def model_card(metrics: dict, plain: Evaluation, tta: Evaluation, notes: str = "
     options = f" with {config['model_options']}" if config.get("model_options") else ""
     return f"""# Model card: `{name}`
 
-Seven-class facial-emotion classifier for 48x48 grayscale faces (FER-2013 style), the default
-model of `fer.predict_emotion` and `python -m fer predict`. Generated, every word of it, by
+Seven-class facial-emotion classifier for 48x48 grayscale faces (FER-2013 style): one network,
+`model="models/{name}"` (the default of `fer.predict_emotion` and `python -m fer predict` is
+`{DEFAULT_MODEL_NAME}`, see its card). Generated, every word of it, by
 `fer.release.ship` (`python -m fer ship`); every number below is also in `{stem}.metrics.json`.
 
 ## Results on {metrics["test_split"]}
@@ -262,7 +264,7 @@ def ship_ensemble(
     selection: str = "",
     throughput_faces: int = 2048,
 ) -> dict:
-    """Ship several runs as one ensemble beside the default model; evaluate it once; write its card.
+    """Ship several runs as one ensemble; evaluate it once; write its card.
 
     Writes models_dir/<name>/<run-id>.keras (each member without optimizer state, one file each,
     so none comes near the 16 MB limit), models_dir/<name>.json (the ensemble: the mean of the
@@ -287,7 +289,7 @@ def ship_ensemble(
         options = f" {config['model_options']}" if config.get("model_options") else ""
         model = export_model(run / f"{config.get('checkpoint', 'best')}.keras", path)
         shipped = _same_weights_in(models_dir, model)
-        if shipped is not None:  # e.g. the default model is a member: reference it rather than commit it twice
+        if shipped is not None:  # e.g. the single model is a member: reference it rather than commit it twice
             path.unlink()
             path = shipped
         result = evaluate(model, test.images, test.labels, train_images=train_images)
@@ -373,9 +375,9 @@ Expected calibration error (15 bins, plain): {plain.ece:.3f}. How the members we
 {_table(members)}
 
 Each member is a separate file (float32, no optimizer state) in `{Path(metrics["model_file"]).stem}/`, except
-a member that is already shipped in `models/` (e.g. the default model), which is referenced, not copied.
+a member that is already shipped in `models/` (e.g. the single model), which is referenced, not copied.
 Training: {metrics["train_hours"]:.1f} h in all on {metrics["hardware"]}. CPU inference:
 {metrics["cpu_faces_per_second"]:,} faces/s batched (batch 256, best of 3 on random faces): the single
-default model (`fer_emotion.keras`) is faster; see its card for data, recipe and limitations, which
-hold for every member.
+network `{SINGLE_MODEL_NAME}` is faster; see its card for data, recipe and limitations, which hold
+for every member.
 """

@@ -33,6 +33,7 @@ from fer.augment import Augmentation
 from fer.data import EMOTIONS, FaceSet, class_weights, data_dir, load_split, train_val_split
 from fer.dataset import FaceBatches, to_model_input
 from fer.errors import DataError
+from fer.evaluation import predict_proba, tta_scheme
 from fer.models import build_model
 from fer.quality import duplicates_of
 
@@ -149,6 +150,9 @@ class TrainConfig:
     teacher: str | None = None
     distill_weight: float = 0.5
     distill_temperature: float = 1.0
+    # Test-time augmentation for the teacher's probabilities ("flip", "shift"; False: the faces only):
+    # a TTA-averaged teacher is a more accurate teacher, computed once before training.
+    teacher_tta: bool | str = False
 
     @classmethod
     def from_dict(cls, options: dict) -> TrainConfig:
@@ -177,6 +181,7 @@ class TrainConfig:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if not 0 <= self.distill_weight <= 1 or self.distill_temperature <= 0:
             raise ValueError("distill_weight must be in [0, 1] and distill_temperature positive")
+        tta_scheme(self.teacher_tta)  # raises on an unknown scheme
         if not 0 <= self.warmup_epochs < self.epochs:
             raise ValueError(f"warmup_epochs must be in [0, epochs), got {self.warmup_epochs}")
         if self.epochs < 1 or self.batch_size < 1:
@@ -288,10 +293,9 @@ def _teacher_targets(config: TrainConfig, train_set: FaceSet) -> np.ndarray | No
     """Soft targets from `config.teacher` on the (un-augmented) training faces, or None without a teacher."""
     if not config.teacher:
         return None
-    from fer.evaluation import predict_proba
     from fer.predict import load_model
 
-    probs = predict_proba(load_model(config.teacher), train_set.images)
+    probs = predict_proba(load_model(config.teacher), train_set.images, tta=config.teacher_tta)
     return soft_targets(train_set.labels, probs, config.distill_weight, config.distill_temperature)
 
 

@@ -152,3 +152,17 @@ def test_distillation_trains_on_the_teachers_probabilities(members, trained, tmp
     # Every target row is some face's teacher probabilities, and every face's row is a target.
     gaps = np.abs(targets[:, None, :] - teacher_probs[None, :, :]).max(axis=2)
     assert gaps.min(axis=1).max() < 1e-5 and gaps.min(axis=0).max() < 1e-5
+
+
+def test_a_teacher_with_tta_gives_the_mean_over_its_views(members, trained):
+    from fer.training import TrainConfig, _teacher_targets
+
+    faces = trained[1].subset(np.arange(20))
+    plain = _teacher_targets(TrainConfig(teacher=str(members[0]), distill_weight=1.0), faces)
+    flipped = _teacher_targets(TrainConfig(teacher=str(members[0]), distill_weight=1.0, teacher_tta="flip"), faces)
+    teacher = load_model(members[0])
+    assert np.allclose(plain, predict_proba(teacher, faces.images), atol=1e-5)
+    assert np.allclose(flipped, predict_proba(teacher, faces.images, tta="flip"), atol=1e-5)
+    assert not np.allclose(flipped, plain, atol=1e-4)
+    with pytest.raises(ValueError, match="tta must be"):
+        TrainConfig(teacher=str(members[0]), teacher_tta="ten-crop").validate()

@@ -71,7 +71,7 @@ def test_export_refuses_bad_inputs_and_a_corrupt_onnx_is_a_clear_error(tmp_path,
     from fer.exporting import export
 
     (tmp_path / "notes.txt").write_text("not a model")
-    with pytest.raises(ModelError, match="notes.txt: export takes a .keras model"):
+    with pytest.raises(ModelError, match="notes.txt: export takes a .keras model file or a .json ensemble"):
         export(tmp_path / "notes.txt", "onnx", tmp_path)
     with pytest.raises(ValueError, match="Unknown export format 'pb'"):
         export(exported[0], "pb", tmp_path)

@@ -1,4 +1,4 @@
-"""The model in models/: loads safely, is the default, and has not regressed below its card."""
+"""The models in models/: load safely, the ensemble is the default, and neither has regressed below its card."""
 
 import json
 
@@ -9,33 +9,54 @@ from fer.data import EMOTIONS, load_split
 from fer.evaluation import evaluate
 from fer.predict import MODELS_DIR, default_model_path, load_model, predict_emotion
 
-METRICS = MODELS_DIR / "fer_emotion.metrics.json"
+# (model file, its card): the default ensemble and its first member, the single network.
+SHIPPED = {"fer_ensemble.json": "fer_ensemble_CARD.md", "fer_emotion.keras": "MODEL_CARD.md"}
 
 
-@pytest.fixture(scope="module")
-def shipped():
-    if not default_model_path().is_file():
-        pytest.fail(f"{default_model_path()} is missing: the repository ships a trained model")
-    return load_model()  # safe_mode=True
+@pytest.fixture(scope="module", params=list(SHIPPED))
+def shipped(request):
+    path = MODELS_DIR / request.param
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: the repository ships trained models")
+    return path, load_model(path)  # safe_mode=True
 
 
-def test_shipped_model_is_small_and_the_default(shipped):
-    assert default_model_path().stat().st_size < 16 * 2**20
+def metrics_of(path):
+    return json.loads(path.with_name(f"{path.stem}.metrics.json").read_text())
+
+
+def test_the_default_is_the_shipped_ensemble_and_every_file_is_small():
+    assert default_model_path() == MODELS_DIR / "fer_ensemble.json"
+    members = json.loads(default_model_path().read_text())["members"]
+    assert members[0] == "fer_emotion.keras" and len(members) == 2
+    for member in members:
+        assert (MODELS_DIR / member).stat().st_size < 16 * 2**20
     face = np.full((48, 48), 128, np.uint8)
-    p = predict_emotion(face)  # no model argument: the shipped one
+    p = predict_emotion(face)  # no model argument: the default one
     assert p.emotion in EMOTIONS
-    assert p.probabilities == pytest.approx(predict_emotion(face, model=shipped).probabilities)
-    card = (MODELS_DIR / "MODEL_CARD.md").read_text()
-    metrics = json.loads(METRICS.read_text())
-    assert f"{metrics['accuracy']:.2%}" in card and metrics["params"] == shipped.count_params()
+    ensemble = load_model(default_model_path())
+    assert p.probabilities == pytest.approx(predict_emotion(face, model=ensemble).probabilities)
+    # It is the mean of its members, and differs from the first one alone.
+    singles = [predict_emotion(face, model=MODELS_DIR / m).probabilities for m in members]
+    mean = {e: np.mean([s[e] for s in singles]) for e in EMOTIONS}
+    assert p.probabilities == pytest.approx(mean, abs=1e-5)
+    assert p.probabilities != pytest.approx(singles[0], abs=1e-4)
+
+
+def test_each_card_reports_its_metrics(shipped):
+    path, model = shipped
+    metrics = metrics_of(path)
+    card = (MODELS_DIR / SHIPPED[path.name]).read_text()
+    assert f"{metrics['accuracy']:.2%}" in card and metrics["params"] == model.count_params()
 
 
 @pytest.mark.realdata
 def test_shipped_model_publictest_accuracy_has_not_regressed(shipped, real_data):
-    card = json.loads(METRICS.read_text())
+    path, model = shipped
+    card = metrics_of(path)
     test = load_split(real_data, "test")
-    result = evaluate(shipped, test.images, test.labels)  # plain, no TTA: keeps CI fast
+    result = evaluate(model, test.images, test.labels)  # plain, no TTA: keeps CI fast
     assert result.n == 3589
-    assert result.accuracy >= card["accuracy"] - 0.005, (result.accuracy, card["accuracy"])
+    assert result.accuracy >= card["accuracy"] - 0.005, (path.name, result.accuracy, card["accuracy"])
     # The rare class has not collapsed either.
     assert result.per_class.loc["disgust", "recall"] >= card["per_class"]["disgust"]["recall"] - 0.05
