@@ -26,6 +26,7 @@ import numpy as np
 
 from fer.data import EMOTIONS
 from fer.errors import ModelError
+from fer.faces import DEFAULT_MARGIN
 from fer.images import FACE_SIZE
 
 FORMATS = ("onnx", "litert", "saved_model")
@@ -64,7 +65,8 @@ def metadata(source: str | Path, accuracy: float | None = None, **extra) -> dict
         },
         "output": {"shape": [None, len(EMOTIONS)], "meaning": "softmax probabilities", "classes": list(EMOTIONS)},
         "preprocessing": (
-            "face box from a detector (square, edge-padded at the image border), gray by ITU-R 601 luma "
+            f"face box from a detector grown by {DEFAULT_MARGIN:.0%} of its size on each side (square, "
+            "edge-padded at the image border), gray by ITU-R 601 luma "
             f"(0.299 R + 0.587 G + 0.114 B), resized to {FACE_SIZE}x{FACE_SIZE} with area averaging "
             "(cv2.INTER_AREA), as float32 of shape (N, 48, 48, 1)"
         ),

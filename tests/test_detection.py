@@ -88,6 +88,28 @@ def test_small_boxes_beside_a_face_that_fills_the_frame_are_dropped():
     assert len(detect_faces(image, detector=group)) == 2
 
 
+def test_the_bordered_retry_only_looks_for_faces_that_fill_much_of_the_frame():
+    # A photo with no face (600x400): the retry runs on a copy with a 150 px border.
+    image = np.full((400, 600), 128, np.uint8)
+    asked = []
+
+    class Spy:  # a detector that can skip small scales, as ours can
+        takes_min_side = True
+
+        def __call__(self, gray, min_side=0):
+            asked.append((gray.shape, min_side))
+            return []
+
+    assert detect_faces(image, detector=Spy(), whole_image=False) == []
+    assert asked == [((400, 600), 0), ((700, 900), 100)]  # the first pass searches all; the retry 400 / 4 up
+
+    def plain(gray):  # any other callable: searched as usual, its small retry faces dropped
+        return [] if gray.shape == (400, 600) else [Face((200, 200, 60, 60), 5.0), Face((300, 150, 300, 300), 5.0)]
+
+    (face,) = detect_faces(image, detector=plain)
+    assert face.box == (150, 0, 300, 300) and face.source == "padded"  # mapped back to the photo
+
+
 def test_boxes_from_a_bordered_upscaled_copy_map_back_to_the_original():
     # Found at (120, 80, 200, 200) in a copy upscaled 2x with a 50 px border: (35, 15, 100, 100) here.
     face = _mapped(Face((120, 80, 200, 200), 0.9, (170.0, 130.0), None), 2.0, 50, (200, 300), "padded")
