@@ -88,7 +88,7 @@ def _assembled_ensemble(path: Path) -> keras.Model:
             raise TypeError("'members' must be a list of file paths")
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise ModelError(
-            f"{path}: not an ensemble file ({type(exc).__name__}: {exc}). Expected JSON with \"members\": "
+            f'{path}: not an ensemble file ({type(exc).__name__}: {exc}). Expected JSON with "members": '
             "[paths of .keras files, relative to it], as written by fer.ensemble(members, 'ensemble.json')."
         ) from exc
     files = [path.parent / m for m in members]

@@ -334,9 +334,11 @@ def ship_ensemble(
 
 def ensemble_card(metrics: dict, plain: Evaluation, tta: Evaluation) -> str:
     """The ensemble's Markdown card, generated from `metrics` and its evaluations."""
-    members = pd.DataFrame(metrics["members"]).rename(
-        columns={"accuracy": "PublicTest", "accuracy_without_train_duplicates": "w/o dups"}
-    ).set_index("file")
+    members = (
+        pd.DataFrame(metrics["members"])
+        .rename(columns={"accuracy": "PublicTest", "accuracy_without_train_duplicates": "w/o dups"})
+        .set_index("file")
+    )
     rows = [
         f"| plain | **{plain.accuracy:.2%}** | {plain.macro_f1:.3f} |",
         f"| with test-time augmentation ({metrics['tta_scheme']}) | **{tta.accuracy:.2%}** | {tta.macro_f1:.3f} |",
