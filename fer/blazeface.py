@@ -41,7 +41,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer.faces import Face, HaarDetector, _intersection, iou
+from fer.faces import Face, HaarDetector, iou, mostly_inside
 from fer.litert_model import _interpreter_class
 from fer.quiet import stderr_silenced, verbose
 
@@ -142,7 +142,7 @@ def _weighted_nms(found):
 
 
 def _same_face(box, kept) -> bool:
-    return iou(box, kept) >= NMS_IOU or _intersection(box, kept) >= 0.6 * box[2] * box[3]
+    return iou(box, kept) >= NMS_IOU or mostly_inside(box, kept)
 
 
 class BlazeFaceDetector:

@@ -50,6 +50,9 @@ RETRY_MIN_FACE = 0.25
 # A first-pass face covering at least REFIT_AREA of the image is re-measured on the bordered copy:
 # without background around it the cascade boxes a face about 14% too tight (see detect_faces).
 REFIT_AREA = 0.4
+# A box with at least this share of its area inside another box is part of that face, not a face
+# of its own (an eye or a mouth the cascade boxed too, or one face seen twice across tiles).
+MOSTLY_INSIDE = 0.6
 
 
 @dataclass(frozen=True)
@@ -300,7 +303,7 @@ def detect_faces(
             subject = max(again, key=lambda f: f.box[2] * f.box[3], default=None)
             if subject is not None and subject.box[2] * subject.box[3] >= REFIT_AREA * area:
                 # The frame-filling face replaces the first-pass boxes it covers.
-                rest = [f for f in faces if _intersection(f.box, subject.box) < 0.5 * f.box[2] * f.box[3]]
+                rest = [f for f in faces if not mostly_inside(f.box, subject.box, 0.5)]
                 faces = _close_up_subject([subject, *rest], gray.shape)
     if not faces and whole_image and _face_shaped(gray):
         faces = [Face((0, 0, gray.shape[1], gray.shape[0]), None, source="whole image")]
@@ -348,6 +351,11 @@ def _intersection(a, b) -> float:
     return max(0, min(ax + aw, bx + bw) - max(ax, bx)) * max(0, min(ay + ah, by + bh) - max(ay, by))
 
 
+def mostly_inside(a, b, share: float = MOSTLY_INSIDE) -> bool:
+    """Whether at least `share` of box `a`'s area lies inside box `b` ((x, y, w, h) boxes)."""
+    return _intersection(a, b) >= share * a[2] * a[3]
+
+
 def iou(a, b) -> float:
     """Intersection over union of two (x, y, w, h) boxes."""
     shared = _intersection(a, b)
@@ -355,14 +363,13 @@ def iou(a, b) -> float:
 
 
 def _without_nested(faces: list[Face]) -> list[Face]:
-    """Drop boxes that lie mostly (>= 60% of their area) inside a larger box: a face holds no face.
+    """Drop boxes that lie mostly (MOSTLY_INSIDE of their area) inside a larger box: a face holds no face.
 
     The cascade sometimes adds a box on an eye or the mouth of a face it also found whole.
     """
 
     def inside(a: Face, b: Face) -> bool:
-        area_a, area_b = a.box[2] * a.box[3], b.box[2] * b.box[3]
-        return area_b > area_a and _intersection(a.box, b.box) >= 0.6 * area_a
+        return b.box[2] * b.box[3] > a.box[2] * a.box[3] and mostly_inside(a.box, b.box)
 
     return [f for f in faces if not any(inside(f, g) for g in faces if g is not f)]
 
