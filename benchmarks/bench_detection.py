@@ -36,6 +36,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
+from bench_inference import median_seconds  # benchmarks/ is the script's folder: one timing rule for both
 
 from fer.data import EMOTIONS, data_dir, label_of, load_split
 from fer.evaluation import predict_proba
@@ -254,13 +255,8 @@ def photo_table(configs, model, repeats: int = 20) -> pd.DataFrame:
 
     rows = []
     for config in configs:
-        end_to_end(config)
-        seconds = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            faces = end_to_end(config)
-            seconds.append(time.perf_counter() - start)
-        rows.append({"config": config, "faces": len(faces), "ms": round(1000 * float(np.median(seconds)), 1)})
+        ms = 1000 * median_seconds(lambda c=config: end_to_end(c), repeats)
+        rows.append({"config": config, "faces": len(end_to_end(config)), "ms": round(ms, 1)})
     table = pd.DataFrame(rows)
     base = table.set_index("config")["ms"].get("before")
     table["speed vs before"] = [round(base / ms, 2) if base else None for ms in table["ms"]]

@@ -34,7 +34,7 @@ from fer.models import build_model  # noqa: E402
 from fer.predict import default_model_path, load_model, predict_emotion, predict_emotions  # noqa: E402
 
 
-def _median_seconds(fn, repeats: int) -> float:
+def median_seconds(fn, repeats: int) -> float:
     fn()  # warm-up: graph tracing, detector loading
     times = []
     for _ in range(repeats):
@@ -64,8 +64,8 @@ def main() -> None:
         raise SystemExit("this benchmark uses scikit-image's astronaut photo: pip install scikit-image") from None
 
     rows = []
-    total = _median_seconds(lambda: predict_emotion(photo, model=model), args.repeats)
-    detect = _median_seconds(lambda: detect_faces(photo), args.repeats)
+    total = median_seconds(lambda: predict_emotion(photo, model=model), args.repeats)
+    detect = median_seconds(lambda: detect_faces(photo), args.repeats)
     rows.append(
         {
             "benchmark": "one photo, detect + classify",
@@ -84,7 +84,7 @@ def main() -> None:
     faces = np.random.default_rng(0).integers(0, 256, (1024, 48, 48), dtype=np.uint8)
     base = None
     for batch in (1, 32, 256):
-        seconds = _median_seconds(
+        seconds = median_seconds(
             lambda b=batch: predict_emotions(faces[: max(b, 64)], model=model, batch_size=b), max(3, args.repeats // 4)
         )
         per_second = max(batch, 64) / seconds
@@ -149,10 +149,10 @@ def _backend_table(variants: dict, faces: np.ndarray, data) -> pd.DataFrame:
         for batch in (1, 256):
             if batch == 1:
                 sample = faces[:128]
-                seconds = _median_seconds(lambda m=model, s=sample: [predict_proba(m, f[None]) for f in s], 5)
+                seconds = median_seconds(lambda m=model, s=sample: [predict_proba(m, f[None]) for f in s], 5)
                 speed = len(sample) / seconds
             else:
-                seconds = _median_seconds(lambda m=model: predict_proba(m, faces, batch_size=256), 5)
+                seconds = median_seconds(lambda m=model: predict_proba(m, faces, batch_size=256), 5)
                 speed = len(faces) / seconds
             keras_speed.setdefault(batch, speed)
             row[f"faces/s batch {batch}"] = round(speed)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -260,26 +261,26 @@ def detect_faces(
     if not close_ups:
         pass
     elif not faces:  # a close-up or a small crop: retry with a border (and upscaled)
-        up, border, padded = _bordered(small)
+        copy = _bordered(small)
         # Only faces the border or the upscaling can reveal are looked for: ones that fill much of
         # the frame, or sit in a small image. Skipping the small scales is what keeps photos without
         # a face from costing every detector's full search again (no-face images: 639 -> 234 ms).
-        inner = min(padded.shape) - 2 * border
         retried = [
-            _mapped(f, scale * up, border, gray.shape, "padded")
-            for f in _faces_at_least(found, padded, RETRY_MIN_FACE * inner)
+            _mapped(f, scale * copy.up, copy.border, gray.shape, "padded")
+            for f in _faces_at_least(found, copy.image, RETRY_MIN_FACE * min(copy.inner))
         ]
         faces = _close_up_subject(retried, gray.shape)
         haar = found if isinstance(found, HaarDetector) else getattr(found, "haar", None)
         if not faces and haar is not None:
             # Two second opinions that only accept a face filling much of the image (a close-up holds
             # one face): the cascade with fewer neighbours required, then MTCNN where it is installed.
-            area = CLOSE_UP_AREA * (padded.shape[0] - 2 * border) * (padded.shape[1] - 2 * border)
+            area = CLOSE_UP_AREA * copy.inner[0] * copy.inner[1]
             for second in _close_up_detectors(haar):
-                big = [f for f in _faces_at_least(second, padded, 0.8 * math.sqrt(area)) if f.box[2] * f.box[3] >= area]
+                candidates = _faces_at_least(second, copy.image, 0.8 * math.sqrt(area))
+                big = [f for f in candidates if f.box[2] * f.box[3] >= area]
                 if big:
                     best = max(big, key=lambda f: f.box[2] * f.box[3])
-                    faces = [_mapped(best, scale * up, border, gray.shape, "close-up")]
+                    faces = [_mapped(best, scale * copy.up, copy.border, gray.shape, "close-up")]
                     break
     else:
         faces = _close_up_subject(faces, gray.shape)
@@ -292,13 +293,12 @@ def detect_faces(
             # On the bordered copy the box comes out at 1.00. Small images (a user's own crop) are
             # always checked: on 800 validation close-ups (Haar) 19 more faces got the whole-face box
             # (accuracy on found faces 63.4% -> 64.0%, against 64.2% for the same faces as 48x48 crops).
-            up, border, padded = _bordered(small)
+            copy = _bordered(small)
             # Only the frame-filling subject is wanted here (REFIT_AREA of the image, so at least
             # sqrt(REFIT_AREA) of its shorter side): the smaller scales need not be searched.
-            inner = min(padded.shape) - 2 * border
             again = [
-                _mapped(f, scale * up, border, gray.shape, "padded")
-                for f in _faces_at_least(found, padded, 0.8 * math.sqrt(REFIT_AREA) * inner)
+                _mapped(f, scale * copy.up, copy.border, gray.shape, "padded")
+                for f in _faces_at_least(found, copy.image, 0.8 * math.sqrt(REFIT_AREA) * min(copy.inner))
             ]
             subject = max(again, key=lambda f: f.box[2] * f.box[3], default=None)
             if subject is not None and subject.box[2] * subject.box[3] >= REFIT_AREA * area:
@@ -336,12 +336,20 @@ def _close_up_subject(faces: list[Face], shape) -> list[Face]:
     return [f for f in faces if f is largest or f.box[2] >= largest.box[2] / 3]
 
 
-def _bordered(small: np.ndarray) -> tuple[float, int, np.ndarray]:
-    """(upscale, border px, copy): `small` upscaled to ~CLOSE_UP_SIDE px if smaller, with a replicated border."""
+class _Bordered(NamedTuple):
+    up: float  # upscale factor applied to the image
+    border: int  # px of replicated border on each side
+    image: np.ndarray  # the upscaled, bordered copy that is searched
+    inner: tuple[int, int]  # (h, w) of the upscaled image inside the border
+
+
+def _bordered(small: np.ndarray) -> _Bordered:
+    """`small` upscaled to ~CLOSE_UP_SIDE px if smaller, with a replicated border."""
     up = max(1.0, CLOSE_UP_SIDE / max(small.shape))  # small crops: the cascade has a minimum face size
     work = cv2.resize(small, None, fx=up, fy=up, interpolation=cv2.INTER_CUBIC) if up > 1 else small
     border = int(round(CLOSE_UP_BORDER * max(work.shape)))
-    return up, border, cv2.copyMakeBorder(work, border, border, border, border, cv2.BORDER_REPLICATE)
+    padded = cv2.copyMakeBorder(work, border, border, border, border, cv2.BORDER_REPLICATE)
+    return _Bordered(up, border, padded, work.shape[:2])
 
 
 def _intersection(a, b) -> float:

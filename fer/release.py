@@ -95,6 +95,12 @@ def _selection(config: dict, summary: dict, epochs_done: int) -> str:
     )
 
 
+def _class_weighting(value: bool | float) -> str:
+    if value is True or value == 1:
+        return '"balanced"'
+    return f'"balanced" ** {value}' if value else "off"
+
+
 def _schedule(config: dict) -> str:
     if config.get("lr_schedule", "plateau") == "cosine":
         return f"{config.get('warmup_epochs', 0)} warm-up epochs, then cosine decay to 0"
@@ -221,8 +227,8 @@ The TTA scheme ({metrics["tta_scheme"]}) was chosen on a validation split held o
   (`validation: {config["validation"]}`).
 - Recipe (`config.json` of the run): model `{config["model"]}`{options}, optimizer
   {config["optimizer"]}, learning rate {config["learning_rate"]}, {_schedule(config)}, batch {config["batch_size"]},
-  label smoothing {config["label_smoothing"]}, weight decay {config["weight_decay"]}, balanced class weights
-  {"on" if config["class_weighting"] else "off"}, augmentation ({aug}), validation `{config["validation"]}`,
+  label smoothing {config["label_smoothing"]}, weight decay {config["weight_decay"]}, class weights
+  {_class_weighting(config["class_weighting"])}, augmentation ({aug}), validation `{config["validation"]}`,
   seed {config["seed"]}, {metrics["precision"]} compute.
 - Ran {metrics["epochs"]} epochs, {metrics["train_seconds"] / 3600:.1f} h of training on {metrics["hardware"]}.
 {notes}

@@ -160,6 +160,16 @@ def test_class_weights_are_sklearn_balanced():
         class_weights(np.array([], dtype=int))
 
 
+def test_class_weight_power_softens_and_keeps_mean_weight_one():
+    labels = np.array([3] * 70 + [1] * 10 + [0] * 20)
+    half, none = class_weights(labels, 0.5), class_weights(labels, 0.0)
+    assert half[1] / half[3] == pytest.approx((70 / 10) ** 0.5)  # sqrt of the balanced ratio
+    assert np.mean([half[y] for y in labels]) == pytest.approx(1.0)
+    assert [none[c] for c in (0, 1, 3)] == pytest.approx([1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="power"):
+        class_weights(labels, -1)
+
+
 def test_per_class_subset():
     faces = make_sample(5, seed=0)
     sub = faces.per_class(2, seed=1)

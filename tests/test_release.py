@@ -34,6 +34,7 @@ def test_ship_exports_evaluates_and_writes_the_card(trained, sample_root, tmp_pa
     assert "PrivateTest" not in card and metrics["selection"] in card
     assert "without the 0 faces that copy training images" in card  # the sample has no train/test copies
     assert f"{metrics['accuracy']:.2%}" in card and "## Limitations" in card and "587,847 parameters" in card
+    assert 'class weights "balanced",' in " ".join(card.split())  # the run's class_weighting: true
     happy = next(line for line in card.splitlines() if line.startswith("| happy |"))
     cells = happy.strip("| ").split(" | ")
     # precision, recall, f1 to three decimals; support a whole count

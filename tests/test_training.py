@@ -78,6 +78,9 @@ def test_config_validation():
         TrainConfig(optimizer="rmsprop").validate()
     with pytest.raises(ValueError, match="Unknown augmentation option"):
         TrainConfig(augmentation={"twirl": 1}).validate()
+    with pytest.raises(ValueError, match="class_weighting"):
+        TrainConfig(class_weighting=-0.5).validate()
+    TrainConfig(class_weighting=0.5).validate()
 
 
 @pytest.mark.parametrize("name,cls", [("adam", "Adam"), ("adamw", "AdamW"), ("sgd", "SGD")])
