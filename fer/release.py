@@ -306,6 +306,7 @@ def ship_ensemble(
                 "architecture": config["model"] + options,
                 "params": int(model.count_params()),
                 "seed": config["seed"],
+                "class weights": _class_weighting(config.get("class_weighting", True)),
                 "epochs": len(history),
                 "train_hours": round(float(history["seconds"].sum()) / 3600, 2),
                 "precision": summary.get("precision", "float32"),
@@ -387,5 +388,5 @@ a member that is already shipped in `models/` (e.g. the single model), which is 
 Training: {metrics["train_hours"]:.1f} h in all on {metrics["hardware"]}. CPU inference:
 {metrics["cpu_faces_per_second"]:,} faces/s batched (batch 256, best of 3 on random faces): the single
 network `{SINGLE_MODEL_NAME}` is faster; see its card for data, recipe and limitations, which hold
-for every member.
+for every member (the members' recipes differ only where the table above says so).
 """

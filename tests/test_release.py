@@ -79,6 +79,8 @@ def test_ship_ensemble_writes_members_a_json_ensemble_and_its_card(trained, samp
     card = (models / "fer_ensemble_CARD.md").read_text()
     assert "both, on a validation split" in card and f"{metrics['accuracy']:.2%}" in card
     assert "| fer_ensemble/other-run.keras | seed |" in card
+    row = next(line for line in card.splitlines() if line.startswith("| fer_ensemble/other-run.keras |"))
+    assert '| "balanced" |' in row  # each member's class weights: the recipes may differ there
     # A member that is already shipped (here: the default model) is referenced, not committed twice.
     shipped = tmp_path / "models2"
     shipped.mkdir()
