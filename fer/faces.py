@@ -51,6 +51,9 @@ RETRY_MIN_FACE = 0.25
 # A first-pass face covering at least REFIT_AREA of the image is re-measured on the bordered copy:
 # without background around it the cascade boxes a face about 14% too tight (see detect_faces).
 REFIT_AREA = 0.4
+# A face covering area A of the image is at least sqrt(A) px on a side when square; searches for such
+# a face ask the detector for sides of at least AREA_SIDE_SLACK * sqrt(A), room for oblong boxes.
+AREA_SIDE_SLACK = 0.8
 # A box with at least this share of its area inside another box is part of that face, not a face
 # of its own (an eye or a mouth the cascade boxed too, or one face seen twice across tiles).
 MOSTLY_INSIDE = 0.6
@@ -276,7 +279,7 @@ def detect_faces(
             # one face): the cascade with fewer neighbours required, then MTCNN where it is installed.
             area = CLOSE_UP_AREA * copy.inner[0] * copy.inner[1]
             for second in _close_up_detectors(haar):
-                candidates = _faces_at_least(second, copy.image, 0.8 * math.sqrt(area))
+                candidates = _faces_at_least(second, copy.image, AREA_SIDE_SLACK * math.sqrt(area))
                 big = [f for f in candidates if f.box[2] * f.box[3] >= area]
                 if big:
                     best = max(big, key=lambda f: f.box[2] * f.box[3])
@@ -298,7 +301,7 @@ def detect_faces(
             # sqrt(REFIT_AREA) of its shorter side): the smaller scales need not be searched.
             again = [
                 _mapped(f, scale * copy.up, copy.border, gray.shape, "padded")
-                for f in _faces_at_least(found, copy.image, 0.8 * math.sqrt(REFIT_AREA) * min(copy.inner))
+                for f in _faces_at_least(found, copy.image, AREA_SIDE_SLACK * math.sqrt(REFIT_AREA) * min(copy.inner))
             ]
             subject = max(again, key=lambda f: f.box[2] * f.box[3], default=None)
             if subject is not None and subject.box[2] * subject.box[3] >= REFIT_AREA * area:

@@ -96,7 +96,7 @@ def _selection(config: dict, summary: dict, epochs_done: int) -> str:
 
 
 def _class_weighting(value: bool | float) -> str:
-    if value is True or value == 1:
+    if value == 1:  # True too
         return '"balanced"'
     return f'"balanced" ** {value}' if value else "off"
 
@@ -306,7 +306,7 @@ def ship_ensemble(
                 "architecture": config["model"] + options,
                 "params": int(model.count_params()),
                 "seed": config["seed"],
-                "class weights": _class_weighting(config.get("class_weighting", True)),
+                "class weights": _class_weighting(config["class_weighting"]),
                 "epochs": len(history),
                 "train_hours": round(float(history["seconds"].sum()) / 3600, 2),
                 "precision": summary.get("precision", "float32"),
