@@ -20,6 +20,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# fer before keras: importing fer installs fer.quiet, which keeps TensorFlow's start-up lines off stderr.
+import fer  # noqa: E402, F401
+
+# isort: split
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
