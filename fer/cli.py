@@ -54,6 +54,7 @@ def _train_options(args) -> dict:
         "seed",
         "validation",
         "max_train_samples",
+        "init_weights",
     ):
         value = getattr(args, name)
         if value is not None:
@@ -403,6 +404,11 @@ def build_parser() -> argparse.ArgumentParser:
         dest="max_train_samples",
         type=int,
         help="train on a stratified subset of this many images (quick runs; default: all)",
+    )
+    p.add_argument(
+        "--init-weights",
+        dest="init_weights",
+        help="start from this trained model's weights (same architecture), e.g. models/fer_emotion.keras to fine-tune",
     )
     p.add_argument("--no-class-weights", action="store_true", help="turn off balanced class weights")
     p.add_argument(

@@ -26,7 +26,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
 STEPS = {"eda": "01_eda.ipynb", "train": "02_train.ipynb", "evaluate": "03_evaluate.ipynb"}
-PATH_PARAMS = ("data_dir", "output_dir", "model_path", "teacher")
+PATH_PARAMS = ("data_dir", "output_dir", "model_path", "teacher", "init_weights")
 
 
 class _Loader(yaml.SafeLoader):

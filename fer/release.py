@@ -101,6 +101,16 @@ def _class_weighting(value: bool | float) -> str:
     return f'"balanced" ** {value}' if value else "off"
 
 
+def _initialisation(config: dict) -> str:
+    """Where the run's weights started: nowhere pretrained, or a model of ours (`init_weights`)."""
+    if not config.get("init_weights"):
+        return "no pretrained weights"
+    return (
+        f"no externally pretrained weights; started from the weights of `{Path(config['init_weights']).name}` "
+        "(`init_weights`: a warm restart or fine-tuning; that network's own training time is not counted below)"
+    )
+
+
 def _schedule(config: dict) -> str:
     if config.get("lr_schedule", "plateau") == "cosine":
         return f"{config.get('warmup_epochs', 0)} warm-up epochs, then cosine decay to 0"
@@ -189,6 +199,7 @@ def model_card(metrics: dict, plain: Evaluation, tta: Evaluation, notes: str = "
         ]
     results = "\n".join(rows)
     options = f" with {config['model_options']}" if config.get("model_options") else ""
+    own_hours = " (this run only)" if config.get("init_weights") else ""
     return f"""# Model card: `{name}`
 
 Seven-class facial-emotion classifier for 48x48 grayscale faces (FER-2013 style): one network,
@@ -222,7 +233,7 @@ The TTA scheme ({metrics["tta_scheme"]}) was chosen on a validation split held o
 
 ## Training
 
-- Data: FER-2013 train split, no external data, no pretrained weights: trained on
+- Data: FER-2013 train split, no external data, {_initialisation(config)}: trained on
   {metrics["train_samples"] or "?"} faces, {metrics["val_samples"] or 0} held out for validation
   (`validation: {config["validation"]}`).
 - Recipe (`config.json` of the run): model `{config["model"]}`{options}, optimizer
@@ -230,7 +241,8 @@ The TTA scheme ({metrics["tta_scheme"]}) was chosen on a validation split held o
   label smoothing {config["label_smoothing"]}, weight decay {config["weight_decay"]}, class weights
   {_class_weighting(config["class_weighting"])}, augmentation ({aug}), validation `{config["validation"]}`,
   seed {config["seed"]}, {metrics["precision"]} compute.
-- Ran {metrics["epochs"]} epochs, {metrics["train_seconds"] / 3600:.1f} h of training on {metrics["hardware"]}.
+- Ran {metrics["epochs"]} epochs, {metrics["train_seconds"] / 3600:.1f} h of training{own_hours} on
+  {metrics["hardware"]}.
 {notes}
 ## Limitations
 

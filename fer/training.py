@@ -155,6 +155,11 @@ class TrainConfig:
     # Test-time augmentation for the teacher's probabilities ("flip", "shift"; False: the faces only):
     # a TTA-averaged teacher is a more accurate teacher, computed once before training.
     teacher_tta: bool | str = False
+    # Start from the weights of a trained model of the same architecture (a .keras file, e.g.
+    # models/fer_emotion.keras) instead of a random initialisation: fine-tuning on your own faces,
+    # or a warm restart (a further cosine cycle) that takes a network past one session's time.
+    # Only the weights are taken; optimizer state and schedule start afresh with this config.
+    init_weights: str | None = None
 
     @classmethod
     def from_dict(cls, options: dict) -> TrainConfig:
@@ -303,6 +308,30 @@ def _teacher_targets(config: TrainConfig, train_set: FaceSet) -> np.ndarray | No
     return soft_targets(train_set.labels, probs, config.distill_weight, config.distill_temperature)
 
 
+def load_init_weights(model: keras.Model, config: TrainConfig) -> None:
+    """Copy the weights of `config.init_weights` (a model file) into `model`, built from `config`."""
+    from fer.predict import load_model
+
+    source = load_model(config.init_weights)
+    theirs, ours = source.get_weights(), model.get_weights()
+    mismatch = next(
+        (
+            f"weight {i}: {a.shape} here vs {b.shape} there"
+            for i, (a, b) in enumerate(zip(ours, theirs))
+            if a.shape != b.shape
+        ),
+        None,
+    )
+    if len(theirs) != len(ours) or mismatch:
+        raise ValueError(
+            f"init_weights {config.init_weights}: its weights do not fit model={config.model!r} "
+            f"model_options={config.model_options} ({len(theirs)} weight arrays there, {len(ours)} here"
+            f"{'; ' + mismatch if mismatch else ''}). Start from a model of the same architecture "
+            "(the config.json of its run says its model and model_options), or set model/model_options to match it."
+        )
+    model.set_weights(theirs)
+
+
 def _read_history(path: Path) -> pd.DataFrame:
     return pd.read_csv(path) if path.is_file() and path.stat().st_size else pd.DataFrame()
 
@@ -422,7 +451,6 @@ def train(
                 model = keras.models.load_model(run_dir / f"{config.checkpoint}.keras", safe_mode=True)
                 return TrainResult(model, _read_history(history_path), run_dir, summary)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
 
     keras.utils.set_random_seed(config.seed)
     train_set, val_set = split_data(config, train_faces, val_faces)
@@ -438,6 +466,11 @@ def train(
     done = EpochBackup.restore(model, backup_dir)
     if done:
         print(f"Resuming {run_dir} after epoch {done} of {config.epochs}", flush=True)
+    elif config.init_weights:
+        load_init_weights(model, config)
+    # Written once the run can start (data read, model built): a setting that fails above leaves no
+    # config.json behind to refuse the corrected re-run as "a run with different settings".
+    (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
     history = _read_history(history_path)
     if not history.empty:
         history = history[history["epoch"] < done]

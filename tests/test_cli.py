@@ -91,6 +91,9 @@ def test_train_options_read_scientific_notation_and_a_runs_own_config(tmp_path):
     options = _train_options(args)
     assert options["learning_rate"] == 1e-4 and options["augmentation"]["erasing"] == 0.5
 
+    args = build_parser().parse_args(["train", "--init-weights", "models/fer_emotion.keras", "--model", "vgg_lite"])
+    assert _train_options(args) == {"model": "vgg_lite", "init_weights": "models/fer_emotion.keras"}
+
 
 def _folder_with_bad_files(sample_root, tmp_path):
     folder = tmp_path / "mixed"

@@ -42,6 +42,15 @@ def test_ship_exports_evaluates_and_writes_the_card(trained, sample_root, tmp_pa
     assert cells[4] == str(metrics["per_class"]["happy"]["support"])
     assert (models / "fer_emotion_confusion.png").is_file()
 
+    # A run started from another network's weights says so, and that its hours are its own.
+    from fer.release import model_card
+
+    plain, tta = evaluate(best, faces.images, faces.labels), evaluate(best, faces.images, faces.labels, tta=True)
+    warm = {**metrics, "config": {**metrics["config"], "init_weights": "../models/fer_emotion.keras"}}
+    warm_card = " ".join(model_card(warm, plain, tta).split())
+    assert "started from the weights of `fer_emotion.keras`" in warm_card and "(this run only)" in warm_card
+    assert "no pretrained weights:" in " ".join(card.split()) and "started from" not in card
+
 
 def test_ship_needs_a_finished_run(tmp_path):
     with pytest.raises(FileNotFoundError):

@@ -71,6 +71,58 @@ def test_finished_run_is_returned_without_training_and_changed_settings_are_refu
         train({**config, "learning_rate": 0.5}, out_dir=result.run_dir, train_faces=train_faces, verbose=0)
 
 
+def test_init_weights_starts_a_run_from_a_trained_models_weights(trained, tmp_path):
+    result, train_faces, test_faces = trained
+    source = load_model(result.run_dir / "final.keras")
+    # learning rate 0: no step moves a trainable weight, so the run ends where it started.
+    started = train(
+        out_dir=tmp_path / "warm",
+        train_faces=train_faces,
+        val_faces=test_faces,
+        model="seed",
+        epochs=1,
+        batch_size=32,
+        optimizer="sgd",
+        learning_rate=0.0,
+        checkpoint="final",
+        init_weights=str(result.run_dir / "final.keras"),
+        verbose=0,
+    )
+    ours, theirs = started.model.trainable_weights, source.trainable_weights
+    assert len(ours) == len(theirs)
+    assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(ours, theirs))
+    assert json.loads((started.run_dir / "config.json").read_text())["init_weights"] == str(
+        result.run_dir / "final.keras"
+    )
+    # The same run from scratch starts elsewhere: the equality above is the init's doing.
+    cold = train(
+        out_dir=tmp_path / "cold",
+        train_faces=train_faces,
+        val_faces=test_faces,
+        model="seed",
+        epochs=1,
+        batch_size=32,
+        optimizer="sgd",
+        learning_rate=0.0,
+        checkpoint="final",
+        verbose=0,
+    )
+    assert not np.array_equal(cold.model.trainable_weights[0].numpy(), theirs[0].numpy())
+
+
+def test_init_weights_of_another_architecture_or_a_missing_file_fail_before_the_run_is_written(trained, tmp_path):
+    from fer.errors import ModelError
+
+    result, train_faces, test_faces = trained
+    common = dict(train_faces=train_faces, val_faces=test_faces, epochs=1, batch_size=32, verbose=0)
+    with pytest.raises(ValueError, match="do not fit model='vgg_lite'.*same architecture"):
+        train(out_dir=tmp_path / "a", model="vgg_lite", init_weights=str(result.run_dir / "final.keras"), **common)
+    with pytest.raises(ModelError, match="nowhere.keras"):
+        train(out_dir=tmp_path / "b", model="seed", init_weights=str(tmp_path / "nowhere.keras"), **common)
+    # Nothing was written that would refuse the corrected re-run as "a run with different settings".
+    assert not (tmp_path / "a" / "config.json").exists() and not (tmp_path / "b" / "config.json").exists()
+
+
 def test_config_validation():
     with pytest.raises(ValueError, match="Unknown training option"):
         TrainConfig.from_dict({"epoch": 3})
