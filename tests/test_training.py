@@ -74,39 +74,19 @@ def test_finished_run_is_returned_without_training_and_changed_settings_are_refu
 def test_init_weights_starts_a_run_from_a_trained_models_weights(trained, tmp_path):
     result, train_faces, test_faces = trained
     source = load_model(result.run_dir / "final.keras")
-    # learning rate 0: no step moves a trainable weight, so the run ends where it started.
-    started = train(
-        out_dir=tmp_path / "warm",
-        train_faces=train_faces,
-        val_faces=test_faces,
-        model="seed",
-        epochs=1,
-        batch_size=32,
-        optimizer="sgd",
-        learning_rate=0.0,
-        checkpoint="final",
-        init_weights=str(result.run_dir / "final.keras"),
-        verbose=0,
-    )
-    ours, theirs = started.model.trainable_weights, source.trainable_weights
+    # Learning rate 0: no step moves a trainable weight, so a run ends where it started.
+    still = dict(
+        train_faces=train_faces, val_faces=test_faces, model="seed", epochs=1, batch_size=32, verbose=0,
+        optimizer="sgd", learning_rate=0.0, checkpoint="final",
+    )  # fmt: skip
+    init = str(result.run_dir / "final.keras")
+    warm = train(out_dir=tmp_path / "warm", init_weights=init, **still)
+    ours, theirs = warm.model.trainable_weights, source.trainable_weights
     assert len(ours) == len(theirs)
     assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(ours, theirs))
-    assert json.loads((started.run_dir / "config.json").read_text())["init_weights"] == str(
-        result.run_dir / "final.keras"
-    )
+    assert json.loads((warm.run_dir / "config.json").read_text())["init_weights"] == init
     # The same run from scratch starts elsewhere: the equality above is the init's doing.
-    cold = train(
-        out_dir=tmp_path / "cold",
-        train_faces=train_faces,
-        val_faces=test_faces,
-        model="seed",
-        epochs=1,
-        batch_size=32,
-        optimizer="sgd",
-        learning_rate=0.0,
-        checkpoint="final",
-        verbose=0,
-    )
+    cold = train(out_dir=tmp_path / "cold", **still)
     assert not np.array_equal(cold.model.trainable_weights[0].numpy(), theirs[0].numpy())
 
 
