@@ -319,6 +319,8 @@ def ship_ensemble(
                 "params": int(model.count_params()),
                 "seed": config["seed"],
                 "class weights": _class_weighting(config["class_weighting"]),
+                # A warm restart's hours are its own; the network it started from is named here.
+                "starts from": Path(config["init_weights"]).name if config.get("init_weights") else "random init",
                 "epochs": len(history),
                 "train_hours": round(float(history["seconds"].sum()) / 3600, 2),
                 "precision": summary.get("precision", "float32"),

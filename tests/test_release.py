@@ -90,6 +90,7 @@ def test_ship_ensemble_writes_members_a_json_ensemble_and_its_card(trained, samp
     assert "| fer_ensemble/other-run.keras | seed |" in card
     row = next(line for line in card.splitlines() if line.startswith("| fer_ensemble/other-run.keras |"))
     assert '| "balanced" |' in row  # each member's class weights: the recipes may differ there
+    assert "| random init |" in row
     # A member that is already shipped (here: the default model) is referenced, not committed twice.
     shipped = tmp_path / "models2"
     shipped.mkdir()
