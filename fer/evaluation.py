@@ -20,7 +20,8 @@ from fer.quality import duplicates_of
 # `tta=True` means DEFAULT_TTA, the scheme chosen on a validation split held out of train
 # (benchmarks/eval_tta.py; never on the test split): validation accuracy 0.6374 plain, 0.6454 flip,
 # 0.6476 shift for the seed-42 network (reports/ensemble/vgg_lite-sgd-cosine-e45/eval_tta.csv), and
-# 0.6528 / 0.6665 / 0.6711 for the shipped single network (reports/shipped_model/eval_tta.csv).
+# 0.6528 / 0.6665 / 0.6711 for the seed-3 network the shipped one was warm-restarted from
+# (reports/ensemble/vgg_lite-sgd-cosine-e45-cw05-seed3/eval_tta.csv).
 TTA_SCHEMES = ("flip", "shift")
 DEFAULT_TTA = "shift"
 TTA_SHIFT = 2

@@ -101,12 +101,18 @@ def _class_weighting(value: bool | float) -> str:
     return f'"balanced" ** {value}' if value else "off"
 
 
-def _initialisation(config: dict) -> str:
+def _starting_network(config: dict, shipped_as: str) -> str:
+    """The file a run's `init_weights` named; "the previous X" when this ship overwrites that very file."""
+    name = Path(config["init_weights"]).name
+    return f"the previous `{name}`" if name == shipped_as else f"`{name}`"
+
+
+def _initialisation(config: dict, shipped_as: str) -> str:
     """Where the run's weights started: nowhere pretrained, or a model of ours (`init_weights`)."""
     if not config.get("init_weights"):
         return "no pretrained weights"
     return (
-        f"no externally pretrained weights; started from the weights of `{Path(config['init_weights']).name}` "
+        f"no externally pretrained weights; started from the weights of {_starting_network(config, shipped_as)} "
         "(`init_weights`: a warm restart or fine-tuning; that network's own training time is not counted below)"
     )
 
@@ -233,7 +239,7 @@ The TTA scheme ({metrics["tta_scheme"]}) was chosen on a validation split held o
 
 ## Training
 
-- Data: FER-2013 train split, no external data, {_initialisation(config)}: trained on
+- Data: FER-2013 train split, no external data, {_initialisation(config, name)}: trained on
   {metrics["train_samples"] or "?"} faces, {metrics["val_samples"] or 0} held out for validation
   (`validation: {config["validation"]}`).
 - Recipe (`config.json` of the run): model `{config["model"]}`{options}, optimizer
@@ -320,7 +326,7 @@ def ship_ensemble(
                 "seed": config["seed"],
                 "class weights": _class_weighting(config["class_weighting"]),
                 # A warm restart's hours are its own; the network it started from is named here.
-                "starts from": Path(config["init_weights"]).name if config.get("init_weights") else "random init",
+                "starts from": _starting_network(config, path.name) if config.get("init_weights") else "random init",
                 "epochs": len(history),
                 "train_hours": round(float(history["seconds"].sum()) / 3600, 2),
                 "precision": summary.get("precision", "float32"),
@@ -374,6 +380,8 @@ def ensemble_card(metrics: dict, plain: Evaluation, tta: Evaluation) -> str:
     per_class = plain.per_class.round(3)
     per_class["support"] = per_class["support"].astype(int)
     results = "\n".join(rows)
+    warm = any(m.get("starts from", "random init") != "random init" for m in metrics["members"])
+    restarts = " (not counting the networks that warm-restarted members started from)" if warm else ""
     return f"""# Model card: `{metrics["model_file"]}` (ensemble)
 
 The mean of the probabilities of {len(members)} networks trained from scratch on FER-2013 train.
@@ -399,7 +407,7 @@ Expected calibration error (15 bins, plain): {plain.ece:.3f}. How the members we
 
 Each member is a separate file (float32, no optimizer state) in `{Path(metrics["model_file"]).stem}/`, except
 a member that is already shipped in `models/` (e.g. the single model), which is referenced, not copied.
-Training: {metrics["train_hours"]:.1f} h in all on {metrics["hardware"]}. CPU inference:
+Training: {metrics["train_hours"]:.1f} h in all{restarts} on {metrics["hardware"]}. CPU inference:
 {metrics["cpu_faces_per_second"]:,} faces/s batched (batch 256, best of 3 on random faces): the single
 network `{SINGLE_MODEL_NAME}` is faster; see its card for data, recipe and limitations, which hold
 for every member (the members' recipes differ only where the table above says so).

@@ -48,7 +48,10 @@ def test_ship_exports_evaluates_and_writes_the_card(trained, sample_root, tmp_pa
     plain, tta = evaluate(best, faces.images, faces.labels), evaluate(best, faces.images, faces.labels, tta=True)
     warm = {**metrics, "config": {**metrics["config"], "init_weights": "../models/fer_emotion.keras"}}
     warm_card = " ".join(model_card(warm, plain, tta).split())
-    assert "started from the weights of `fer_emotion.keras`" in warm_card and "(this run only)" in warm_card
+    assert "started from the weights of the previous `fer_emotion.keras`" in warm_card  # the file it overwrites
+    assert "(this run only)" in warm_card
+    other = {**metrics, "config": {**metrics["config"], "init_weights": "runs/a/final.keras"}}
+    assert "started from the weights of `final.keras`" in " ".join(model_card(other, plain, tta).split())
     assert "no pretrained weights:" in " ".join(card.split()) and "started from" not in card
 
 
