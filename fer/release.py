@@ -101,18 +101,25 @@ def _class_weighting(value: bool | float) -> str:
     return f'"balanced" ** {value}' if value else "off"
 
 
+RANDOM_INIT = "random init"
+
+
 def _starting_network(config: dict, shipped_as: str) -> str:
-    """The file a run's `init_weights` named; "the previous X" when this ship overwrites that very file."""
+    """The file a run's `init_weights` named ("the previous X" when this ship overwrites that very
+    file), or RANDOM_INIT for a run trained from scratch."""
+    if not config.get("init_weights"):
+        return RANDOM_INIT
     name = Path(config["init_weights"]).name
     return f"the previous `{name}`" if name == shipped_as else f"`{name}`"
 
 
 def _initialisation(config: dict, shipped_as: str) -> str:
     """Where the run's weights started: nowhere pretrained, or a model of ours (`init_weights`)."""
-    if not config.get("init_weights"):
+    start = _starting_network(config, shipped_as)
+    if start == RANDOM_INIT:
         return "no pretrained weights"
     return (
-        f"no externally pretrained weights; started from the weights of {_starting_network(config, shipped_as)} "
+        f"no externally pretrained weights; started from the weights of {start} "
         "(`init_weights`: a warm restart or fine-tuning; that network's own training time is not counted below)"
     )
 
@@ -326,7 +333,7 @@ def ship_ensemble(
                 "seed": config["seed"],
                 "class weights": _class_weighting(config["class_weighting"]),
                 # A warm restart's hours are its own; the network it started from is named here.
-                "starts from": _starting_network(config, path.name) if config.get("init_weights") else "random init",
+                "starts from": _starting_network(config, path.name),
                 "epochs": len(history),
                 "train_hours": round(float(history["seconds"].sum()) / 3600, 2),
                 "precision": summary.get("precision", "float32"),
@@ -380,7 +387,7 @@ def ensemble_card(metrics: dict, plain: Evaluation, tta: Evaluation) -> str:
     per_class = plain.per_class.round(3)
     per_class["support"] = per_class["support"].astype(int)
     results = "\n".join(rows)
-    warm = any(m.get("starts from", "random init") != "random init" for m in metrics["members"])
+    warm = any(m.get("starts from", RANDOM_INIT) != RANDOM_INIT for m in metrics["members"])
     restarts = " (not counting the networks that warm-restarted members started from)" if warm else ""
     return f"""# Model card: `{metrics["model_file"]}` (ensemble)
 

@@ -312,24 +312,15 @@ def load_init_weights(model: keras.Model, config: TrainConfig) -> None:
     """Copy the weights of `config.init_weights` (a model file) into `model`, built from `config`."""
     from fer.predict import load_model
 
-    source = load_model(config.init_weights)
-    theirs, ours = source.get_weights(), model.get_weights()
-    mismatch = next(
-        (
-            f"weight {i}: {a.shape} here vs {b.shape} there"
-            for i, (a, b) in enumerate(zip(ours, theirs))
-            if a.shape != b.shape
-        ),
-        None,
-    )
-    if len(theirs) != len(ours) or mismatch:
+    weights = load_model(config.init_weights).get_weights()  # a missing or corrupt file: ModelError
+    try:  # Keras checks the count and every shape; we say what to do about a mismatch
+        model.set_weights(weights)
+    except ValueError as exc:
         raise ValueError(
             f"init_weights {config.init_weights}: its weights do not fit model={config.model!r} "
-            f"model_options={config.model_options} ({len(theirs)} weight arrays there, {len(ours)} here"
-            f"{'; ' + mismatch if mismatch else ''}). Start from a model of the same architecture "
+            f"model_options={config.model_options} ({exc}). Start from a model of the same architecture "
             "(the config.json of its run says its model and model_options), or set model/model_options to match it."
-        )
-    model.set_weights(theirs)
+        ) from exc
 
 
 def _read_history(path: Path) -> pd.DataFrame:
