@@ -26,10 +26,10 @@ from fer.models import build_ensemble
 
 # The shipped models live in the repository's models/ folder (editable install, as the
 # README sets up); FER_MODEL points elsewhere without code changes. The default is the ensemble
-# of two vgg_lite networks (chosen on the validation split: 67.43% there against 66.27% for its
-# first member alone; PublicTest 65.98% against 64.45%): it classifies ~400 faces/s batched on
+# of two vgg_lite networks (chosen on the validation split: 67.78% there against 66.27% for its
+# first member alone; PublicTest 66.84% against 64.45%): it classifies ~410 faces/s batched on
 # 2 CPU cores, above the 350 we require, so accuracy wins. SINGLE_MODEL_NAME, its first member,
-# is twice as fast (and nearly as accurate as the ensemble with tta=True: 67.21% against 67.37%).
+# is twice as fast (with tta=True 67.21% against the ensemble's 68.10%).
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL_NAME = "fer_ensemble.json"
 SINGLE_MODEL_NAME = "fer_emotion.keras"

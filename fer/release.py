@@ -106,11 +106,15 @@ RANDOM_INIT = "random init"
 
 def _starting_network(config: dict, shipped_as: str) -> str:
     """The file a run's `init_weights` named ("the previous X" when this ship overwrites that very
-    file), or RANDOM_INIT for a run trained from scratch."""
+    file; the run, when it is a run folder's checkpoint), or RANDOM_INIT for a run trained from scratch."""
     if not config.get("init_weights"):
         return RANDOM_INIT
-    name = Path(config["init_weights"]).name
-    return f"the previous `{name}`" if name == shipped_as else f"`{name}`"
+    path = Path(config["init_weights"])
+    if path.name == shipped_as:
+        return f"the previous `{path.name}`"
+    if path.parent.name == "train":  # <sweep>/<run-id>/train/final.keras: "final.keras" alone says nothing
+        return f"run `{path.parent.parent.name}`"
+    return f"`{path.name}`"
 
 
 def _initialisation(config: dict, shipped_as: str) -> str:

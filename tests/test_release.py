@@ -50,8 +50,11 @@ def test_ship_exports_evaluates_and_writes_the_card(trained, sample_root, tmp_pa
     warm_card = " ".join(model_card(warm, plain, tta).split())
     assert "started from the weights of the previous `fer_emotion.keras`" in warm_card  # the file it overwrites
     assert "(this run only)" in warm_card
-    other = {**metrics, "config": {**metrics["config"], "init_weights": "runs/a/final.keras"}}
-    assert "started from the weights of `final.keras`" in " ".join(model_card(other, plain, tta).split())
+    other = {**metrics, "config": {**metrics["config"], "init_weights": "models/other.keras"}}
+    assert "started from the weights of `other.keras`" in " ".join(model_card(other, plain, tta).split())
+    # A run folder's checkpoint is named by its run: every run's file is final.keras or best.keras.
+    run = {**metrics, "config": {**metrics["config"], "init_weights": "runs/sweep/a-seed4/train/final.keras"}}
+    assert "started from the weights of run `a-seed4`" in " ".join(model_card(run, plain, tta).split())
     assert "no pretrained weights:" in " ".join(card.split()) and "started from" not in card
 
 
