@@ -113,7 +113,9 @@ def _starting_network(config: dict, shipped_as: str) -> str:
     if path.name == shipped_as:
         return f"the previous `{path.name}`"
     if path.parent.name == "train":  # <sweep>/<run-id>/train/final.keras: "final.keras" alone says nothing
-        return f"run `{path.parent.parent.name}`"
+        from fer.pipeline import run_id_of
+
+        return f"run `{run_id_of(path.parent)}`"
     return f"`{path.name}`"
 
 
