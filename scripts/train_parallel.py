@@ -43,6 +43,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from fer.pipeline import expand_sweep, load_yaml
 
 # Notebook parameter names (the sweep files' vocabulary) -> TrainConfig fields; evaluation-only ones dropped.
@@ -74,9 +76,9 @@ def launch(configs: list[tuple[str, dict]], out: Path, **overrides) -> dict[str,
         run_dir.mkdir(parents=True, exist_ok=True)
         config_path = run_dir.parent / f"{run_id}.request.json"
         config_path.write_text(json.dumps({**config, **overrides}, indent=2))
-        log = (run_dir.parent / f"{run_id}.log").open("w")
         cmd = [sys.executable, "-m", "fer", "train", "--config", str(config_path), "--out", str(run_dir)]
-        procs[run_id] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        with (run_dir.parent / f"{run_id}.log").open("w") as log:  # the child keeps its own handle
+            procs[run_id] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     return procs
 
 
@@ -95,14 +97,17 @@ def wait_all(procs: dict[str, subprocess.Popen], deadline: float) -> dict[str, i
 
 def last_epoch_seconds(run_dir: Path) -> float:
     """Seconds of the last epoch in `run_dir`'s history.csv (the first one includes compiling)."""
-    lines = (run_dir / "history.csv").read_text().strip().splitlines()
-    header = lines[0].split(",")
-    return float(lines[-1].split(",")[header.index("seconds")])
+    return float(pd.read_csv(run_dir / "history.csv")["seconds"].iloc[-1])
+
+
+def log_tail(out: Path, run_id: str) -> str:
+    """The end of a run's training log (written beside its run folder by `launch`)."""
+    return (out / f"{run_id}.log").read_text()[-3000:]
 
 
 def pack(run_dir: Path, dest: Path) -> Path:
     """`run_dir` as `dest/<run_id>.tar`: its small files, and final.keras without optimizer state."""
-    import keras
+    from fer.release import export_model
 
     tar_path = dest / f"{run_dir.name}.tar"
     with tarfile.open(tar_path, "w") as tar, tempfile.TemporaryDirectory() as tmp:
@@ -114,7 +119,7 @@ def pack(run_dir: Path, dest: Path) -> Path:
             tar.add(log, arcname=f"{run_dir.name}/train.log")
         if (run_dir / "final.keras").exists():
             light = Path(tmp) / "final.keras"
-            keras.saving.load_model(run_dir / "final.keras", compile=False).save(light)
+            export_model(run_dir / "final.keras", light)
             tar.add(light, arcname=f"{run_dir.name}/final.keras")
     return tar_path
 
@@ -127,7 +132,7 @@ def probe(configs: list[tuple[str, dict]], out: Path, args, start: float, report
     if failed:
         for run_id in failed:
             print(f"probe of {run_id} failed ({failed[run_id]}):", flush=True)
-            print((out / "_probe" / f"{run_id}.log").read_text()[-3000:], flush=True)
+            print(log_tail(out / "_probe", run_id), flush=True)
         raise SystemExit("probe failed: nothing trained")
     probe_wall = time.monotonic() - probe_start
     per_epoch = max(last_epoch_seconds(out / "_probe" / r) for r, _ in configs)
@@ -187,7 +192,7 @@ def main() -> None:
     for run_id, status in report["status"].items():
         print(f"{run_id}: {status}", flush=True)
         if status != "finished":
-            print((out / f"{run_id}.log").read_text()[-3000:], flush=True)
+            print(log_tail(out, run_id), flush=True)
     if args.pack:
         dest = Path(args.pack)
         dest.mkdir(parents=True, exist_ok=True)
