@@ -76,10 +76,36 @@ def augmentation_layers(aug: Augmentation, seed: int | None = None) -> list[kera
                 factor=aug.erasing, scale=(0.02, 0.25), fill_value=0.5, value_range=(0, 1), seed=seed
             )
         )
-    if keras.backend.backend() == "jax":
-        # Keras marks its affine-transform layers (rotation, shift, zoom) supports_jit=False, because TensorFlow's
-        # XLA lacks the op they use there. One such layer turns XLA off for the whole model, and on JAX each training
-        # step then runs op by op: 0.9 s a step on an H200. JAX's own affine transform compiles, so say so.
-        for layer in layers:
-            layer.supports_jit = True
+    _mark_jittable_on_jax(layers)
     return layers
+
+
+# Keras marks its affine-transform layers supports_jit=False, because TensorFlow's XLA lacks the op they use there.
+# One such layer turns XLA off for the whole model, and on JAX every step then runs op by op: 0.9 s a training step
+# of vgg_lite on an H200, against ~5 ms compiled. JAX's own affine transform compiles, so on JAX say so.
+_AFFINE_LAYERS = (keras.layers.RandomRotation, keras.layers.RandomTranslation, keras.layers.RandomZoom)
+
+
+def _mark_jittable_on_jax(layers) -> None:
+    if keras.backend.backend() == "jax":
+        for layer in layers:
+            if isinstance(layer, _AFFINE_LAYERS):
+                layer.supports_jit = True
+
+
+def _all_layers(layer: keras.layers.Layer):
+    yield layer
+    for sub in getattr(layer, "layers", ()):  # a model, or a Sequential of augmentation layers inside one
+        yield from _all_layers(sub)
+
+
+def allow_xla_on_jax(model: keras.Model) -> keras.Model:
+    """Let a model loaded from a file (whose augmentation layers came back supports_jit=False) run under XLA on
+    JAX, as the model that trained it did. Keras decided jit_compile when it compiled the model while loading it;
+    decide again. No-op on other backends, and where some other layer really can't be compiled."""
+    if keras.backend.backend() == "jax":
+        layers = list(_all_layers(model))
+        _mark_jittable_on_jax(layers)
+        if not model.jit_compile and all(layer.supports_jit for layer in layers):
+            model.jit_compile = True
+    return model

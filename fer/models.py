@@ -20,7 +20,7 @@ from collections.abc import Callable
 import keras
 from keras import layers
 
-from fer.augment import Augmentation, augmentation_layers
+from fer.augment import Augmentation, allow_xla_on_jax, augmentation_layers
 from fer.data import EMOTIONS
 from fer.errors import ModelError
 from fer.images import FACE_SIZE
@@ -193,7 +193,8 @@ def build_ensemble(members: list[keras.Model], name: str = "ensemble") -> keras.
     inputs = keras.Input(members[0].input_shape[1:], name="face")
     outputs = [_renamed_copy(m, f"member_{i}")(inputs) for i, m in enumerate(members)]
     mean = keras.layers.Average(name="emotion", dtype="float32")(outputs)
-    return keras.Model(inputs, mean, name=name)
+    # The copies' augmentation layers come back un-jittable, as from a file: see fer.augment.allow_xla_on_jax.
+    return allow_xla_on_jax(keras.Model(inputs, mean, name=name))
 
 
 def build_model(name: str, **options) -> keras.Model:

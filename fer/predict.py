@@ -17,6 +17,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from fer.augment import allow_xla_on_jax
 from fer.data import EMOTIONS
 from fer.errors import ImageError, ModelError
 from fer.evaluation import predict_proba
@@ -74,10 +75,14 @@ def load_model(path: str | Path | None = None):
             "Re-download or re-train it; legacy .h5 files are not supported (exported .onnx and .tflite files are)."
         )
     try:
-        model = keras.models.load_model(path, safe_mode=True)
+        with warnings.catch_warnings():
+            # A file trained on JAX was compiled with jit_compile=True; on TensorFlow its augmentation layers
+            # can't be, and Keras says so as it (rightly) falls back. Noise for whoever only predicts with it.
+            warnings.filterwarnings("ignore", message="Model doesn't support `jit_compile=True`")
+            model = keras.models.load_model(path, safe_mode=True)
     except Exception as exc:  # Keras raises many types for a damaged archive
         raise ModelError(f"{path}: could not load the model ({type(exc).__name__}: {exc})") from exc
-    return _checked(model, path)
+    return _checked(allow_xla_on_jax(model), path)
 
 
 def _assembled_ensemble(path: Path) -> keras.Model:

@@ -22,6 +22,7 @@ JAX_SCRIPT = """
 import json, sys
 import keras, numpy as np
 from fer.evaluation import predict_proba
+from fer.models import build_ensemble
 from fer.predict import load_model
 from fer.sample import make_sample
 from fer.training import TrainConfig, build_for_training, compile_model, train
@@ -36,7 +37,12 @@ np.save(f"{out}/tf_model.npy", predict_proba(load_model(tf_model), faces))
 # would run every JAX step op by op; fer.augment lifts that on JAX, and the run above trained so.
 config = TrainConfig(model="vgg_lite", augmentation={"rotation": 10.0, "flip": True, "shift": 0.1, "zoom": 0.1})
 xla = compile_model(build_for_training(config, "bfloat16"), config).jit_compile
-info = {"backend": keras.backend.backend(), "epochs_done": result.summary["epochs_done"], "xla": xla}
+# The same for a model loaded from its file (it comes back with those layers un-jittable again), and for an
+# ensemble of such models (built from copies of them): teacher, evaluate and predict run these.
+loaded = load_model(f"{out}/run/best.keras")
+xla_loaded = {"file": loaded.jit_compile, "ensemble": build_ensemble([loaded, loaded]).jit_compile}
+info = {"backend": keras.backend.backend(), "epochs_done": result.summary["epochs_done"], "xla": xla,
+        "xla_loaded": xla_loaded}
 json.dump(info, open(f"{out}/info.json", "w"))
 """
 
@@ -53,7 +59,7 @@ def test_trains_on_jax_and_model_files_cross_backends(trained, tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     info = json.loads((tmp_path / "info.json").read_text())
-    assert info == {"backend": "jax", "epochs_done": 2, "xla": True}
+    assert info == {"backend": "jax", "epochs_done": 2, "xla": True, "xla_loaded": {"file": True, "ensemble": True}}
 
     faces = make_sample(3, seed=2).images
     jax_trained_here = predict_proba(load_model(tmp_path / "run" / "best.keras"), faces)
