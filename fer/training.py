@@ -29,7 +29,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from fer.augment import Augmentation
+from fer.augment import Augmentation, allow_xla_on_jax
 from fer.data import EMOTIONS, FaceSet, class_weights, data_dir, load_split, train_val_split
 from fer.dataset import FaceBatches, to_model_input
 from fer.errors import DataError
@@ -440,7 +440,7 @@ def train(
             summary = json.loads(summary_path.read_text())
             if summary["epochs_done"] >= config.epochs or summary.get("stopped_early"):
                 model = keras.models.load_model(run_dir / f"{config.checkpoint}.keras", safe_mode=True)
-                return TrainResult(model, _read_history(history_path), run_dir, summary)
+                return TrainResult(allow_xla_on_jax(model), _read_history(history_path), run_dir, summary)
     run_dir.mkdir(parents=True, exist_ok=True)
 
     keras.utils.set_random_seed(config.seed)
@@ -538,4 +538,4 @@ def train(
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     chosen = keras.models.load_model(run_dir / f"{config.checkpoint}.keras", safe_mode=True)
-    return TrainResult(chosen, history, run_dir, summary)
+    return TrainResult(allow_xla_on_jax(chosen), history, run_dir, summary)  # predicts compiled on JAX too

@@ -40,7 +40,8 @@ xla = compile_model(build_for_training(config, "bfloat16"), config).jit_compile
 # The same for a model loaded from its file (it comes back with those layers un-jittable again), and for an
 # ensemble of such models (built from copies of them): teacher, evaluate and predict run these.
 loaded = load_model(f"{out}/run/best.keras")
-xla_loaded = {"file": loaded.jit_compile, "ensemble": build_ensemble([loaded, loaded]).jit_compile}
+xla_loaded = {"file": loaded.jit_compile, "ensemble": build_ensemble([loaded, loaded]).jit_compile,
+              "train_result": result.model.jit_compile}
 info = {"backend": keras.backend.backend(), "epochs_done": result.summary["epochs_done"], "xla": xla,
         "xla_loaded": xla_loaded}
 json.dump(info, open(f"{out}/info.json", "w"))
@@ -59,7 +60,12 @@ def test_trains_on_jax_and_model_files_cross_backends(trained, tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     info = json.loads((tmp_path / "info.json").read_text())
-    assert info == {"backend": "jax", "epochs_done": 2, "xla": True, "xla_loaded": {"file": True, "ensemble": True}}
+    assert info == {
+        "backend": "jax",
+        "epochs_done": 2,
+        "xla": True,
+        "xla_loaded": {"file": True, "ensemble": True, "train_result": True},
+    }
 
     faces = make_sample(3, seed=2).images
     jax_trained_here = predict_proba(load_model(tmp_path / "run" / "best.keras"), faces)
