@@ -323,6 +323,11 @@ def load_init_weights(model: keras.Model, config: TrainConfig) -> None:
         ) from exc
 
 
+def _chosen_model(run_dir: Path, config: TrainConfig) -> keras.Model:
+    """The run's `checkpoint` file as the model train() returns; on JAX it predicts XLA-compiled, as it trained."""
+    return allow_xla_on_jax(keras.models.load_model(run_dir / f"{config.checkpoint}.keras", safe_mode=True))
+
+
 def _read_history(path: Path) -> pd.DataFrame:
     return pd.read_csv(path) if path.is_file() and path.stat().st_size else pd.DataFrame()
 
@@ -439,8 +444,7 @@ def train(
         if summary_path.is_file() and not backup_dir.exists():
             summary = json.loads(summary_path.read_text())
             if summary["epochs_done"] >= config.epochs or summary.get("stopped_early"):
-                model = keras.models.load_model(run_dir / f"{config.checkpoint}.keras", safe_mode=True)
-                return TrainResult(allow_xla_on_jax(model), _read_history(history_path), run_dir, summary)
+                return TrainResult(_chosen_model(run_dir, config), _read_history(history_path), run_dir, summary)
     run_dir.mkdir(parents=True, exist_ok=True)
 
     keras.utils.set_random_seed(config.seed)
@@ -537,5 +541,4 @@ def train(
         "images_per_second": round(len(train_set) * len(history) / max(float(seconds), 1e-9), 1),
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    chosen = keras.models.load_model(run_dir / f"{config.checkpoint}.keras", safe_mode=True)
-    return TrainResult(allow_xla_on_jax(chosen), history, run_dir, summary)  # predicts compiled on JAX too
+    return TrainResult(_chosen_model(run_dir, config), history, run_dir, summary)
