@@ -49,7 +49,9 @@ class FaceSet:
 
     `sources` names where each image came from (file path or csv row) so problems can be
     traced back; `n_converted` counts images that were colour or not 48x48 and were
-    converted; `skipped` lists files that could not be read.
+    converted; `skipped` lists files that could not be read. `classes` names the label
+    indices (EMOTIONS, or fer.ferplus.FERPLUS_CLASSES for FER+ labels); `votes` (N, 10)
+    holds the FER+ crowd votes where they were attached (fer.ferplus).
     """
 
     images: np.ndarray
@@ -57,6 +59,8 @@ class FaceSet:
     sources: list[str] = field(default_factory=list)
     n_converted: int = 0
     skipped: list[str] = field(default_factory=list)
+    classes: tuple[str, ...] = EMOTIONS
+    votes: np.ndarray | None = None
 
     def __post_init__(self):
         if len(self.images) != len(self.labels):
@@ -66,24 +70,25 @@ class FaceSet:
         return len(self.labels)
 
     def __repr__(self) -> str:
-        counts = ", ".join(f"{e}={n}" for e, n in zip(EMOTIONS, self.counts()))
+        counts = ", ".join(f"{e}={n}" for e, n in zip(self.classes, self.counts()))
         extra = f", converted={self.n_converted}" if self.n_converted else ""
         extra += f", skipped={len(self.skipped)}" if self.skipped else ""
         return f"FaceSet(n={len(self)}: {counts}{extra})"
 
     def counts(self) -> np.ndarray:
-        return np.bincount(self.labels, minlength=len(EMOTIONS))
+        return np.bincount(self.labels, minlength=len(self.classes))
 
     def per_class(self, n: int, seed: int = 0) -> FaceSet:
         """A random subset of at most `n` faces of each emotion (seeded), in original order."""
         rng = np.random.default_rng(seed)
-        index = [rng.permutation(np.flatnonzero(self.labels == c))[:n] for c in range(len(EMOTIONS))]
+        index = [rng.permutation(np.flatnonzero(self.labels == c))[:n] for c in range(len(self.classes))]
         return self.subset(np.sort(np.concatenate(index)))
 
     def subset(self, index) -> FaceSet:
         index = np.asarray(index)
         sources = [self.sources[i] for i in index] if self.sources else []
-        return FaceSet(self.images[index], self.labels[index], sources)
+        votes = None if self.votes is None else self.votes[index]
+        return FaceSet(self.images[index], self.labels[index], sources, classes=self.classes, votes=votes)
 
 
 def label_of(name: str) -> int:
@@ -331,8 +336,8 @@ def class_distribution(**splits: FaceSet) -> pd.DataFrame:
     return table
 
 
-def class_weights(labels: np.ndarray, power: float = 1.0) -> dict[int, float]:
-    """sklearn's "balanced" weights, n / (k * count), raised to `power`, for every class in EMOTIONS.
+def class_weights(labels: np.ndarray, power: float = 1.0, n_classes: int = len(EMOTIONS)) -> dict[int, float]:
+    """sklearn's "balanced" weights, n / (k * count), raised to `power`, for each of `n_classes` classes.
 
     power 1 is sklearn's "balanced"; 0 weighs every face alike; 0.5 is halfway on a log scale
     (disgust ~3x instead of ~9x a neutral face). Powers other than 1 are rescaled so the mean
@@ -349,6 +354,6 @@ def class_weights(labels: np.ndarray, power: float = 1.0) -> dict[int, float]:
     present, counts = np.unique(labels, return_counts=True)
     weights = compute_class_weight("balanced", classes=present, y=labels) ** power
     weights *= labels.size / float(np.sum(counts * weights))  # a no-op for power 1
-    result = {i: 1.0 for i in range(len(EMOTIONS))}
+    result = {i: 1.0 for i in range(n_classes)}
     result.update({int(c): float(w) for c, w in zip(present, weights)})
     return result

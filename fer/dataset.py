@@ -27,19 +27,28 @@ class FaceBatches(keras.utils.PyDataset):
     """
 
     def __init__(
-        self, images, labels, batch_size: int = 64, shuffle: bool = True, seed: int = 0, targets=None, **kwargs
+        self,
+        images,
+        labels,
+        batch_size: int = 64,
+        shuffle: bool = True,
+        seed: int = 0,
+        targets=None,
+        n_classes: int = len(EMOTIONS),
+        **kwargs,
     ):
         super().__init__(**kwargs)
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         if targets is not None and len(targets) != len(labels):
             raise ValueError(f"{len(targets)} target rows but {len(labels)} labels")
-        # Soft targets (N, 7) replace the one-hot labels, e.g. a teacher's probabilities (distillation).
+        # Soft targets (N, n_classes) replace the one-hot labels, e.g. a teacher's probabilities (distillation).
         self.targets = None if targets is None else np.asarray(targets, dtype=np.float32)
         if len(images) == 0:
             raise ValueError("FaceBatches needs at least one image")
         self.images = np.asarray(images)
         self.labels = np.asarray(labels)
+        self.n_classes = int(n_classes)
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.seed = seed
@@ -59,7 +68,7 @@ class FaceBatches(keras.utils.PyDataset):
         x = to_model_input(self.images[batch])
         if self.targets is not None:
             return x, self.targets[batch]
-        y = np.eye(len(EMOTIONS), dtype=np.float32)[self.labels[batch]]
+        y = np.eye(self.n_classes, dtype=np.float32)[self.labels[batch]]
         return x, y
 
     def on_epoch_end(self):

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from fer.augment import Augmentation, allow_xla_on_jax
+from fer import ferplus
 from fer.data import EMOTIONS, FaceSet, class_weights, data_dir, load_split, train_val_split
 from fer.dataset import FaceBatches, to_model_input
 from fer.errors import DataError
@@ -38,6 +39,13 @@ from fer.models import build_model
 from fer.quality import duplicates_of
 
 PRECISIONS = ("auto", "float32", "bfloat16")
+# Which labels a run learns: FER-2013's own (7 classes), or FER+'s crowd votes (8 classes, fer.ferplus).
+LABELS = ("fer2013", "ferplus_majority", "ferplus_votes")
+
+
+def classes_of(config: TrainConfig) -> tuple[str, ...]:
+    """The class names (output order) of the model `config` trains."""
+    return ferplus.FERPLUS_CLASSES if config.labels.startswith("ferplus") else EMOTIONS
 
 
 def native_bfloat16() -> bool:
@@ -81,7 +89,7 @@ def build_for_training(config: TrainConfig, precision: str = "float32") -> keras
             config.model,
             augmentation=Augmentation.from_dict(config.augmentation),
             seed=config.seed,
-            **config.model_options,
+            **{"n_classes": len(classes_of(config)), **config.model_options},
         )
     finally:
         keras.config.set_dtype_policy(previous)
@@ -160,6 +168,14 @@ class TrainConfig:
     # or a warm restart (a further cosine cycle) that takes a network past one session's time.
     # Only the weights are taken; optimizer state and schedule start afresh with this config.
     init_weights: str | None = None
+    # "fer2013": the dataset's own labels; "ferplus_majority": the FER+ majority label (8 classes,
+    # faces without a majority dropped); "ferplus_votes": the FER+ vote shares as soft targets.
+    # FER+ runs validate on the FER+ majority of the same validation faces a FER-2013 run holds out.
+    labels: str = "fer2013"
+    votes: str | None = None  # the FER+ votes table; None: $FERPLUS_VOTES, else data/ferplus_votes.csv
+    # FER-2013 labels only: leave out of training the images the FER+ crowd calls not a face
+    # (FER+ label modes always do).
+    drop_not_faces: bool = False
 
     @classmethod
     def from_dict(cls, options: dict) -> TrainConfig:
@@ -193,6 +209,10 @@ class TrainConfig:
             raise ValueError(f"warmup_epochs must be in [0, epochs), got {self.warmup_epochs}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be positive")
+        if self.labels not in LABELS:
+            raise ValueError(f"labels must be one of {LABELS}, got {self.labels!r}")
+        if self.teacher and self.labels != "fer2013":
+            raise ValueError("Distillation (teacher) is for FER-2013 labels; FER+ runs learn the crowd's votes instead")
         if float(self.class_weighting) < 0:
             raise ValueError(f"class_weighting must be True, False or a power >= 0, got {self.class_weighting!r}")
         Augmentation.from_dict(self.augmentation)
@@ -265,7 +285,27 @@ def split_data(
         else:
             train, val = train_val_split(train, config.val_fraction, seed=config.split_seed)
             val, train = _move_test_duplicates(config, val, train)
-    return train, val
+    return _apply_labels(config, train, val)
+
+
+def _apply_labels(config: TrainConfig, train: FaceSet, val: FaceSet) -> tuple[FaceSet, FaceSet]:
+    """FER+ labels (or FER-2013's without the non-faces) on an already carved (train, val) pair.
+
+    The split is made on FER-2013's labels first, so a FER+ run holds out the very faces a FER-2013
+    run with the same split_seed holds out: a FER-2013 network can start a FER+ run (init_weights)
+    without having seen its validation faces. Validation always uses the FER+ majority protocol.
+    """
+    if config.labels == "fer2013" and not config.drop_not_faces:
+        return train, val
+    path = ferplus.votes_path(config.votes)
+    table = ferplus.read_votes(path)
+    root = data_dir(config.data)
+    train_votes = ferplus.votes_for(train, root, table, path)
+    if config.labels == "fer2013":
+        return ferplus.drop_not_faces(train, train_votes), val
+    mode = config.labels.removeprefix("ferplus_")
+    val = ferplus.relabel(val, ferplus.votes_for(val, root, table, path), "majority")
+    return ferplus.relabel(train, train_votes, mode), val
 
 
 def _move_test_duplicates(config: TrainConfig, val: FaceSet, train: FaceSet) -> tuple[FaceSet, FaceSet]:
@@ -294,7 +334,7 @@ def soft_targets(labels: np.ndarray, teacher_probs: np.ndarray, weight: float, t
     """Distillation targets: (1 - weight) * one-hot(labels) + weight * tempered teacher probabilities."""
     tempered = np.power(np.clip(teacher_probs, 1e-12, 1.0), 1.0 / temperature)
     tempered /= tempered.sum(axis=1, keepdims=True)
-    onehot = np.eye(len(EMOTIONS), dtype=np.float32)[labels]
+    onehot = np.eye(teacher_probs.shape[1], dtype=np.float32)[labels]
     return ((1 - weight) * onehot + weight * tempered).astype(np.float32)
 
 
@@ -308,11 +348,37 @@ def _teacher_targets(config: TrainConfig, train_set: FaceSet) -> np.ndarray | No
     return soft_targets(train_set.labels, probs, config.distill_weight, config.distill_temperature)
 
 
+def _transfer_all_but_head(model: keras.Model, source: keras.Model) -> bool:
+    """Copy `source`'s weights into `model` layer by layer where only the output layer differs
+    (a 7-class FER-2013 network starting an 8-class FER+ run); False where more than the head differs."""
+    ours = [layer for layer in model.layers if layer.weights]
+    theirs = [layer for layer in source.layers if layer.weights]
+    if len(ours) != len(theirs) or ours[-1].name != "emotion":
+        return False
+    body = list(zip(ours[:-1], theirs[:-1]))
+    if any([w.shape for w in a.weights] != [w.shape for w in b.weights] for a, b in body):
+        return False
+    for a, b in body:
+        a.set_weights(b.get_weights())
+    return True
+
+
 def load_init_weights(model: keras.Model, config: TrainConfig) -> None:
-    """Copy the weights of `config.init_weights` (a model file) into `model`, built from `config`."""
+    """Copy the weights of `config.init_weights` (a model file) into `model`, built from `config`.
+
+    A network with another number of classes gives every layer but the output layer, which starts afresh.
+    """
     from fer.predict import load_model
 
-    weights = load_model(config.init_weights).get_weights()  # a missing or corrupt file: ModelError
+    source = load_model(config.init_weights)  # a missing or corrupt file: ModelError
+    if source.output_shape[-1] != model.output_shape[-1] and _transfer_all_but_head(model, source):
+        print(
+            f"init_weights: {source.output_shape[-1]}-class network, all layers but the "
+            f"{model.output_shape[-1]}-class output layer taken",
+            flush=True,
+        )
+        return
+    weights = source.get_weights()
     try:  # Keras checks the count and every shape; we say what to do about a mismatch
         model.set_weights(weights)
     except ValueError as exc:
@@ -449,7 +515,11 @@ def train(
 
     keras.utils.set_random_seed(config.seed)
     train_set, val_set = split_data(config, train_faces, val_faces)
-    weights = class_weights(train_set.labels, float(config.class_weighting)) if config.class_weighting else None
+    classes = classes_of(config)
+    # With soft targets (FER+ votes) Keras weighs each face by its target's top class.
+    weights = (
+        class_weights(train_set.labels, float(config.class_weighting), len(classes)) if config.class_weighting else None
+    )
 
     precision = resolve_precision(config.precision)
     model = build_for_training(config, precision)
@@ -501,13 +571,16 @@ def train(
         config.batch_size,
         shuffle=True,
         seed=config.seed,
-        targets=_teacher_targets(config, train_set),
+        targets=ferplus.vote_distribution(train_set.votes)
+        if config.labels == "ferplus_votes"
+        else _teacher_targets(config, train_set),
+        n_classes=len(classes),
     )
     batches.set_epoch(done)
     start = time.perf_counter()
     model.fit(
         batches,
-        validation_data=(to_model_input(val_set.images), np.eye(len(EMOTIONS), dtype=np.float32)[val_set.labels]),
+        validation_data=(to_model_input(val_set.images), np.eye(len(classes), dtype=np.float32)[val_set.labels]),
         epochs=config.epochs,
         initial_epoch=done,
         class_weight=weights,
@@ -534,7 +607,8 @@ def train(
         else None,
         "train_samples": int(len(train_set)),
         "val_samples": int(len(val_set)),
-        "class_weights": {EMOTIONS[k]: round(v, 4) for k, v in weights.items()} if weights else None,
+        "classes": list(classes),
+        "class_weights": {classes[k]: round(v, 4) for k, v in weights.items()} if weights else None,
         "precision": precision,
         "checkpoint": f"{config.checkpoint}.keras",
         "train_seconds": round(float(seconds), 1),
