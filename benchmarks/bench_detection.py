@@ -15,7 +15,7 @@ Configurations, each timed in this same process so the ratios hold:
   resolution, no close-up retries);
 - haar: `detect_faces(detector="haar")`: the cascade with a fine re-measure, close-up retries,
   re-measuring faces that fill the frame, whole-image fallback (the default until BlazeFace);
-- now: `detect_faces` defaults: BlazeFace (fer.blazeface) with tiles and the cascade's re-measure,
+- now: `detect_faces` defaults: BlazeFace (fer.inference.blazeface) with tiles and the cascade's re-measure,
   then the same close-up handling;
 - mtcnn: `detect_faces(detector="mtcnn")`.
 Last, one 512x512 photo (scikit-image's astronaut) end to end per configuration: detect, crop and
@@ -38,11 +38,11 @@ import numpy as np
 import pandas as pd
 from bench_inference import median_seconds  # benchmarks/ is the script's folder: one timing rule for both
 
-from fer.data import EMOTIONS, data_dir, label_of, load_split
-from fer.evaluation import predict_proba
-from fer.faces import DEFAULT_MARGIN, HaarDetector, crop_face, detect_faces, iou
-from fer.images import read_image
-from fer.predict import load_model
+from fer.analysis.evaluation import predict_proba
+from fer.data.images import read_image
+from fer.data.loading import EMOTIONS, data_dir, label_of, load_split
+from fer.inference.faces import DEFAULT_MARGIN, HaarDetector, crop_face, detect_faces, iou
+from fer.inference.predict import load_model
 
 CONFIGS = {
     # The detection of the release before close-up handling: cascade scale step 1.1, 1024 px, no

@@ -29,9 +29,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from fer.faces import detect_faces  # noqa: E402
-from fer.models import build_model  # noqa: E402
-from fer.predict import default_model_path, load_model, predict_emotion, predict_emotions  # noqa: E402
+from fer.inference.faces import detect_faces  # noqa: E402
+from fer.inference.predict import default_model_path, load_model, predict_emotion, predict_emotions  # noqa: E402
+from fer.modeling.architectures import build_model  # noqa: E402
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -117,7 +117,7 @@ def _backends(path, data) -> dict:
 
     variants = {"keras (TensorFlow)": (load_model(path), Path(path))}
     try:
-        from fer.exporting import export
+        from fer.inference.exporting import export
     except ImportError:
         return variants
     folder = Path(tempfile.mkdtemp(prefix="fer-bench-"))
@@ -137,8 +137,8 @@ def _backends(path, data) -> dict:
 
 
 def _backend_table(variants: dict, faces: np.ndarray, data) -> pd.DataFrame:
-    from fer.data import data_dir, has_split, load_split, train_images_beside
-    from fer.evaluation import evaluate, predict_proba
+    from fer.analysis.evaluation import evaluate, predict_proba
+    from fer.data.loading import data_dir, has_split, load_split, train_images_beside
 
     root = data_dir(data)
     test = load_split(root, "test") if has_split(root, "test") else None
@@ -181,7 +181,7 @@ def _video_table(variants: dict, photo: np.ndarray, labels: list[str], frames: i
 
     import cv2
 
-    from fer.video import analyze_video
+    from fer.inference.video import analyze_video
 
     face = cv2.resize(photo[20:330, 110:340], (210, 280))
     path = Path(tempfile.mkdtemp(prefix="fer-bench-")) / "two_faces_640x480.avi"

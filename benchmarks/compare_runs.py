@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fer import plots
+from fer.analysis import plots
 from fer.pipeline import summarize_runs
 
 

@@ -20,10 +20,10 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from fer.data import data_dir, load_split  # noqa: E402
-from fer.evaluation import predict_proba  # noqa: E402
-from fer.faces import crop_face, detect_faces  # noqa: E402
-from fer.predict import load_model  # noqa: E402
+from fer.analysis.evaluation import predict_proba  # noqa: E402
+from fer.data.loading import data_dir, load_split  # noqa: E402
+from fer.inference.faces import crop_face, detect_faces  # noqa: E402
+from fer.inference.predict import load_model  # noqa: E402
 
 
 def main() -> None:

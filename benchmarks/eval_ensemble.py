@@ -6,7 +6,7 @@ Each RUN_DIR is a training run folder (config.json and its `<checkpoint>.keras`)
 hold out the same validation split (same data, validation, val_fraction, split_seed and
 max_train_samples: the members of sweeps/equal_budget.yaml and sweeps/vgg_lite_cosine.yaml do);
 the script rebuilds that split once, scores each member on it with and without test-time
-augmentation, and prints every subset's accuracy and macro-F1 (`fer.ensembling.compare_subsets`)
+augmentation, and prints every subset's accuracy and macro-F1 (`fer.modeling.ensembling.compare_subsets`)
 with its cost in network passes per face. The first row of the TTA table is the ensemble to ship.
 """
 
@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer.ensembling import compare_subsets
-from fer.evaluation import DEFAULT_TTA, TTA_SCHEMES, predict_proba, tta_views
+from fer.analysis.evaluation import DEFAULT_TTA, TTA_SCHEMES, predict_proba, tta_views
+from fer.inference.predict import load_model
+from fer.modeling.ensembling import compare_subsets
+from fer.modeling.training import TrainConfig, split_data
 from fer.pipeline import run_id_of
-from fer.predict import load_model
-from fer.training import TrainConfig, split_data
 
 SPLIT_FIELDS = ("data", "validation", "val_fraction", "split_seed", "max_train_samples")
 

@@ -4,8 +4,8 @@
 
 Rebuilds the run's own validation split from its config.json (the stratified hold-out of train,
 without copies of test images), scores the run's model on it with every scheme of
-`fer.evaluation.TTA_SCHEMES` and without TTA, and prints accuracy and macro-F1 per scheme with
-the cost in network passes. `fer.evaluation.DEFAULT_TTA` (what `--tta` means) is set from this.
+`fer.analysis.evaluation.TTA_SCHEMES` and without TTA, and prints accuracy and macro-F1 per scheme with
+the cost in network passes. `fer.analysis.evaluation.DEFAULT_TTA` (what `--tta` means) is set from this.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from fer.evaluation import TTA_SCHEMES, evaluate, tta_views
-from fer.predict import load_model
-from fer.training import TrainConfig, split_data
+from fer.analysis.evaluation import TTA_SCHEMES, evaluate, tta_views
+from fer.inference.predict import load_model
+from fer.modeling.training import TrainConfig, split_data
 
 
 def main() -> None:

@@ -1,8 +1,8 @@
-"""fer: train, evaluate and use seven-class facial-emotion CNNs on 48x48 gray faces.
+"""fer: train, evaluate and use facial-emotion CNNs on 48x48 gray faces (FER-2013's 7 classes, FER+'s 8).
 
-    from fer import predict_emotion
-    predict_emotion("face48.png").emotion                 # a face crop
+    from fer import predict_crop, predict_emotion
     [p.emotion for p in predict_emotion("group.jpg")]     # every face in a photo
+    predict_crop("face48.png").emotion                    # one face crop
 
 Keras (and TensorFlow or JAX behind it) is imported only when a name that needs it is
 first used, so `import fer` and the data utilities stay fast.
@@ -11,29 +11,30 @@ first used, so `import fer` and the data utilities stay fast.
 from importlib import import_module
 
 from fer import quiet
-from fer.data import EMOTIONS, FaceSet, class_distribution, class_weights, data_dir, load_fer2013, load_split
+from fer.data.loading import EMOTIONS, FaceSet, class_distribution, class_weights, data_dir, load_fer2013, load_split
 from fer.errors import DataError, ImageError, ModelError
 
 quiet.install()  # before anything imports TensorFlow (nothing above does): no absl/oneDNN lines on stderr
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _LAZY = {
-    "predict_emotion": "fer.predict",
-    "predict_emotions": "fer.predict",
-    "predict_faces": "fer.predict",
-    "predict_photos": "fer.predict",
-    "annotate": "fer.drawing",
-    "analyze_video": "fer.video",
-    "load_model": "fer.predict",
-    "Prediction": "fer.predict",
-    "build_model": "fer.models",
-    "train": "fer.training",
-    "TrainConfig": "fer.training",
-    "evaluate": "fer.evaluation",
-    "ensemble": "fer.ensembling",
-    "export": "fer.exporting",
-    "Augmentation": "fer.augment",
+    "predict_emotion": "fer.inference.predict",
+    "predict_crop": "fer.inference.predict",
+    "predict_emotions": "fer.inference.predict",
+    "predict_faces": "fer.inference.predict",
+    "predict_photos": "fer.inference.predict",
+    "annotate": "fer.inference.drawing",
+    "analyze_video": "fer.inference.video",
+    "load_model": "fer.inference.predict",
+    "Prediction": "fer.inference.predict",
+    "build_model": "fer.modeling.architectures",
+    "train": "fer.modeling.training",
+    "TrainConfig": "fer.modeling.training",
+    "evaluate": "fer.analysis.evaluation",
+    "ensemble": "fer.modeling.ensembling",
+    "export": "fer.inference.exporting",
+    "Augmentation": "fer.data.augment",
 }
 
 __all__ = [

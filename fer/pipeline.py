@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -25,8 +26,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
-STEPS = {"eda": "01_eda.ipynb", "train": "02_train.ipynb", "evaluate": "03_evaluate.ipynb"}
-PATH_PARAMS = ("data_dir", "output_dir", "model_path", "teacher", "init_weights")
+STEPS = {"eda": "01_eda.ipynb", "train": "02_train.ipynb", "evaluate": "03_evaluate.ipynb", "faces": "04_faces.ipynb"}
+PATH_PARAMS = ("data_dir", "output_dir", "model_path", "teacher", "init_weights", "votes")
 
 
 class _Loader(yaml.SafeLoader):
@@ -68,12 +69,12 @@ def _resolve(value, base: Path) -> str:
 def _default_data_dir() -> tuple[str, bool]:
     """FER-2013 where `fer.data_dir()` finds it ($FER2013_DIR, else data/fer2013);
     otherwise a generated synthetic sample (a smoke run)."""
-    from fer.data import data_dir
+    from fer.data.loading import data_dir
 
     real = data_dir()
     if real.exists():
         return str(real), False
-    from fer.sample import write_sample
+    from fer.data.sample import write_sample
 
     sample = REPO / "data" / "sample"
     if not (sample / "test").is_dir():
@@ -84,7 +85,7 @@ def _default_data_dir() -> tuple[str, bool]:
 def _looked_in() -> str:
     import os
 
-    from fer.data import DATA_ENV, data_dir
+    from fer.data.loading import DATA_ENV, data_dir
 
     return f"${DATA_ENV}={os.environ[DATA_ENV]}" if os.environ.get(DATA_ENV) else str(data_dir())
 
@@ -168,7 +169,7 @@ def run_pipeline(
         step_params["output_dir"] = str(run_dir / step)
         if step == "train":
             step_params.setdefault("keras_verbose", 2)  # one line per epoch: readable in a saved notebook
-        if step == "evaluate" and "train" in steps:
+        if step in ("evaluate", "faces") and "train" in steps:
             step_params["model_path"] = str(model_path)
         print(f"[{run_dir.name}] {step}: {STEPS[step]}")
         pm.execute_notebook(
@@ -237,9 +238,51 @@ def _flatten(params: dict, prefix: str = "") -> dict:
     return flat
 
 
+RECORD = "result.json"  # each run's own row of the runs table, in its run folder
+
+
 def read_runs_table(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     return pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["sweep", "run_id", "status"])
+
+
+def load_sweep(spec: dict | str | Path) -> dict:
+    """A sweep spec from a YAML path (or the dict itself); DataError-free: a missing file is a ValueError."""
+    if isinstance(spec, dict):
+        return spec
+    path = Path(spec)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such sweep file (see sweeps/ for examples)")
+    spec = load_yaml(path.read_text()) or {}
+    if not isinstance(spec, dict):
+        raise ValueError(f"{path}: a sweep file is a YAML mapping with name, base, grid, runs, steps")
+    return spec
+
+
+def sweep_commands(spec_path: str | Path, data: str | None = None) -> list[str]:
+    """One shell command per run of the sweep at `spec_path`: what a job array's task I runs (`--index I`)."""
+    runs = expand_sweep(load_sweep(spec_path))
+    extra = f" --data {data}" if data else ""
+    return [f"python -m fer sweep {spec_path} --index {i}{extra}  # {run_id}" for i, (run_id, _) in enumerate(runs)]
+
+
+def build_runs_table(runs_root: str | Path, table_path: str | Path) -> pd.DataFrame:
+    """The runs table rebuilt from every run's own record (<runs_root>/<sweep>/<run>/result.json).
+
+    Each run writes only its own record, and the table is written whole by an atomic rename, so any
+    number of runs (job-array tasks) may finish at once: the last rebuild sees every record.
+    """
+    records = sorted(Path(runs_root).glob(f"*/*/{RECORD}"))
+    rows = [json.loads(p.read_text()) for p in records]
+    table = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["sweep", "run_id", "status"])
+    if len(table):
+        table = table.sort_values(["sweep", "order", "run_id"]).reset_index(drop=True)
+    table_path = Path(table_path)
+    table_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = table_path.with_name(f".{table_path.name}.{os.getpid()}.tmp")
+    table.to_csv(tmp, index=False)
+    os.replace(tmp, table_path)
+    return table
 
 
 def run_sweep(
@@ -247,27 +290,46 @@ def run_sweep(
     runs_root: str | Path = REPO / "reports" / "runs",
     table_path: str | Path = REPO / "reports" / "runs.csv",
     notebooks_dir: Path = NOTEBOOKS,
+    data: str | Path | None = None,
+    index: int | None = None,
 ) -> pd.DataFrame:
-    """Run every parameter set of a sweep (YAML path or dict); return the runs table."""
-    from fer import plots
+    """Run every parameter set of a sweep (YAML path or dict), or only run `index`; return the runs table.
 
-    if not isinstance(spec, dict):
-        spec = load_yaml(Path(spec).read_text()) or {}
+    `data`: the dataset for every run (else the spec's `data_dir`, else $FER2013_DIR, else data/fer2013;
+    a sweep never falls back to the synthetic sample unless its spec names it). A failing run is recorded
+    with its error and the others go ahead; a run already finished is skipped.
+    """
+    from fer.analysis import plots
+    from fer.data.loading import data_dir
+
+    spec = load_sweep(spec)
     name = str(spec.get("name", "sweep"))
     steps = tuple(spec.get("steps", ("train", "evaluate")))
-    runs = expand_sweep(spec)
-    table_path = Path(table_path)
-    table_path.parent.mkdir(parents=True, exist_ok=True)
-    for run_id, params in runs:
-        table = read_runs_table(table_path)
-        done = table[(table["sweep"] == name) & (table["run_id"] == run_id) & (table["status"] == "ok")]
+    runs = list(enumerate(expand_sweep(spec)))
+    if index is not None:
+        if not 0 <= index < len(runs):
+            raise ValueError(f"--index {index}: sweep {name!r} has runs 0 to {len(runs) - 1}")
+        runs = [runs[index]]
+    for order, (run_id, params) in runs:
         run_dir = Path(runs_root) / name / run_id
-        if len(done) and (run_dir / "metrics.json").is_file():
+        record = run_dir / RECORD
+        if (
+            record.is_file()
+            and json.loads(record.read_text()).get("status") == "ok"
+            and (run_dir / "metrics.json").is_file()
+        ):
             print(f"[{name}/{run_id}] already finished: skipped")
             continue
+        params = dict(params)
+        if data is not None or "data_dir" not in params:
+            params["data_dir"] = str(data_dir(data))  # the one order: --data > $FER2013_DIR > data/fer2013
         start = time.perf_counter()
-        row = {"sweep": name, "run_id": run_id, "run_dir": str(run_dir), "status": "ok", "error": ""}
+        row = {"sweep": name, "run_id": run_id, "order": order, "run_dir": str(run_dir), "status": "ok", "error": ""}
         try:
+            if not Path(params["data_dir"]).exists():
+                from fer.errors import DataError
+
+                raise DataError(f"{params['data_dir']}: not found (pass --data, or set FER2013_DIR)")
             metrics = run_pipeline(params, run_dir, steps=steps, notebooks_dir=notebooks_dir)
         except Exception as exc:  # a failing run is recorded; the sweep goes on
             metrics = {}
@@ -276,13 +338,15 @@ def run_sweep(
         row["seconds"] = round(time.perf_counter() - start, 1)
         row.update({k: metrics.get(k) for k in ("accuracy", "macro_f1", "ece", "n")})
         row.update(_flatten(params))
-        table = pd.concat([read_runs_table(table_path), pd.DataFrame([row])], ignore_index=True)
-        table.to_csv(table_path, index=False)
-    table = read_runs_table(table_path)
-    latest = table.drop_duplicates(["sweep", "run_id"], keep="last")
-    latest = latest[latest["sweep"] == name]
+        run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = record.with_name(f".{RECORD}.tmp")
+        tmp.write_text(json.dumps(row, indent=2, default=str))
+        os.replace(tmp, record)
+        build_runs_table(runs_root, table_path)
+    table = build_runs_table(runs_root, table_path)
+    latest = table[table["sweep"] == name]
     if len(latest):
-        plots.save(plots.compare_runs(latest), table_path.parent, f"runs_{name}")
+        plots.save(plots.compare_runs(latest), Path(table_path).parent, f"runs_{name}")
     return table
 
 

@@ -6,7 +6,7 @@
     fer_emotion_confusion.png  row-normalised PublicTest confusion matrix
     MODEL_CARD.md              data, architecture, recipe, training time, results, limitations
 `ship_ensemble([run_dir, ...], data)` ships several runs as one ensemble (the default model,
-`fer.predict.DEFAULT_MODEL_NAME`, is such an ensemble):
+`fer.modeling.files.DEFAULT_MODEL_NAME`, is such an ensemble):
     fer_ensemble/<run-id>.keras, fer_ensemble.json, fer_ensemble.metrics.json, fer_ensemble_CARD.md
 """
 
@@ -21,10 +21,10 @@ import keras
 import numpy as np
 import pandas as pd
 
-from fer import plots
-from fer.data import data_dir, load_split, train_images_beside
-from fer.evaluation import Evaluation, evaluate, predict_proba, tta_scheme
-from fer.predict import DEFAULT_MODEL_NAME, MODELS_DIR, SINGLE_MODEL_NAME
+from fer.analysis import plots
+from fer.analysis.evaluation import Evaluation, evaluate, predict_proba, tta_scheme
+from fer.data.loading import data_dir, load_split, train_images_beside
+from fer.modeling.files import DEFAULT_MODEL_NAME, MODELS_DIR, SINGLE_MODEL_NAME
 
 
 def export_model(src: str | Path, dst: str | Path) -> keras.Model:
@@ -151,7 +151,7 @@ def ship(
 ) -> dict:
     """Export the run's model to models_dir/name, evaluate it once on the test split, write the card.
 
-    The run's model is its `checkpoint` (best.keras or final.keras, see fer.training). The card
+    The run's model is its `checkpoint` (best.keras or final.keras, see fer.modeling.training). The card
     says how it was selected, and reports the test split with and without the faces that
     duplicate training images. `data` defaults to fer.data_dir().
     """
@@ -279,7 +279,7 @@ The TTA scheme ({metrics["tta_scheme"]}) was chosen on a validation split held o
 
 def _same_weights_in(models_dir: Path, model) -> Path | None:
     """A .keras file directly in `models_dir` holding exactly `model`'s weights, or None."""
-    from fer.predict import load_model
+    from fer.inference.predict import load_model
 
     weights = model.get_weights()
     for path in sorted(models_dir.glob("*.keras")):
@@ -310,9 +310,9 @@ def ship_ensemble(
     TTA, and without the faces that copy training images). `selection`: how the members were
     chosen (on a validation split, never on the test split), for the card.
     """
-    from fer.ensembling import ensemble
+    from fer.inference.predict import load_model
+    from fer.modeling.ensembling import ensemble
     from fer.pipeline import run_id_of
-    from fer.predict import load_model
 
     models_dir, data = Path(models_dir), data_dir(data)
     test = load_split(data, "test")

@@ -25,8 +25,8 @@ On a lent machine (Python 3.12 with JAX, no Keras, no internet), after `scripts/
 carrying `.whl` and `.devdata`:
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD
     python3 -c "import tarfile; tarfile.open('.devdata/fer2013.tar.xz').extractall('/work/shared')"  # as here
-    KERAS_BACKEND=jax python3 scripts/train_parallel.py sweeps/gpu_members.yaml --epochs 150 --budget 420 \
-        --out /tmp/gpu_runs --pack $OUT
+    FER2013_DIR=/work/shared/fer2013 KERAS_BACKEND=jax python3 scripts/train_parallel.py sweeps/gpu_members.yaml \
+        --epochs 150 --budget 420 --out /tmp/gpu_runs --pack $OUT
 then here `tar xf <run_id>.tar -C reports/runs/gpu_members/`: each folder is a run folder for eval_ensemble and ship.
 """
 
@@ -52,11 +52,15 @@ RENAMED = {"data_dir": "data", "model_name": "model"}
 NOT_TRAINING = {"n_mistakes", "steps"}
 
 
-def train_configs(spec: dict) -> list[tuple[str, dict]]:
-    """[(run_id, TrainConfig dict)] for a sweep spec."""
+def train_configs(spec: dict, data: str | None = None) -> list[tuple[str, dict]]:
+    """[(run_id, TrainConfig dict)] for a sweep spec; `data` (else the spec's, else fer's data_dir()) for every run."""
+    from fer.data.loading import data_dir
+
     runs = []
     for run_id, params in expand_sweep(spec):
         config = {RENAMED.get(k, k): v for k, v in params.items() if k not in NOT_TRAINING}
+        if data is not None or "data" not in config:
+            config["data"] = str(data_dir(data))
         runs.append((run_id, config))
     return runs
 
@@ -168,8 +172,9 @@ def main() -> None:
     parser.add_argument("--probe-epochs", type=int, default=2, help="epochs of the probe (its last one is timed)")
     parser.add_argument("--max-epochs", type=int, default=200)
     parser.add_argument("--pack", help="also write each finished run as <run_id>.tar here, plus train_parallel.json")
+    parser.add_argument("--data", help="FER-2013 for every run (default: $FER2013_DIR, else data/fer2013)")
     args = parser.parse_args()
-    configs = train_configs(load_yaml(Path(args.sweep).read_text()) or {})
+    configs = train_configs(load_yaml(Path(args.sweep).read_text()) or {}, args.data)
     out = Path(args.out)
     # Each process would otherwise pre-allocate 75% of the GPU's memory for itself.
     os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", f"{0.9 / len(configs):.2f}")

@@ -7,31 +7,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from helpers import skip_or_fail  # noqa: E402
 
-from fer.data import data_dir  # noqa: E402
+from fer.data.loading import data_dir  # noqa: E402
 
 # The package's one resolution order: $FER2013_DIR (CI sets it), else data/fer2013.
 REAL_DATA = data_dir()
-
-
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def skip_or_fail(reason: str) -> None:
-    """Skip on a developer's machine; in CI (CI=true) a missing dependency or dataset fails the run."""
-    if IN_CI:
-        pytest.fail(f"CI must run this test: {reason}", pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
-
-
-def require(module: str):
-    """`pytest.importorskip`, except that in CI a missing optional test dependency is a failure."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as error:
-        skip_or_fail(f"{module} not importable ({error}); install the dev extra: pip install -e '.[dev]'")
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +30,7 @@ def real_data_or_none() -> Path | None:
 @pytest.fixture(scope="session")
 def sample_root(tmp_path_factory) -> Path:
     """A synthetic dataset in the FER-2013 folder layout: 20 train and 8 test images per class."""
-    from fer.sample import write_sample
+    from fer.data.sample import write_sample
 
     return write_sample(tmp_path_factory.mktemp("sample"), n_train=20, n_test=8, seed=0)
 
@@ -57,8 +38,8 @@ def sample_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
     """A seed CNN trained briefly on synthetic faces: (TrainResult, train FaceSet, test FaceSet)."""
-    from fer.sample import make_sample
-    from fer.training import train
+    from fer.data.sample import make_sample
+    from fer.modeling.training import train
 
     train_faces, test_faces = make_sample(40, seed=0), make_sample(10, seed=1)
     result = train(

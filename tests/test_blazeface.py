@@ -1,12 +1,12 @@
-"""BlazeFace, the default face detector (fer.blazeface): the network, tiles, FER-2013 framing, errors."""
+"""BlazeFace, the default face detector (fer.inference.blazeface): the network, tiles, FER-2013 framing, errors."""
 
 import cv2
 import numpy as np
 import pytest
-from conftest import require
+from helpers import require
 
-import fer.blazeface as bf
-from fer.faces import HaarDetector, detect_faces, get_detector, iou
+import fer.inference.blazeface as bf
+from fer.inference.faces import HaarDetector, detect_faces, get_detector, iou
 
 skdata = require("skimage.data")
 
@@ -103,10 +103,10 @@ def test_boxes_are_mapped_to_the_framing_of_fer_faces(real_data, monkeypatch):
     """FER-2013 faces placed in larger images: crops from the mapped boxes look like the originals.
 
     (The astronaut alone cannot check TO_FER_FRAMING: it is a median over many faces.) Pixel for
-    pixel, so at margin 0 (the default margin adds room the network prefers; see fer.faces).
+    pixel, so at margin 0 (the default margin adds room the network prefers; see fer.inference.faces).
     """
-    from fer.data import load_split
-    from fer.faces import roundtrip_crops
+    from fer.data.loading import load_split
+    from fer.inference.faces import roundtrip_crops
 
     test = load_split(real_data, "test")
     faces = test.images[np.random.default_rng(0).choice(len(test), 120, replace=False)]

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from fer.cli import main
-from fer.data import EMOTIONS
+from fer.data.loading import EMOTIONS
 
 
 def test_evaluate_json(trained, sample_root, capsys):
@@ -17,16 +17,16 @@ def test_evaluate_json(trained, sample_root, capsys):
     data = json.loads(capsys.readouterr().out)
     assert {"accuracy", "macro_f1", "n", "per_class"} <= set(data)
     assert data["n"] == 56 and data["tta"] is False
-    from fer.data import load_split
-    from fer.evaluation import evaluate
+    from fer.analysis.evaluation import evaluate
+    from fer.data.loading import load_split
 
     faces = load_split(sample_root, "test")
     assert data["accuracy"] == round(evaluate(trained[0].model, faces.images, faces.labels).accuracy, 5)
 
 
 def test_evaluate_accepts_a_folder_of_emotion_folders_and_tta(trained, sample_root, capsys, monkeypatch):
-    import fer.evaluation
-    from fer.data import load_split
+    import fer.analysis.evaluation
+    from fer.data.loading import load_split
 
     model = trained[0].run_dir / "best.keras"
     assert main(["evaluate", "--model", str(model), "--data", str(sample_root / "test"), "--tta"]) == 0
@@ -35,13 +35,13 @@ def test_evaluate_accepts_a_folder_of_emotion_folders_and_tta(trained, sample_ro
 
     # The scores come from averaged views, not just the label: count the views the network sees.
     seen = []
-    views = fer.evaluation.tta_views
-    monkeypatch.setattr(fer.evaluation, "tta_views", lambda x, scheme: seen.append(scheme) or views(x, scheme))
+    views = fer.analysis.evaluation.tta_views
+    monkeypatch.setattr(fer.analysis.evaluation, "tta_views", lambda x, scheme: seen.append(scheme) or views(x, scheme))
     assert main(["evaluate", "--model", str(model), "--data", str(sample_root), "--tta", "shift", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert seen == ["shift"] and data["tta"] == "shift"
     faces = load_split(sample_root, "test")
-    expected = fer.evaluation.evaluate(trained[0].model, faces.images, faces.labels, tta="shift")
+    expected = fer.analysis.evaluation.evaluate(trained[0].model, faces.images, faces.labels, tta="shift")
     assert data["confusion"] == expected.confusion.to_numpy().tolist()
 
 
@@ -59,8 +59,8 @@ def test_errors_are_reported_without_a_traceback(tmp_path, capsys, sample_root):
     assert "m.keras: model file not found" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "run")]) == 2
     assert "missing: not found" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["train", "--set", "nonsense=1"])
+    assert main(["train", "--set", "nonsense=1"]) == 2  # a usage error: exit 2 and one line, like argparse's
+    assert capsys.readouterr().err.startswith("error: --set: unknown option 'nonsense'")
 
 
 def test_sample_command_writes_the_folder_layout(tmp_path):
@@ -77,8 +77,9 @@ def test_module_entry_point_help():
 def test_train_options_read_scientific_notation_and_a_runs_own_config(tmp_path):
     from dataclasses import asdict
 
-    from fer.cli import _train_options, build_parser
-    from fer.training import TrainConfig
+    from fer.cli import build_parser
+    from fer.cli.training import _train_options
+    from fer.modeling.training import RECIPES, TrainConfig
 
     # A run's config.json fed back with --config must give back exactly its settings; PyYAML's
     # YAML 1.1 rules would read 1e-06 as a string and the resume check would refuse the run.
@@ -91,8 +92,37 @@ def test_train_options_read_scientific_notation_and_a_runs_own_config(tmp_path):
     options = _train_options(args)
     assert options["learning_rate"] == 1e-4 and options["augmentation"]["erasing"] == 0.5
 
-    args = build_parser().parse_args(["train", "--init-weights", "models/fer_emotion.keras", "--model", "vgg_lite"])
-    assert _train_options(args) == {"model": "vgg_lite", "init_weights": "models/fer_emotion.keras"}
+    args = build_parser().parse_args(["train", "--init-weights", "models/fer_emotion.keras", "--model", "resnet"])
+    assert _train_options(args) == {**RECIPES["shipped"], "model": "resnet", "init_weights": "models/fer_emotion.keras"}
+    args = build_parser().parse_args(["train", "--recipe", "seed", "--epochs", "3"])
+    assert _train_options(args) == {"epochs": 3}  # the seed baseline: TrainConfig's defaults
+    # Any dict option takes dotted keys (the README's demo setting), merged over the recipe's value.
+    args = build_parser().parse_args(
+        ["train", "--set", "model_options.bn_momentum=0.9", "--set", "augmentation.zoom=0"]
+    )
+    options = _train_options(args)
+    assert options["model_options"] == {"bn_momentum": 0.9}
+    assert options["augmentation"] == {**RECIPES["shipped"]["augmentation"], "zoom": 0}
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--set", "epochs=abc"], "epochs must be int, got 'abc'"),
+        (["train", "--set", "nope=1"], "unknown option 'nope'"),
+        (["train", "--set", "epochs"], "expects KEY=VALUE"),
+        (["train", "--model", "vgg_lit"], "Unknown model 'vgg_lit'"),
+        (["train", "--set", "model_options.bn_momentun=0.9"], "not options of model 'vgg_lite'"),
+        (["train", "--config", "no/such.yaml"], "no such options file"),
+        (["sweep", "no/such.yaml"], "no such sweep file"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_error_line_and_write_nothing(argv, message, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main([*argv, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and message in err and "Traceback" not in err
+    assert not out.exists()  # a refused setting leaves no half-made run folder behind
 
 
 def _folder_with_bad_files(sample_root, tmp_path):
@@ -124,7 +154,7 @@ def test_predict_goes_past_bad_files_and_says_which_failed(trained, sample_root,
 
 
 def test_predict_exit_codes_and_inputs_checked_before_the_model_loads(trained, sample_root, tmp_path, monkeypatch):
-    import fer.predict
+    import fer.inference.predict
 
     good = next((sample_root / "test" / "sad").glob("*.png"))
     assert main(["predict", str(good), "--model", str(trained[0].run_dir / "best.keras")]) == 0
@@ -132,7 +162,7 @@ def test_predict_exit_codes_and_inputs_checked_before_the_model_loads(trained, s
     def must_not_load(*args, **kwargs):
         raise AssertionError("the model loaded before the inputs were checked")
 
-    monkeypatch.setattr(fer.predict, "resolve_model", must_not_load)
+    monkeypatch.setattr(fer.inference.predict, "resolve_model", must_not_load)
     (tmp_path / "empty").mkdir()
     assert main(["predict", str(tmp_path / "empty")]) == 2  # nothing to predict: a usage error
     assert main(["predict", str(tmp_path / "missing.jpg")]) == 2
@@ -151,7 +181,7 @@ def test_evaluate_defaults_to_the_shipped_model_and_the_data_location(trained, s
 
 
 def test_data_location_resolution_order(monkeypatch, tmp_path):
-    from fer.data import data_dir
+    from fer.data.loading import data_dir
 
     monkeypatch.delenv("FER2013_DIR", raising=False)
     assert data_dir() == Path(__file__).resolve().parents[1] / "data" / "fer2013"  # the checkout's data/
@@ -196,6 +226,8 @@ def test_main_job_shows_the_models_result_then_a_labelled_demonstration(trained,
     out = capsys.readouterr().out
     result, demo = out.index(f"Model {model}: test n=56"), out.index("DEMONSTRATION training run")
     assert result < demo  # the model's own result comes first
-    assert "NOT the project's result" in out and "Full recipe: python -m fer sweep sweeps/vgg_lite_cosine.yaml" in out
+    assert (
+        "NOT the project's result" in out and "Full recipe: python -m fer sweep sweeps/vgg_lite_cosine_cw05.yaml" in out
+    )
     assert (tmp_path / "run" / "eda" / "eda.json").is_file() and (tmp_path / "run" / "demo" / "train").is_dir()
     assert not (tmp_path / "run" / "train").exists()  # the default run trains nothing but the demo

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from fer.data import (
+from fer.data.loading import (
     EMOTIONS,
     DataError,
     class_distribution,
@@ -14,7 +14,7 @@ from fer.data import (
     load_split,
     train_val_split,
 )
-from fer.sample import make_sample
+from fer.data.sample import make_sample
 
 
 def _write(folder, name, array):
@@ -188,7 +188,7 @@ def test_class_distribution_table():
 
 @pytest.mark.realdata
 def test_real_fer2013_counts_and_order(real_data):
-    from fer.data import load_fer2013
+    from fer.data.loading import load_fer2013
 
     splits = load_fer2013(real_data)
     assert len(splits["train"]) == 28709 and len(splits["test"]) == 3589

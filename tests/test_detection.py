@@ -1,12 +1,12 @@
-"""Face detection on close-ups, small crops and photos without faces (fer.faces.detect_faces)."""
+"""Face detection on close-ups, small crops and photos without faces (fer.inference.faces.detect_faces)."""
 
 import cv2
 import numpy as np
 import pytest
-from conftest import require
+from helpers import require
 
-from fer.faces import Face, _mapped, detect_faces, iou
-from fer.predict import predict_emotion
+from fer.inference.faces import Face, _mapped, detect_faces, iou
+from fer.inference.predict import predict_emotion
 
 skdata = require("skimage.data")
 
@@ -119,10 +119,10 @@ def test_boxes_from_a_bordered_upscaled_copy_map_back_to_the_original():
 
 
 def test_a_small_face_shaped_image_becomes_one_whole_image_face_with_a_marker(astronaut, face_box, monkeypatch):
-    import fer.faces
+    import fer.inference.faces
 
-    monkeypatch.setattr(fer.faces, "get_detector", lambda detector: lambda gray: [])  # nothing detects
-    monkeypatch.setattr(fer.faces, "_close_up_detectors", lambda haar: iter(()))
+    monkeypatch.setattr(fer.inference.faces, "get_detector", lambda detector: lambda gray: [])  # nothing detects
+    monkeypatch.setattr(fer.inference.faces, "_close_up_detectors", lambda haar: iter(()))
     x, y, w, h = face_box
     crop = cv2.resize(astronaut[y : y + h, x : x + w], (120, 120), interpolation=cv2.INTER_AREA)
     (face,) = detect_faces(crop)
@@ -132,10 +132,10 @@ def test_a_small_face_shaped_image_becomes_one_whole_image_face_with_a_marker(as
 
 
 def test_whole_image_predictions_say_so_and_warn(trained, monkeypatch):
-    import fer.faces
+    import fer.inference.faces
 
-    monkeypatch.setattr(fer.faces, "get_detector", lambda detector: lambda gray: [])
-    monkeypatch.setattr(fer.faces, "_close_up_detectors", lambda haar: iter(()))
+    monkeypatch.setattr(fer.inference.faces, "get_detector", lambda detector: lambda gray: [])
+    monkeypatch.setattr(fer.inference.faces, "_close_up_detectors", lambda haar: iter(()))
     face = cv2.resize(trained[2].images[3], (100, 100), interpolation=cv2.INTER_CUBIC)
     with pytest.warns(UserWarning, match="whole image was taken as one face crop"):
         (p,) = predict_emotion(face, model=trained[0].model)

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 import fer
+from fer.analysis.evaluation import predict_proba
 from fer.cli import main
 from fer.errors import ModelError
-from fer.evaluation import predict_proba
-from fer.models import build_model
-from fer.predict import load_model, predict_emotion
+from fer.inference.predict import load_model, predict_crop
+from fer.modeling.architectures import build_model
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def test_ensemble_averages_its_members_and_loads_safely(members, trained, tmp_pa
     reloaded = load_model(out)  # safe_mode=True, and checked like any emotion model
     assert np.allclose(predict_proba(reloaded, faces), expected, atol=1e-5)
     assert reloaded.count_params() == sum(load_model(m).count_params() for m in members)
-    p = predict_emotion(faces[0], model=out)
+    p = predict_crop(faces[0], model=out)
     assert p.probabilities["happy"] == pytest.approx(float(expected[0, 3]), abs=1e-5)
 
 
@@ -55,7 +55,7 @@ def test_a_json_ensemble_lists_its_members_and_loads_like_a_model(members, train
     assert all(not Path(m).is_absolute() for m in listed)  # relative: the folder can move as a whole
     expected = predict_proba(fer.ensemble(members), faces)
     assert np.allclose(predict_proba(load_model(spec), faces), expected, atol=1e-5)
-    p = predict_emotion(faces[0], model=spec)
+    p = predict_crop(faces[0], model=spec)
     assert p.probabilities["happy"] == pytest.approx(float(expected[0, 3]), abs=1e-5)
     moved = tmp_path / "elsewhere"
     shutil.copytree(tmp_path / "shipped", moved / "shipped")
@@ -88,7 +88,7 @@ def test_ensemble_refuses_what_it_cannot_average(members, tmp_path):
 
 
 def test_compare_subsets_scores_every_combination_by_its_mean_probabilities():
-    from fer.ensembling import compare_subsets
+    from fer.modeling.ensembling import compare_subsets
 
     labels = np.array([0, 1, 2, 0])
     # a is right on faces 0-1 only, b on faces 2-3 only, c says class 1 everywhere: a and b each
@@ -109,7 +109,7 @@ def test_compare_subsets_scores_every_combination_by_its_mean_probabilities():
 
 
 def test_soft_targets_mix_labels_and_tempered_teacher_probabilities():
-    from fer.training import soft_targets
+    from fer.modeling.training import soft_targets
 
     teacher = np.array([[0.6, 0.2, 0.2, 0, 0, 0, 0]], dtype=np.float32)
     assert np.allclose(soft_targets(np.array([3]), teacher, 0.0, 1.0), np.eye(7)[[3]])
@@ -121,7 +121,8 @@ def test_soft_targets_mix_labels_and_tempered_teacher_probabilities():
 
 
 def test_distillation_trains_on_the_teachers_probabilities(members, trained, tmp_path, monkeypatch):
-    from fer import dataset, training
+    from fer.data import batches as dataset
+    from fer.modeling import training
 
     seen = []
     original = dataset.FaceBatches.__getitem__
@@ -155,7 +156,7 @@ def test_distillation_trains_on_the_teachers_probabilities(members, trained, tmp
 
 
 def test_a_teacher_with_tta_gives_the_mean_over_its_views(members, trained):
-    from fer.training import TrainConfig, _teacher_targets
+    from fer.modeling.training import TrainConfig, _teacher_targets
 
     faces = trained[1].subset(np.arange(20))
     plain = _teacher_targets(TrainConfig(teacher=str(members[0]), distill_weight=1.0), faces)

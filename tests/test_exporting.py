@@ -4,12 +4,12 @@ import json
 
 import numpy as np
 import pytest
-from conftest import require
+from helpers import require
 
+from fer.analysis.evaluation import predict_proba
 from fer.cli import main
 from fer.errors import ModelError
-from fer.evaluation import predict_proba
-from fer.predict import load_model, predict_emotion
+from fer.inference.predict import load_model, predict_crop
 
 require("onnxruntime")
 require("tf2onnx")
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def exported(trained, tmp_path_factory):
-    from fer.exporting import export
+    from fer.inference.exporting import export
 
     out = tmp_path_factory.mktemp("exported")
     source = trained[0].run_dir / "best.keras"
@@ -39,8 +39,8 @@ def test_onnx_export_predicts_like_keras_and_says_how_to_use_it(exported, traine
     assert "luma" in info["preprocessing"] and info["quantization"] == "float32" and info["file"] == onnx_path.name
     # An .onnx path works wherever a model path is accepted.
     face = trained[2].images[5]
-    assert predict_emotion(face, model=onnx_path).probabilities == pytest.approx(
-        predict_emotion(face, model=source).probabilities, abs=1e-4
+    assert predict_crop(face, model=onnx_path).probabilities == pytest.approx(
+        predict_crop(face, model=source).probabilities, abs=1e-4
     )
 
 
@@ -54,7 +54,7 @@ def test_onnx_path_in_the_cli(exported, sample_root, capsys):
 
 @pytest.mark.parametrize("quantize", ["float16", "int8"])
 def test_quantized_onnx_variants_agree_with_float32(exported, trained, tmp_path, quantize, sample_root):
-    from fer.exporting import export
+    from fer.inference.exporting import export
 
     source, plain = exported
     path = export(source, "onnx", tmp_path, quantize=quantize, data=sample_root)
@@ -68,7 +68,7 @@ def test_quantized_onnx_variants_agree_with_float32(exported, trained, tmp_path,
 
 
 def test_export_refuses_bad_inputs_and_a_corrupt_onnx_is_a_clear_error(tmp_path, capsys, exported):
-    from fer.exporting import export
+    from fer.inference.exporting import export
 
     (tmp_path / "notes.txt").write_text("not a model")
     with pytest.raises(ModelError, match="notes.txt: export takes a .keras model file or a .json ensemble"):
@@ -88,8 +88,8 @@ def test_export_refuses_bad_inputs_and_a_corrupt_onnx_is_a_clear_error(tmp_path,
 
 @pytest.mark.realdata
 def test_shipped_model_onnx_parity_on_publictest(real_data, tmp_path):
-    from fer.data import load_split
-    from fer.exporting import export
+    from fer.data.loading import load_split
+    from fer.inference.exporting import export
 
     test = load_split(real_data, "test")
     faces = test.images[np.random.default_rng(0).choice(len(test), 400, replace=False)]

@@ -7,15 +7,15 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import require  # noqa: E402
+from helpers import require  # noqa: E402
 from PIL import Image
 
-import fer.predict as predict_module
-from fer.drawing import annotate
+import fer.inference.predict as predict_module
 from fer.errors import ImageError
-from fer.faces import Face, crop_face, detect_faces, get_detector, roundtrip_crops
-from fer.predict import predict_emotion, predict_faces, predict_photos
-from fer.video import analyze_video
+from fer.inference.drawing import annotate
+from fer.inference.faces import Face, crop_face, detect_faces, get_detector, roundtrip_crops
+from fer.inference.predict import predict_emotion, predict_faces, predict_photos
+from fer.inference.video import analyze_video
 
 skdata = require("skimage.data")
 
@@ -72,7 +72,7 @@ def test_own_boxes_skip_detection(astronaut, model, monkeypatch):
     monkeypatch.setattr(predict_module, "detect_faces", no_detection)
     results = predict_emotion(astronaut, model=model, boxes=[(170, 60, 110, 110), (0, 0, 60, 60)])
     assert [p.box for p in results] == [(170, 60, 110, 110), (0, 0, 60, 60)]
-    crop = predict_emotion(astronaut[60:170, 170:280], model=model, face_crop=True)
+    (crop,) = predict_emotion(astronaut[60:170, 170:280], model=model, face_crop=True)
     assert crop.box is None and crop.emotion in crop.probabilities
 
 
@@ -226,7 +226,7 @@ def video(astronaut, coffee, tmp_path_factory):
 
 
 def test_video_gives_a_per_frame_table_and_an_annotated_copy(video, model, tmp_path):
-    from fer import plots
+    from fer.analysis import plots
 
     frames = analyze_video(video, model=model, stride=2, out_video=tmp_path / "annotated.mp4", chunk=3, progress=False)
     assert list(frames["frame"]) == [0, 2, 4, 6, 8, 10]
@@ -240,7 +240,7 @@ def test_video_gives_a_per_frame_table_and_an_annotated_copy(video, model, tmp_p
 
 
 def test_video_detects_every_nth_frame_and_reuses_the_boxes_between(video, model, monkeypatch):
-    import fer.video
+    import fer.inference.video
 
     calls = []
 
@@ -248,7 +248,7 @@ def test_video_detects_every_nth_frame_and_reuses_the_boxes_between(video, model
         calls.append(kwargs)
         return detect_faces(image, *args, **kwargs)
 
-    monkeypatch.setattr(fer.video, "detect_faces", counting)
+    monkeypatch.setattr(fer.inference.video, "detect_faces", counting)
     every = analyze_video(video, model=model, detect_every=4, chunk=5, progress=False)
     assert len(calls) == 3  # frames 0, 4 and 8 (chunks of 5 do not reset the count)
     assert all(c["max_side"] == 1024 and c["close_ups"] is False for c in calls)
@@ -315,8 +315,8 @@ def test_crops_of_fer_faces_match_the_originals(real_data):
     This checks that detection + crop + resize reproduces what the network was trained on:
     margin 0 best, pixel for pixel; the default margin (chosen on validation accuracy) close to it.
     """
-    from fer.data import load_split
-    from fer.faces import DEFAULT_MARGIN
+    from fer.data.loading import load_split
+    from fer.inference.faces import DEFAULT_MARGIN
 
     test = load_split(real_data, "test")
     faces = test.images[np.random.default_rng(0).choice(len(test), 120, replace=False)]
@@ -332,9 +332,9 @@ def test_crops_of_fer_faces_match_the_originals(real_data):
 
 
 def test_video_tta_is_applied_and_the_cli_passes_it_on(video, model, trained, monkeypatch, tmp_path):
-    import fer.video
+    import fer.inference.video
     from fer.cli import main
-    from fer.data import EMOTIONS
+    from fer.data.loading import EMOTIONS
 
     plain = analyze_video(video, model=model, max_frames=1, progress=False)
     tta = analyze_video(video, model=model, max_frames=1, progress=False, tta=True)
@@ -344,8 +344,8 @@ def test_video_tta_is_applied_and_the_cli_passes_it_on(video, model, trained, mo
     assert not np.allclose(plain.loc[0, list(EMOTIONS)], tta.loc[0, list(EMOTIONS)])
 
     calls = []
-    real = fer.video.analyze_video
-    monkeypatch.setattr(fer.video, "analyze_video", lambda *a, **k: calls.append(k) or real(*a, **k))
+    real = fer.inference.video.analyze_video
+    monkeypatch.setattr(fer.inference.video, "analyze_video", lambda *a, **k: calls.append(k) or real(*a, **k))
     model_path = str(trained[0].run_dir / "best.keras")
     options = ["--tta", "--stride", "6", "--detect-every", "2", "--max-side", "400"]
     assert main(["predict", str(video), "--model", model_path, *options]) == 0

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fer.data.images import as_array, read_image, to_face, to_gray
 from fer.errors import ImageError
-from fer.images import as_array, read_image, to_face, to_gray
 
 
 def test_rgb_and_bgr_arrays_give_the_same_gray():

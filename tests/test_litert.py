@@ -5,12 +5,12 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import require
+from helpers import require
 
+from fer.analysis.evaluation import predict_proba
 from fer.cli import main
 from fer.errors import ModelError
-from fer.evaluation import predict_proba
-from fer.predict import load_model, predict_emotion
+from fer.inference.predict import load_model, predict_crop
 
 require("ai_edge_litert")
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def exported(trained, tmp_path_factory):
-    from fer.exporting import export
+    from fer.inference.exporting import export
 
     source = trained[0].run_dir / "best.keras"
     return source, export(source, "litert", tmp_path_factory.mktemp("litert"))
@@ -39,8 +39,8 @@ def test_litert_export_predicts_like_keras(exported, trained):
     assert np.allclose(model.predict(faces[:, :, :, None], batch_size=5), probs, atol=1e-6)
     info = json.loads(path.with_suffix(".json").read_text())
     assert info["format"] == "litert" and info["file"] == path.name
-    assert predict_emotion(faces[0], model=path).probabilities == pytest.approx(
-        predict_emotion(faces[0], model=source).probabilities, abs=1e-4
+    assert predict_crop(faces[0], model=path).probabilities == pytest.approx(
+        predict_crop(faces[0], model=source).probabilities, abs=1e-4
     )
 
 
@@ -52,7 +52,7 @@ def test_tflite_path_in_the_cli_and_the_tensorflow_fallback(exported, sample_roo
     assert via_litert["confusion"] == json.loads(capsys.readouterr().out)["confusion"]
     # Without ai-edge-litert, TensorFlow's own interpreter runs the file with the same results.
     monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
-    from fer.litert_model import LiteRTModel
+    from fer.inference.litert_model import LiteRTModel
 
     faces = np.random.default_rng(0).integers(0, 256, (8, 48, 48, 1)).astype(np.float32)
     fallback = LiteRTModel(path)
@@ -71,8 +71,8 @@ def test_corrupt_tflite_is_a_clear_error(tmp_path, sample_root, capsys):
 
 @pytest.mark.realdata
 def test_shipped_model_litert_parity_on_publictest(real_data, tmp_path):
-    from fer.data import load_split
-    from fer.exporting import export
+    from fer.data.loading import load_split
+    from fer.inference.exporting import export
 
     test = load_split(real_data, "test")
     faces = test.images[np.random.default_rng(0).choice(len(test), 400, replace=False)]

@@ -2,8 +2,8 @@ import keras
 import numpy as np
 import pytest
 
-from fer.augment import Augmentation, augmentation_layers
-from fer.models import build_model
+from fer.data.augment import Augmentation, augmentation_layers
+from fer.modeling.architectures import build_model
 
 
 def _layer_types(model):
@@ -33,9 +33,9 @@ def test_stronger_models_and_documented_parameter_counts(name, params):
     model = build_model(name)
     assert model.count_params() == params
     assert model.output_shape == (None, 7)
-    import fer.models
+    import fer.modeling.architectures
 
-    assert f"{params:,}" in fer.models.__doc__
+    assert f"{params:,}" in fer.modeling.architectures.__doc__
 
 
 def test_unknown_model_name():

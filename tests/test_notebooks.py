@@ -2,6 +2,9 @@
 
 import ast
 import json
+import os
+import subprocess
+import sys
 
 import nbformat
 import numpy as np
@@ -54,7 +57,7 @@ def test_committed_notebooks_are_clean_and_parameterised(path):
 @pytest.mark.slow
 def test_pipeline_runs_all_notebooks_on_generated_data(sample_root, tmp_path, capfd):
     run_dir = tmp_path / "run"
-    params = {"data_dir": str(sample_root), "epochs": 1, "batch_size": 16, "model_name": "seed"}
+    params = {"data_dir": str(sample_root), "epochs": 1, "batch_size": 16, "model_name": "seed", "warmup_epochs": 0}
     metrics = run_pipeline(params, run_dir, steps=("eda", "train", "evaluate"))
     printed = capfd.readouterr()
     # The kernels' start-up and shutdown say nothing: no TCP-encryption warning, no TensorFlow lines.
@@ -129,7 +132,7 @@ def test_expand_sweep_grid_and_runs():
 def test_sweep_records_failures_goes_on_and_skips_finished_runs(sample_root, tmp_path):
     spec = {
         "name": "t",
-        "base": {"data_dir": str(sample_root), "epochs": 1, "batch_size": 16, "model_name": "seed"},
+        "base": {"data_dir": str(sample_root), "epochs": 1, "batch_size": 16, "model_name": "seed", "warmup_epochs": 0},
         "runs": [{"run_id": "bad", "optimizer": "rmsprop"}, {"run_id": "good"}],
     }
     table_path = tmp_path / "runs.csv"
@@ -154,8 +157,49 @@ def test_sweep_records_failures_goes_on_and_skips_finished_runs(sample_root, tmp
     assert (tmp_path / "runs_t.png").is_file()
 
     again = run_sweep(spec, runs_root=tmp_path / "runs", table_path=table_path)
-    assert list(again["run_id"]) == ["bad", "good", "bad"]  # good skipped, bad retried
-    assert list(again["status"]) == ["failed", "ok", "failed"]
+    assert list(again["run_id"]) == ["bad", "good"]  # one row per run (its last attempt): good skipped, bad retried
+    assert list(again["status"]) == ["failed", "ok"]
+    assert json.loads((tmp_path / "runs" / "t" / "bad" / "result.json").read_text())["status"] == "failed"
+
+
+@pytest.mark.slow
+def test_job_array_tasks_run_at_once_and_leave_a_whole_runs_table(sample_root, tmp_path):
+    """`sweep --list` gives one command per run; two `--index` processes at once (a job array) both land."""
+    spec = tmp_path / "array.yaml"
+    spec.write_text(
+        "name: array\nsteps: [train]\n"
+        f"base: {{data_dir: {sample_root}, epochs: 1, batch_size: 16, model_name: seed, warmup_epochs: 0}}\n"
+        "runs: [{run_id: one, seed: 1}, {run_id: two, seed: 2}]\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    listed = subprocess.run(
+        [sys.executable, "-m", "fer", "sweep", str(spec), "--list"], capture_output=True, text=True, env=env
+    )
+    assert listed.returncode == 0 and listed.stdout.count("--index") == 2 and "# two" in listed.stdout
+    table = tmp_path / "runs.csv"
+    jobs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "fer", "sweep", str(spec), "--index", str(i)]
+            + ["--out", str(tmp_path / "runs"), "--table", str(table)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        for i in (0, 1)
+    ]
+    outputs = [job.communicate(timeout=600)[0] for job in jobs]
+    assert [job.returncode for job in jobs] == [0, 0], outputs
+    runs = pd.read_csv(table)
+    assert list(runs["run_id"]) == ["one", "two"] and set(runs["status"]) == {"ok"}
+    assert (tmp_path / "runs" / "array" / "two" / "train" / "final.keras").is_file()
+    failing = subprocess.run(
+        [sys.executable, "-m", "fer", "sweep", str(spec), "--index", "5", "--out", str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert failing.returncode == 2 and "has runs 0 to 1" in failing.stderr
 
 
 @pytest.mark.slow
@@ -188,7 +232,7 @@ def test_committed_sweeps_are_valid(path):
 
 
 def test_summarize_runs_reads_each_runs_files_and_plots_accuracy_against_hours(tmp_path):
-    from fer import plots
+    from fer.analysis import plots
     from fer.pipeline import summarize_runs
 
     def fake_run(name, model, options, seconds, val, test):

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer.data import EMOTIONS
+from fer.data.loading import EMOTIONS
 from fer.errors import ModelError
-from fer.predict import Prediction, load_model, predict_emotion, predict_emotions
+from fer.inference.predict import Prediction, load_model, predict_crop, predict_emotion, predict_emotions
 
 
 @pytest.fixture(scope="module")
@@ -19,16 +19,17 @@ def test_every_input_kind_gives_the_same_prediction(trained, model_path, tmp_pat
     # A colour face whose channels differ, so reading it in the wrong channel order gives another gray.
     rgb = np.dstack([face, face // 2, 255 - face])  # 48x48: taken as a face crop, no detection
     results = [
-        predict_emotion(face, model=model_path),
-        predict_emotion(tmp_path / "face.png", model=model_path),
-        predict_emotion(str(tmp_path / "face.png"), model=model_path),
-        predict_emotion(Image.fromarray(face), model=model_path),
+        predict_crop(face, model=model_path),
+        predict_crop(tmp_path / "face.png", model=model_path),
+        predict_crop(str(tmp_path / "face.png"), model=model_path),
+        predict_crop(Image.fromarray(face), model=model_path),
+        *predict_emotion(face, model=model_path),  # a 48x48 image is a crop: a list of one face
     ]
-    as_rgb = predict_emotion(rgb, model=model_path)
+    as_rgb = predict_crop(rgb, model=model_path)
     assert as_rgb.probabilities == pytest.approx(
-        predict_emotion(rgb[..., ::-1].copy(), model=model_path, channel_order="bgr").probabilities, abs=1e-6
+        predict_crop(rgb[..., ::-1].copy(), model=model_path, channel_order="bgr").probabilities, abs=1e-6
     )
-    assert as_rgb.probabilities != pytest.approx(predict_emotion(rgb[..., ::-1].copy(), model=model_path).probabilities)
+    assert as_rgb.probabilities != pytest.approx(predict_crop(rgb[..., ::-1].copy(), model=model_path).probabilities)
     for r in results:
         assert isinstance(r, Prediction)
         assert r.emotion == results[0].emotion
@@ -42,15 +43,25 @@ def test_larger_crops_are_resized_like_training_data(model_path, trained):
     _, _, test = trained
     face = test.images[0]
     big = np.asarray(Image.fromarray(face).resize((96, 96), Image.Resampling.NEAREST))
-    a, b = predict_emotion(face, model=model_path), predict_emotion(big, model=model_path, face_crop=True)
+    a, (b,) = predict_crop(face, model=model_path), predict_emotion(big, model=model_path, face_crop=True)
     assert a.probabilities == pytest.approx(b.probabilities, abs=1e-4)
+
+
+def test_predict_emotion_always_returns_a_list_and_old_code_is_told_what_to_write(model_path, trained):
+    face = trained[2].images[0]
+    faces = predict_emotion(face, model=model_path)
+    assert isinstance(faces, list) and len(faces) == 1 and isinstance(faces[0], Prediction)
+    for face_result in predict_emotion(face, model=model_path):  # the README's loop works on a crop too
+        assert face_result.emotion in EMOTIONS
+    with pytest.raises(AttributeError, match=r"predict_crop\(image\)\.emotion"):
+        faces.emotion  # noqa: B018  (the pre-0.2 use of a crop's result)
 
 
 def test_batch_form_matches_single_predictions(trained):
     result, _, test = trained
     batch = predict_emotions(test.images[:10], model=result.model)
     as_list = predict_emotions(list(test.images[:10]), model=result.model)
-    singles = [predict_emotion(im, model=result.model) for im in test.images[:10]]
+    singles = [predict_crop(im, model=result.model) for im in test.images[:10]]
     for b, li, s in zip(batch, as_list, singles):
         assert b.emotion == li.emotion == s.emotion
         assert b.probabilities == pytest.approx(s.probabilities, abs=1e-5)
@@ -73,7 +84,7 @@ def test_missing_corrupt_and_wrong_model_files(tmp_path, monkeypatch):
         predict_emotion(np.zeros((48, 48), np.uint8))
     # The default model missing (an install without the checkout's models/): say how to get it.
     monkeypatch.delenv("FER_MODEL")
-    monkeypatch.setattr("fer.predict.MODELS_DIR", tmp_path / "models")
+    monkeypatch.setattr("fer.modeling.files.MODELS_DIR", tmp_path / "models")
     with pytest.raises(ModelError, match=r"fer_ensemble.json: model file not found.*pip install -e \."):
         predict_emotion(np.zeros((48, 48), np.uint8))
     # ... or only a member of the default ensemble is missing.
@@ -89,7 +100,10 @@ def test_a_model_for_other_inputs_is_refused(tmp_path):
 
     other = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(7, "softmax")])
     other.save(tmp_path / "other.keras")
-    with pytest.raises(ModelError, match=r"expected a model from 48x48x1 faces to 7 emotions, got \(32, 32, 3\)"):
+    with pytest.raises(
+        ModelError,
+        match=r"expected a model from 48x48x1 faces to 7 \(FER-2013\) or 8 \(FER\+\) emotions, got \(32, 32, 3\)",
+    ):
         load_model(tmp_path / "other.keras")
 
 
@@ -102,7 +116,7 @@ def test_unreadable_image_names_the_file(model_path, tmp_path):
 
 def test_predict_photos_can_skip_unreadable_files(model_path, trained, tmp_path):
     from fer.errors import ImageError
-    from fer.predict import predict_photos
+    from fer.inference.predict import predict_photos
 
     good = tmp_path / "good.png"
     Image.fromarray(trained[2].images[0]).save(good)

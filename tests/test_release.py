@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from fer.predict import load_model
+from fer.inference.predict import load_model
 from fer.release import ship
 
 
@@ -21,8 +21,8 @@ def test_ship_exports_evaluates_and_writes_the_card(trained, sample_root, tmp_pa
 
     metrics = json.loads((models / "fer_emotion.metrics.json").read_text())
     assert metrics["architecture"] == "seed" and metrics["epochs"] == 1 and metrics["hardware"] == "test machine"
-    from fer.data import load_split
-    from fer.evaluation import evaluate
+    from fer.analysis.evaluation import evaluate
+    from fer.data.loading import load_split
 
     faces = load_split(sample_root, "test")
     assert metrics["accuracy"] == round(evaluate(best, faces.images, faces.labels).accuracy, 4)
@@ -66,10 +66,10 @@ def test_ship_needs_a_finished_run(tmp_path):
 def test_ship_ensemble_writes_members_a_json_ensemble_and_its_card(trained, sample_root, tmp_path, capsys):
     import shutil
 
+    from fer.analysis.evaluation import evaluate
     from fer.cli import main
-    from fer.data import load_split
-    from fer.evaluation import evaluate
-    from fer.models import build_model
+    from fer.data.loading import load_split
+    from fer.modeling.architectures import build_model
 
     result = trained[0]
     other = tmp_path / "sweep" / "other-run" / "train"  # a sweep's layout: <sweep>/<run-id>/train

@@ -5,9 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from fer.data import EMOTIONS, load_split
-from fer.evaluation import evaluate
-from fer.predict import MODELS_DIR, default_model_path, load_model, predict_emotion
+from fer.analysis.evaluation import evaluate
+from fer.data.loading import EMOTIONS, load_split
+from fer.inference.predict import load_model, predict_crop
+from fer.modeling.files import MODELS_DIR, default_model_path
 
 # (model file, its card): the default ensemble and its first member, the single network.
 SHIPPED = {"fer_ensemble.json": "fer_ensemble_CARD.md", "fer_emotion.keras": "MODEL_CARD.md"}
@@ -32,12 +33,12 @@ def test_the_default_is_the_shipped_ensemble_and_every_file_is_small():
     for member in members:
         assert (MODELS_DIR / member).stat().st_size < 16 * 2**20
     face = np.full((48, 48), 128, np.uint8)
-    p = predict_emotion(face)  # no model argument: the default one
+    p = predict_crop(face)  # no model argument: the default one
     assert p.emotion in EMOTIONS
     ensemble = load_model(default_model_path())
-    assert p.probabilities == pytest.approx(predict_emotion(face, model=ensemble).probabilities)
+    assert p.probabilities == pytest.approx(predict_crop(face, model=ensemble).probabilities)
     # It is the mean of its members, and differs from the first one alone.
-    singles = [predict_emotion(face, model=MODELS_DIR / m).probabilities for m in members]
+    singles = [predict_crop(face, model=MODELS_DIR / m).probabilities for m in members]
     mean = {e: np.mean([s[e] for s in singles]) for e in EMOTIONS}
     assert p.probabilities == pytest.approx(mean, abs=1e-5)
     assert p.probabilities != pytest.approx(singles[0], abs=1e-4)

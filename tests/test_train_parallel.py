@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from fer.modeling.training import TrainConfig
 from fer.pipeline import load_yaml
-from fer.training import TrainConfig
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_parallel.py"
 spec = importlib.util.spec_from_file_location("train_parallel", SCRIPT)

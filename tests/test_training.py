@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer.data import EMOTIONS
-from fer.evaluation import evaluate
-from fer.predict import load_model, predict_emotion
-from fer.training import EpochBackup, TrainConfig, train
+from fer.analysis.evaluation import evaluate
+from fer.data.loading import EMOTIONS
+from fer.inference.predict import load_model, predict_crop
+from fer.modeling.training import EpochBackup, TrainConfig, train
 
 
 def test_end_to_end_train_save_reload_evaluate_predict(trained, tmp_path):
@@ -36,13 +36,13 @@ def test_end_to_end_train_save_reload_evaluate_predict(trained, tmp_path):
     scores = evaluate(reloaded, test_faces.images, test_faces.labels)
     direct = reloaded.predict(test_faces.images[..., None].astype("float32"), verbose=0).argmax(axis=1)
     assert scores.n == 70 and scores.accuracy == pytest.approx(np.mean(direct == test_faces.labels))
-    pred = predict_emotion(test_faces.images[0], model=reloaded)
+    pred = predict_crop(test_faces.images[0], model=reloaded)
     assert pred.emotion in EMOTIONS and sum(pred.probabilities.values()) == pytest.approx(1, abs=1e-4)
 
 
 def test_training_learns_the_synthetic_classes(tmp_path):
     """Guards against silently broken wiring (labels shuffled apart from images, no gradient, ...)."""
-    from fer.sample import make_sample
+    from fer.data.sample import make_sample
 
     result = train(
         out_dir=tmp_path / "run",
@@ -117,7 +117,7 @@ def test_config_validation():
 
 @pytest.mark.parametrize("name,cls", [("adam", "Adam"), ("adamw", "AdamW"), ("sgd", "SGD")])
 def test_optimizers(name, cls):
-    from fer.training import make_optimizer
+    from fer.modeling.training import make_optimizer
 
     opt = make_optimizer(TrainConfig(optimizer=name, learning_rate=0.01, weight_decay=1e-4))
     assert type(opt).__name__ == cls
@@ -230,10 +230,10 @@ def test_backup_carries_the_plateau_counters_across_a_resume(tmp_path):
 def test_validation_split_holds_no_copies_of_test_images(tmp_path):
     import shutil
 
-    from fer.data import load_split
-    from fer.quality import duplicates_of
-    from fer.sample import write_sample
-    from fer.training import TrainConfig, split_data
+    from fer.data.loading import load_split
+    from fer.data.quality import duplicates_of
+    from fer.data.sample import write_sample
+    from fer.modeling.training import TrainConfig, split_data
 
     root = write_sample(tmp_path / "data", n_train=20, n_test=6, seed=0)
     copied = 0
@@ -250,7 +250,7 @@ def test_validation_split_holds_no_copies_of_test_images(tmp_path):
 
 
 def test_members_with_other_seeds_share_the_validation_split(sample_root):
-    from fer.training import TrainConfig, split_data
+    from fer.modeling.training import TrainConfig, split_data
 
     _, val_a = split_data(TrainConfig(data=str(sample_root), seed=1))
     _, val_b = split_data(TrainConfig(data=str(sample_root), seed=2))

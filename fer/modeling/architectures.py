@@ -20,10 +20,10 @@ from collections.abc import Callable
 import keras
 from keras import layers
 
-from fer.augment import Augmentation, allow_xla_on_jax, augmentation_layers
-from fer.data import EMOTIONS
+from fer.data.augment import Augmentation, allow_xla_on_jax, augmentation_layers
+from fer.data.images import FACE_SIZE
+from fer.data.loading import EMOTIONS
 from fer.errors import ModelError
-from fer.images import FACE_SIZE
 
 INPUT_SHAPE = (FACE_SIZE, FACE_SIZE, 1)
 
@@ -193,8 +193,23 @@ def build_ensemble(members: list[keras.Model], name: str = "ensemble") -> keras.
     inputs = keras.Input(members[0].input_shape[1:], name="face")
     outputs = [_renamed_copy(m, f"member_{i}")(inputs) for i, m in enumerate(members)]
     mean = keras.layers.Average(name="emotion", dtype="float32")(outputs)
-    # The copies' augmentation layers come back un-jittable, as from a file: see fer.augment.allow_xla_on_jax.
+    # The copies' augmentation layers come back un-jittable, as from a file: see fer.data.augment.allow_xla_on_jax.
     return allow_xla_on_jax(keras.Model(inputs, mean, name=name))
+
+
+def check_model_options(name: str, options: dict) -> None:
+    """ValueError for an unknown model name or an option its builder does not take (before any work is done)."""
+    import inspect
+
+    if name not in MODELS:
+        raise ValueError(f"Unknown model {name!r}; available: {sorted(MODELS)}")
+    builder = build_vgg if name == "vgg_lite" else MODELS[name]  # vgg_lite passes its options on to build_vgg
+    accepted = set(inspect.signature(builder).parameters) - {"augmentation", "seed", "name"}
+    unknown = set(options) - accepted
+    if unknown:
+        raise ValueError(
+            f"model_options {sorted(unknown)} are not options of model {name!r}; it takes {sorted(accepted)}"
+        )
 
 
 def build_model(name: str, **options) -> keras.Model:

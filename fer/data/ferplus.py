@@ -19,14 +19,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer.data import _REPO, EMOTIONS, FaceSet
+from fer.data.loading import _REPO, EMOTIONS, FaceSet
 from fer.errors import DataError
 
 # Alphabetical like EMOTIONS: the 7 FER-2013 classes plus contempt.
 FERPLUS_CLASSES: tuple[str, ...] = ("angry", "contempt", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 # The vote columns of ferplus_votes.csv and Microsoft's fer2013new.csv, in their order.
 VOTE_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF")
-_VOTE_CLASS = {
+VOTE_CLASS = {
     "neutral": "neutral",
     "happiness": "happy",
     "surprise": "surprise",
@@ -37,7 +37,9 @@ _VOTE_CLASS = {
     "contempt": "contempt",
 }
 # Column index in VOTE_COLUMNS of each FERPLUS_CLASSES entry: votes[:, _EMOTION_COLUMNS] is class-ordered.
-_EMOTION_COLUMNS = np.array([VOTE_COLUMNS.index(next(k for k, v in _VOTE_CLASS.items() if v == c)) for c in FERPLUS_CLASSES])
+_EMOTION_COLUMNS = np.array(
+    [VOTE_COLUMNS.index(next(k for k, v in VOTE_CLASS.items() if v == c)) for c in FERPLUS_CLASSES]
+)
 _UNKNOWN, _NF = VOTE_COLUMNS.index("unknown"), VOTE_COLUMNS.index("NF")
 LABEL_MODES = ("majority", "votes")
 VOTES_ENV = "FERPLUS_VOTES"
@@ -166,7 +168,9 @@ def votes_for(faces: FaceSet, data: str | Path, table: pd.DataFrame, path: str |
     if rows is not None:
         if "fer2013_row" in table.columns:
             known = table.dropna(subset=["fer2013_row"])
-            index = pd.Series(np.arange(len(table))[table["fer2013_row"].notna()], index=known["fer2013_row"].astype(int))
+            index = pd.Series(
+                np.arange(len(table))[table["fer2013_row"].notna()], index=known["fer2013_row"].astype(int)
+            )
             index = index[~index.index.duplicated()]
             found = index.reindex(rows)
         else:
@@ -181,7 +185,9 @@ def votes_for(faces: FaceSet, data: str | Path, table: pd.DataFrame, path: str |
         root = root if root.is_dir() else root.parent
         index = pd.Series(np.arange(len(table)), index=table["file"].astype(str))
         index = index[~index.index.duplicated()]
-        found = index.reindex(_source_keys(faces, root))
+        # `file` is relative to the dataset root; `data` may be that root or one split folder inside it.
+        tries = [index.reindex(_source_keys(faces, base)) for base in (root, root.parent)]
+        found = min(tries, key=lambda t: int(t.isna().sum()))
     missing = found.isna().to_numpy()
     if missing.any():
         example = [faces.sources[i] for i in np.flatnonzero(missing)[:3]]
@@ -245,3 +251,54 @@ def vote_entropy(votes: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(p > 0, -p * np.log2(p), 0.0)
     return terms.sum(axis=1)
+
+
+def classes_for_size(n_outputs: int) -> tuple[str, ...] | None:
+    """The class list of a model with `n_outputs` outputs: FER-2013's 7 emotions, FER+'s 8, else None."""
+    return {len(EMOTIONS): EMOTIONS, len(FERPLUS_CLASSES): FERPLUS_CLASSES}.get(int(n_outputs))
+
+
+def convert_probabilities(probs: np.ndarray, source: tuple[str, ...], target: tuple[str, ...]) -> np.ndarray:
+    """Probabilities over `source` classes re-expressed over `target` classes.
+
+    A class `target` lacks (contempt, for a FER+ model scored on FER-2013's labels) is dropped and the
+    rest renormalised; a class `source` lacks (contempt, for a FER-2013 model scored on FER+) gets 0.
+    """
+    probs = np.asarray(probs, dtype=np.float32)
+    if tuple(source) == tuple(target):
+        return probs
+    out = np.zeros((len(probs), len(target)), dtype=np.float32)
+    for j, name in enumerate(target):
+        if name in source:
+            out[:, j] = probs[:, source.index(name)]
+    total = out.sum(axis=1, keepdims=True)
+    return np.divide(out, total, out=np.full_like(out, 1.0 / len(target)), where=total > 0)
+
+
+def crowd_agreement(votes: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """(N,) share of each face's ten annotators who chose the predicted FERPLUS_CLASSES label."""
+    votes = np.asarray(votes, dtype=np.float64)
+    chosen = votes[np.arange(len(votes)), _EMOTION_COLUMNS[np.asarray(predicted)]]
+    return chosen / np.maximum(votes.sum(axis=1), 1)
+
+
+def vote_cross_entropy(votes: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """(N,) cross-entropy in nats of predicted FERPLUS_CLASSES probabilities against the vote shares: how
+    well the model's confidence matches the crowd's split (lower is better; the vote entropy is its floor)."""
+    target = vote_distribution(votes).astype(np.float64)
+    return -(target * np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-7, 1.0))).sum(axis=1)
+
+
+def load_ferplus_split(
+    data: str | Path, split: str = "test", votes: str | Path | None = None, mode: str = "majority"
+) -> FaceSet:
+    """One split of dataset `data` with FER+ labels (`mode`) and votes attached: what FER+ scores are computed on.
+
+    `votes`: the votes table (default: votes_path()). majority (the FER+ test protocol) keeps the faces with
+    a crowd majority; votes keeps the faces with a usable vote distribution.
+    """
+    from fer.data.loading import load_split
+
+    path = votes_path(votes)
+    faces = load_split(data, split)
+    return relabel(faces, votes_for(faces, data, read_votes(path), path), mode)

@@ -21,15 +21,8 @@ BlazeFace box is mapped to that framing and then re-measured by the cascade in i
 (`HaarDetector.remeasure`, cheap: a narrow search around one face). Where the cascade does not
 confirm a face (a profile, a tilted head) the mapped box is kept if BlazeFace is confident.
 
-Why the cascade's box and not the mapped one (measured with the ensemble; single network in brackets).
-On images made from FER-2013 faces the mapped box scores better: close-ups made from all 2,843
-validation faces +0.04 points against the same faces as 48x48 crops where the cascade's box scores
--0.85 (-0.25 and -0.67), pasted validation scenes 65.7% against 63.6%. On real photos it is the
-other way round: on the 439 wild-dev photos the mapped box scored 2.5 points lower (0.9), each within
-2 standard errors. A FER-2013 face is cut at its box, so those images show heads without their top
-and sides, which no real photo does (on the astronaut the mapped box is 1.15x the cascade's; on
-wild-dev they agree in median size). Real photos are what the detector is for, so the cascade's box
-stays.
+The cascade's box is kept rather than the mapped one: it scores better on real photos (wild-dev),
+the mapped one only on images made from FER-2013 faces (docs/experiments.md, "Face crops").
 """
 
 from __future__ import annotations
@@ -41,11 +34,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer.faces import Face, HaarDetector, iou, mostly_inside
-from fer.litert_model import _interpreter_class
+from fer.inference.detectors import Face, HaarDetector, iou, mostly_inside
+from fer.inference.litert_model import _interpreter_class
 from fer.quiet import stderr_silenced, verbose
 
-MODEL_PATH = Path(__file__).parent / "assets" / "blazeface_short_range.tflite"
+MODEL_PATH = Path(__file__).resolve().parent.parent / "assets" / "blazeface_short_range.tflite"
 INPUT_SIZE = 128
 # MediaPipe's face_detection_short_range graph: score threshold 0.5, anchors from strides 8 and 16.
 MIN_SCORE = 0.5

@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-from fer.data import EMOTIONS, FaceSet
+from fer.data.loading import EMOTIONS, FaceSet
 
 
 def _digests(images: np.ndarray) -> list[str]:

@@ -3,7 +3,7 @@ model interface that the package uses (`predict_on_batch`, `predict`, shapes, `c
 so `predict_emotion`, `evaluate`, the CLI and video analysis take an `.onnx` path unchanged.
 
 ONNX Runtime is an optional extra: `pip install -e ".[onnx]"`. `ExportedModel` is the part
-every runner of an exported file shares (fer.litert_model.LiteRTModel too).
+every runner of an exported file shares (fer.inference.litert_model.LiteRTModel too).
 """
 
 from __future__ import annotations

@@ -1,115 +1,45 @@
 """`predict_emotion`: the emotions of the faces in a photo, or of one face crop.
 
 Inputs are paths, PIL images or arrays. A face crop of any size and colour is
-converted to a 48x48 gray face exactly as the training data is (see fer.images);
-in a photo, faces are found and cropped by fer.faces first.
+converted to a 48x48 gray face exactly as the training data is (see fer.data.images);
+in a photo, faces are found and cropped by fer.inference.faces first.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import warnings
-import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from fer.augment import allow_xla_on_jax
-from fer.data import EMOTIONS
-from fer.errors import ImageError, ModelError
-from fer.evaluation import predict_proba
-from fer.faces import DEFAULT_DETECTOR, DEFAULT_MARGIN, Face, crop_face, detect_faces
-from fer.images import FACE_SIZE, as_array, to_face
-from fer.models import build_ensemble
-
-# The shipped models live in the repository's models/ folder (editable install, as the
-# README sets up); FER_MODEL points elsewhere without code changes. The default is the ensemble
-# of two vgg_lite networks (chosen on the validation split: 67.78% there against 66.27% for its
-# first member alone; PublicTest 66.84% against 64.45%): it classifies ~410 faces/s batched on
-# 2 CPU cores, above the 350 we require, so accuracy wins. SINGLE_MODEL_NAME, its first member,
-# is twice as fast (with tta=True 67.21% against the ensemble's 68.10%).
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
-DEFAULT_MODEL_NAME = "fer_ensemble.json"
-SINGLE_MODEL_NAME = "fer_emotion.keras"
-
-
-def default_model_path() -> Path:
-    return Path(os.environ.get("FER_MODEL", MODELS_DIR / DEFAULT_MODEL_NAME))
+from fer.analysis.evaluation import predict_proba
+from fer.data.ferplus import classes_for_size
+from fer.data.images import FACE_SIZE, as_array, read_photo, to_face
+from fer.errors import ImageError
+from fer.inference.faces import DEFAULT_DETECTOR, DEFAULT_MARGIN, Face, crop_face, detect_faces
+from fer.modeling.files import check_model, default_model_path, load_network
 
 
 def load_model(path: str | Path | None = None):
-    """Load a `.keras` emotion model with safe_mode=True (no arbitrary code runs), or an
-    exported `.onnx` one (run by ONNX Runtime through fer.onnx_model.OnnxModel) or `.tflite`
-    one (run by LiteRT through fer.litert_model.LiteRTModel), or a `.json` ensemble file
-    (the mean of the `.keras` member files it lists; see fer.ensembling).
+    """Load an emotion model: a `.keras` file (safe_mode=True: no arbitrary code runs) or a `.json`
+    ensemble (fer.modeling.files.load_network), or an exported `.onnx` file (run by ONNX Runtime,
+    fer.inference.onnx_model) or `.tflite` file (run by LiteRT, fer.inference.litert_model).
 
     path=None loads the default model (models/fer_ensemble.json, or $FER_MODEL).
     Raises ModelError saying what is wrong and what to do.
     """
     path = Path(path) if path is not None else default_model_path()
-    if not path.is_file():
-        hint = (
-            "The shipped models live in the repository's models/ folder, which a plain "
-            "`pip install <url>` does not carry: install the checkout with `pip install -e .`, "
-            "pass model=PATH (e.g. a run's best.keras), or set FER_MODEL."
-            if path.resolve().is_relative_to(MODELS_DIR.resolve())  # the default or one of its members
-            else "Check the path, or train a model with `python -m fer train`."
-        )
-        raise ModelError(f"{path}: model file not found. {hint}")
-    if path.suffix == ".onnx":
-        from fer.onnx_model import OnnxModel
+    if path.suffix == ".onnx" and path.is_file():
+        from fer.inference.onnx_model import OnnxModel
 
-        return _checked(OnnxModel(path), path)
-    if path.suffix == ".tflite":
-        from fer.litert_model import LiteRTModel
+        return check_model(OnnxModel(path), path)
+    if path.suffix == ".tflite" and path.is_file():
+        from fer.inference.litert_model import LiteRTModel
 
-        return _checked(LiteRTModel(path), path)
-    if path.suffix == ".json":
-        return _checked(_assembled_ensemble(path), path)
-    if path.suffix != ".keras" or not zipfile.is_zipfile(path):
-        raise ModelError(
-            f"{path}: not a Keras 3 .keras model file (corrupt, truncated, or another format). "
-            "Re-download or re-train it; legacy .h5 files are not supported (exported .onnx and .tflite files are)."
-        )
-    try:
-        with warnings.catch_warnings():
-            # A file trained on JAX was compiled with jit_compile=True; on TensorFlow its augmentation layers
-            # can't be, and Keras says so as it (rightly) falls back. Noise for whoever only predicts with it.
-            warnings.filterwarnings("ignore", message="Model doesn't support `jit_compile=True`")
-            model = keras.models.load_model(path, safe_mode=True)
-    except Exception as exc:  # Keras raises many types for a damaged archive
-        raise ModelError(f"{path}: could not load the model ({type(exc).__name__}: {exc})") from exc
-    return _checked(allow_xla_on_jax(model), path)
-
-
-def _assembled_ensemble(path: Path) -> keras.Model:
-    """The ensemble a `.json` file describes (fer.ensemble(..., "x.json")): the mean of its member files."""
-    try:
-        spec = json.loads(path.read_text())
-        members = spec["members"]
-        if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
-            raise TypeError("'members' must be a list of file paths")
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise ModelError(
-            f'{path}: not an ensemble file ({type(exc).__name__}: {exc}). Expected JSON with "members": '
-            "[paths of .keras files, relative to it], as written by fer.ensemble(members, 'ensemble.json')."
-        ) from exc
-    files = [path.parent / m for m in members]
-    if len(files) < 2 or any(f.suffix != ".keras" for f in files):
-        raise ModelError(f"{path}: an ensemble file lists at least two .keras member files, got {members}")
-    return build_ensemble([load_model(f) for f in files])
-
-
-def _checked(model, path: Path):
-    shape, out = tuple(model.input_shape[1:]), model.output_shape[-1]
-    if shape != (48, 48, 1) or out != len(EMOTIONS):
-        raise ModelError(
-            f"{path}: expected a model from 48x48x1 faces to {len(EMOTIONS)} emotions, got {shape} -> {out}"
-        )
-    return model
+        return check_model(LiteRTModel(path), path)
+    return load_network(path)
 
 
 _cache: dict[tuple[str, float], keras.Model] = {}
@@ -128,7 +58,7 @@ def resolve_model(model):
 
 @dataclass
 class Prediction:
-    """The emotion of one face: top emotion, its probability, all seven probabilities.
+    """The emotion of one face: top emotion, its probability, every class's probability (7, or 8 for a FER+ model).
 
     `box` is the face's (x, y, w, h) in the source image and `face_score` the detector's
     confidence when the face was found in a photo; both are None for a face crop.
@@ -156,11 +86,12 @@ class Prediction:
 
 
 def _prediction(probs: np.ndarray, face: Face | None = None) -> Prediction:
+    classes = classes_for_size(len(probs))  # FER-2013's 7 emotions, or FER+'s 8 (contempt too)
     top = int(np.argmax(probs))
     return Prediction(
-        emotion=EMOTIONS[top],
+        emotion=classes[top],
         probability=float(probs[top]),
-        probabilities={e: float(p) for e, p in zip(EMOTIONS, probs)},
+        probabilities={e: float(p) for e, p in zip(classes, probs)},
         box=face.box if face is not None else None,
         face_score=face.score if face is not None else None,
         source=face.source if face is not None else "crop",
@@ -214,10 +145,12 @@ def predict_photos(
     """
     if errors not in ("raise", "skip"):
         raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
-    arrays, readable = [], []
+    arrays, scales, readable = [], [], []
     for i, image in enumerate(images):
         try:
-            arrays.append(as_array(image, channel_order))
+            arr, scale = _decoded(image, channel_order, reduce=boxes is None)
+            arrays.append(arr)
+            scales.append(scale)
             readable.append(i)
         except (ImageError, OSError) as exc:
             if errors == "raise":
@@ -226,8 +159,24 @@ def predict_photos(
     names = [_name(images[i]) for i in readable] if warn_no_face else None
     chosen = [boxes[i] for i in readable] if boxes is not None and len(boxes) == len(images) else boxes
     results = _predict_arrays(arrays, names, model, chosen, detector, margin, align, tta, batch_size, close_ups)
+    results = [in_original_pixels(faces, scale) for faces, scale in zip(results, scales)]
     by_index = dict(zip(readable, results))
     return [by_index.get(i, []) for i in range(len(images))]
+
+
+def _decoded(image, channel_order: str, reduce: bool = True) -> tuple[np.ndarray, float]:
+    """(array, scale): a photo file is decoded at most MAX_PHOTO_SIDE px on a side (scale = how much smaller);
+    arrays, PIL images and photos with your own boxes (in original pixels) as they are (scale 1)."""
+    if reduce and isinstance(image, (str, Path)):
+        return read_photo(image)
+    return as_array(image, channel_order), 1.0
+
+
+def in_original_pixels(faces: list[Prediction], scale: float) -> list[Prediction]:
+    """Boxes found in a reduced decode, mapped back to the photo's own pixels."""
+    if scale == 1.0:
+        return faces
+    return [replace(p, box=tuple(int(round(v * scale)) for v in p.box)) if p.box is not None else p for p in faces]
 
 
 def _predict_arrays(
@@ -275,20 +224,47 @@ def predict_faces(image, model=None, boxes=None, **options) -> list[Prediction]:
     return predict_photos([image], model, boxes=[boxes] if boxes is not None else None, **options)[0]
 
 
-def predict_emotion(image, model=None, face_crop: bool | None = None, boxes=None, **options):
-    """The emotion of a face crop, or of every face in a photo.
+class Faces(list):
+    """The list of Predictions `predict_emotion` returns (one per face, left to right).
+
+    Since 0.2 `predict_emotion` returns this list for a face crop too (one element), so
+    `for face in predict_emotion(x)` works on any input. Code written for the old return type
+    (`predict_emotion(crop).emotion`) gets an error that says what to write instead.
+    """
+
+    def __getattr__(self, name):
+        if name in Prediction.__dataclass_fields__:
+            raise AttributeError(
+                f"predict_emotion returns a list of faces (Predictions), so it has no .{name}. For one face crop "
+                f"use fer.predict_crop(image).{name}, or predict_emotion(image)[0].{name}."
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+def predict_crop(image, model=None, channel_order: str = "rgb", tta: bool | str = False) -> Prediction:
+    """The emotion of one face crop (any size and colour; no face detection): "face in, emotion out".
+
+    image: a file path, a PIL image or a NumPy array of a face already cut out (a 48x48 FER-2013
+    face, or a larger crop, converted exactly as the training faces were). For photos, use predict_emotion.
+
+    >>> predict_crop("face48.png").emotion                        # doctest: +SKIP
+    """
+    return predict_emotions([image], model=model, channel_order=channel_order, tta=tta)[0]
+
+
+def predict_emotion(image, model=None, face_crop: bool | None = None, boxes=None, **options) -> Faces:
+    """The emotion of every face in a photo, or of a face crop: always a list of Predictions.
 
     image: a file path, a PIL image or a NumPy array ((H, W) gray, (H, W, 3) RGB, or
         BGR with channel_order="bgr"; RGBA, 16-bit and EXIF-rotated files are handled).
-    face_crop: True: the image is one face (any size; no detection) -> one Prediction.
-        False: find the faces -> list of Predictions, one per face, left to right (empty,
-        with a warning, when there is none). None (default): a 48x48 image is a crop,
-        anything else a photo.
-    boxes: your own face boxes [(x, y, w, h), ...] to skip detection -> list.
+    face_crop: True: the image is one face (any size; no detection) -> a list of one Prediction.
+        False: find the faces -> one Prediction per face, left to right (empty, with a warning,
+        when there is none). None (default): a 48x48 image is a crop, anything else a photo.
+    boxes: your own face boxes [(x, y, w, h), ...] to skip detection.
     model: a keras.Model, a model file (.keras, .json ensemble, .onnx, .tflite), or None: the default.
     Other options (detector, margin, align, channel_order, tta, close_ups): see predict_photos.
+    One face crop and one Prediction back: predict_crop.
 
-    >>> predict_emotion("face48.png").emotion                     # doctest: +SKIP
     >>> [(p.box, p.emotion) for p in predict_emotion("group.jpg")]  # doctest: +SKIP
     """
     settings = {
@@ -304,7 +280,8 @@ def predict_emotion(image, model=None, face_crop: bool | None = None, boxes=None
         raise TypeError(
             f"predict_emotion got unexpected option(s) {sorted(unknown)}; known: {sorted([*settings, 'channel_order'])}"
         )
-    arr = as_array(image, options.pop("channel_order", "rgb"))  # decoded once, RGB or gray from here on
+    # Decoded once, RGB or gray from here on; a large photo file at a reduced size (boxes come back in its pixels).
+    arr, scale = _decoded(image, options.pop("channel_order", "rgb"), reduce=boxes is None and face_crop is not True)
     if boxes is None and (face_crop if face_crop is not None else arr.shape[:2] == (FACE_SIZE, FACE_SIZE)):
         detection = sorted(
             k for k in ("detector", "margin", "align", "close_ups") if k in options and options[k] != settings[k]
@@ -315,6 +292,7 @@ def predict_emotion(image, model=None, face_crop: bool | None = None, boxes=None
                 f"detected and {detection} would do nothing. Pass face_crop=False to detect faces in it."
             )
         crop_options = {k: v for k, v in options.items() if k in ("tta", "batch_size")}
-        return predict_emotions([arr], model=model, **crop_options)[0]
+        return Faces(predict_emotions([arr], model=model, **crop_options))
     settings.update(options)
-    return _predict_arrays([arr], [_name(image)], model, [boxes] if boxes is not None else None, **settings)[0]
+    faces = _predict_arrays([arr], [_name(image)], model, [boxes] if boxes is not None else None, **settings)[0]
+    return Faces(in_original_pixels(faces, scale))

@@ -10,7 +10,7 @@ accuracy). Keras 3 does the conversion itself (`model.export`); the training-onl
 layers are stripped first, since converters cannot express their random ops and they are the
 identity at inference anyway.
 
-Running an exported model: `fer.onnx_model.OnnxModel` (ONNX Runtime); a path ending in `.onnx`
+Running an exported model: `fer.inference.onnx_model.OnnxModel` (ONNX Runtime); a path ending in `.onnx`
 works wherever a model path is accepted. (The module is not called `export` so that it cannot
 shadow the function `fer.export`.)
 """
@@ -24,10 +24,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from fer.data import EMOTIONS
+from fer.data.images import FACE_SIZE
+from fer.data.loading import EMOTIONS
 from fer.errors import ModelError
-from fer.faces import DEFAULT_MARGIN
-from fer.images import FACE_SIZE
+from fer.inference.faces import DEFAULT_MARGIN
+from fer.modeling.files import model_classes
 
 FORMATS = ("onnx", "litert", "saved_model")
 QUANTIZATIONS = (None, "float16", "int8")
@@ -53,8 +54,8 @@ def inference_model(model: keras.Model) -> keras.Model:
     return copy
 
 
-def metadata(source: str | Path, accuracy: float | None = None, **extra) -> dict:
-    """What a user of an exported file needs to feed it and read its output."""
+def metadata(source: str | Path, accuracy: float | None = None, classes: tuple[str, ...] = EMOTIONS, **extra) -> dict:
+    """What a user of an exported file needs to feed it and read its output (`classes`: the output order)."""
     return {
         "source_model": str(source),
         "input": {
@@ -63,7 +64,7 @@ def metadata(source: str | Path, accuracy: float | None = None, **extra) -> dict
             "dtype": "float32",
             "range": "0..255 gray levels (no scaling: the model rescales inside)",
         },
-        "output": {"shape": [None, len(EMOTIONS)], "meaning": "softmax probabilities", "classes": list(EMOTIONS)},
+        "output": {"shape": [None, len(classes)], "meaning": "softmax probabilities", "classes": list(classes)},
         "preprocessing": (
             f"face box from a detector grown by {DEFAULT_MARGIN:.0%} of its size on each side (square, "
             "edge-padded at the image border), gray by ITU-R 601 luma "
@@ -103,9 +104,9 @@ def _write_onnx(model: keras.Model, out: Path) -> None:
 
 def calibration_faces(data: str | Path | None = None, n: int = 512, seed: int = 0) -> np.ndarray:
     """Training faces for int8 calibration (FER-2013 train if found, else the synthetic sample)."""
-    from fer.data import data_dir, load_split
+    from fer.data.loading import data_dir, load_split
+    from fer.data.sample import make_sample
     from fer.errors import DataError
-    from fer.sample import make_sample
 
     try:
         faces = load_split(data_dir(data), "train")
@@ -164,7 +165,7 @@ def export(
     None (float32), "float16" (weights in float16, float32 in and out) or "int8" (static,
     calibrated on 512 training faces from `data`, else the synthetic sample).
     """
-    from fer.predict import default_model_path, load_model
+    from fer.inference.predict import default_model_path, load_model
 
     if format not in FORMATS:
         raise ValueError(f"Unknown export format {format!r}; choose from {FORMATS}")
@@ -195,7 +196,13 @@ def export(
     else:
         keras_model.predict(np.zeros((1, FACE_SIZE, FACE_SIZE, 1), np.float32), verbose=0)
         keras_model.export(str(out), format="litert" if format == "litert" else "tf_saved_model", verbose=False)
-    info = metadata(source, _source_accuracy(source), format=format, quantization=quantize or "float32")
+    info = metadata(
+        source,
+        _source_accuracy(source),
+        classes=model_classes(keras_model),
+        format=format,
+        quantization=quantize or "float32",
+    )
     info["file"] = out.name
     info["size_mb"] = round(_size(out) / 2**20, 2)
     (out_dir / f"{stem}.json").write_text(json.dumps(info, indent=2))

@@ -1,4 +1,4 @@
-"""Scoring a model on labelled faces: accuracy, macro-F1, per-class table, confusion, calibration."""
+"""Scoring a model on labelled faces: accuracy, macro-F1, per-class table, confusion, calibration, crowd agreement."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-from fer.data import EMOTIONS
-from fer.dataset import to_model_input
-from fer.quality import duplicates_of
+from fer.data import ferplus
+from fer.data.batches import to_model_input
+from fer.data.loading import EMOTIONS
+from fer.data.quality import duplicates_of
 
 # Test-time augmentation schemes: the views of each face whose predictions are averaged.
 #   flip:  the face and its mirror image (2 views).
@@ -53,7 +54,7 @@ def tta_views(x: np.ndarray, scheme: str | None) -> list[np.ndarray]:
 
 
 def predict_proba(model: keras.Model, images: np.ndarray, tta: bool | str = False, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities (N, 7) for (N, 48, 48) uint8 faces.
+    """Class probabilities (N, n_classes) for (N, 48, 48) uint8 faces.
 
     tta: average over several views of each face (see TTA_SCHEMES): True is the default
     scheme (the face and its mirror image: faces are roughly symmetric and the models are
@@ -62,7 +63,7 @@ def predict_proba(model: keras.Model, images: np.ndarray, tta: bool | str = Fals
     scheme = tta_scheme(tta)
     x = to_model_input(images)
     if len(x) == 0:
-        return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
+        return np.zeros((0, model.output_shape[-1]), dtype=np.float32)
 
     def run(batch):
         # predict() sets up a data pipeline per call: for one batch, predict_on_batch is ~5x faster.
@@ -112,15 +113,25 @@ class Evaluation:
     `duplicates` (optional) marks faces that are exact copies of training images: FER-2013's
     PublicTest has ~280 of them, on which any model scores far higher than on the rest.
     `deduplicated` is the same evaluation without them, reported beside the full figure.
+    `classes` names the label indices (EMOTIONS, or FER+'s eight); `votes` (N, 10), where given,
+    are the faces' FER+ crowd votes, for crowd agreement and calibration against the vote shares.
     """
 
     labels: np.ndarray
     probabilities: np.ndarray
     tta: bool | str = False
     duplicates: np.ndarray | None = None
+    classes: tuple[str, ...] = EMOTIONS
+    votes: np.ndarray | None = None
 
     def subset(self, mask: np.ndarray) -> Evaluation:
-        return Evaluation(self.labels[mask], self.probabilities[mask], self.tta)
+        votes = None if self.votes is None else self.votes[mask]
+        return Evaluation(self.labels[mask], self.probabilities[mask], self.tta, classes=self.classes, votes=votes)
+
+    @property
+    def scored_classes(self) -> list[int]:
+        """The classes macro-F1 averages over: those with faces in this set (an absent class has no F1 to add)."""
+        return sorted(set(np.unique(self.labels).tolist()))
 
     @property
     def deduplicated(self) -> Evaluation | None:
@@ -142,23 +153,39 @@ class Evaluation:
     @property
     def macro_f1(self) -> float:
         return float(
-            f1_score(self.labels, self.predictions, labels=range(len(EMOTIONS)), average="macro", zero_division=0)
+            f1_score(self.labels, self.predictions, labels=self.scored_classes, average="macro", zero_division=0)
         )
+
+    @property
+    def crowd_agreement(self) -> float | None:
+        """Mean share of the ten FER+ annotators who chose the predicted emotion (None without votes)."""
+        if self.votes is None or self.classes != ferplus.FERPLUS_CLASSES:
+            return None
+        return float(ferplus.crowd_agreement(self.votes, self.predictions).mean())
+
+    @property
+    def vote_cross_entropy(self) -> float | None:
+        """Mean cross-entropy (nats) of the probabilities against the FER+ vote shares (None without votes)."""
+        if self.votes is None or self.classes != ferplus.FERPLUS_CLASSES:
+            return None
+        return float(ferplus.vote_cross_entropy(self.votes, self.probabilities).mean())
 
     @property
     def per_class(self) -> pd.DataFrame:
         p, r, f, s = precision_recall_fscore_support(
-            self.labels, self.predictions, labels=range(len(EMOTIONS)), zero_division=0
+            self.labels, self.predictions, labels=range(len(self.classes)), zero_division=0
         )
         return pd.DataFrame(
-            {"precision": p, "recall": r, "f1": f, "support": s}, index=pd.Index(EMOTIONS, name="emotion")
+            {"precision": p, "recall": r, "f1": f, "support": s}, index=pd.Index(self.classes, name="emotion")
         )
 
     @property
     def confusion(self) -> pd.DataFrame:
         """Counts: rows are true emotions, columns predicted."""
-        m = confusion_matrix(self.labels, self.predictions, labels=range(len(EMOTIONS)))
-        return pd.DataFrame(m, index=pd.Index(EMOTIONS, name="true"), columns=pd.Index(EMOTIONS, name="predicted"))
+        m = confusion_matrix(self.labels, self.predictions, labels=range(len(self.classes)))
+        return pd.DataFrame(
+            m, index=pd.Index(self.classes, name="true"), columns=pd.Index(self.classes, name="predicted")
+        )
 
     @property
     def confusion_normalized(self) -> pd.DataFrame:
@@ -191,7 +218,15 @@ class Evaluation:
                 for e, row in self.per_class.iterrows()
             },
             "confusion": self.confusion.to_numpy().tolist(),
-            "classes": list(EMOTIONS),
+            "classes": list(self.classes),
+            **(
+                {}
+                if self.crowd_agreement is None
+                else {
+                    "crowd_agreement": round(self.crowd_agreement, 5),
+                    "vote_cross_entropy": round(self.vote_cross_entropy, 5),
+                }
+            ),
         }
 
     def to_json(self, **kwargs) -> str:
@@ -203,6 +238,8 @@ class Evaluation:
             f"n={self.n}  accuracy={self.accuracy:.4f}  macro-F1={self.macro_f1:.4f}  "
             f"ECE={self.ece:.4f}  TTA={tta_scheme(self.tta) or 'off'}"
         )
+        if self.crowd_agreement is not None:
+            line += f"  crowd-agreement={self.crowd_agreement:.4f}  vote-CE={self.vote_cross_entropy:.4f}"
         dedup = self.deduplicated
         if dedup is not None:
             line += f"\nwithout the {self.n - dedup.n} faces that duplicate training images: n={dedup.n}  "
@@ -220,11 +257,16 @@ def evaluate(
     tta: bool | str = False,
     batch_size: int = 256,
     train_images: np.ndarray | None = None,
+    classes: tuple[str, ...] = EMOTIONS,
+    votes: np.ndarray | None = None,
 ) -> Evaluation:
-    """Score `model` on (N, 48, 48) uint8 faces with int labels into EMOTIONS.
+    """Score `model` on (N, 48, 48) uint8 faces with int labels into `classes` (EMOTIONS, or FER+'s eight).
 
     `train_images`: the training images; faces that are exact copies of one are marked, and the
-    result also reports accuracy without them (`Evaluation.deduplicated`).
+    result also reports accuracy without them (`Evaluation.deduplicated`). A model of the other
+    label set is scored through fer.data.ferplus.convert_probabilities: a FER+ model on FER-2013
+    labels drops contempt, a FER-2013 model on FER+ labels never predicts it. `votes`: the faces'
+    FER+ votes, for crowd agreement and calibration against the vote shares.
     """
     labels = np.asarray(labels)
     if len(labels) == 0:
@@ -233,4 +275,10 @@ def evaluate(
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
     duplicates = None if train_images is None else duplicates_of(images, train_images)
     probs = predict_proba(model, images, tta=tta, batch_size=batch_size)
-    return Evaluation(labels, probs, tta=tta_scheme(tta) or False, duplicates=duplicates)
+    source = ferplus.classes_for_size(probs.shape[1])
+    if source is None:
+        raise ValueError(f"The model gives {probs.shape[1]} probabilities per face; expected 7 (FER-2013) or 8 (FER+)")
+    probs = ferplus.convert_probabilities(probs, source, tuple(classes))
+    return Evaluation(
+        labels, probs, tta=tta_scheme(tta) or False, duplicates=duplicates, classes=tuple(classes), votes=votes
+    )

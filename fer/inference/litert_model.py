@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from fer.errors import ModelError
-from fer.onnx_model import ExportedModel
+from fer.inference.onnx_model import ExportedModel
 from fer.quiet import stderr_silenced, verbose
 
 

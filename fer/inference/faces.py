@@ -1,6 +1,6 @@
 """Finding faces in photos and cutting them out the way FER-2013 faces look.
 
-Detection works offline: BlazeFace (fer.blazeface, its model file inside the package) by
+Detection works offline: BlazeFace (fer.inference.blazeface, its model file inside the package) by
 default, OpenCV's Haar cascade (shipped in the opencv-python-headless 4.x wheel), or MTCNN
 (installed with the project, weights inside its wheel; more accurate, with eye landmarks) when
 asked for; MTCNN is also the last second opinion on close-ups the others miss (see
@@ -9,34 +9,26 @@ full-resolution image.
 
 The crop: the detector's box grown by `margin` on each side, made square, padded by
 replicating edge pixels where it leaves the image (faces at the border), converted to gray
-and shrunk to 48x48 with area averaging, as `fer.images.to_face` does for training data.
-FER-2013's faces are the Haar box itself: placed in a larger image and re-detected, the
-box spans 0.97 of the original crop, and margin 0 reproduces the originals best pixel for
-pixel (mean correlation 0.61 at margin 0, 0.54 at 0.04, 0.39 at 0.1, 0.24 at 0.2, on 111
-PublicTest faces; `tests/test_faces.py::test_crops_of_fer_faces_match_the_originals`), but
-the network is more accurate on slightly looser crops: DEFAULT_MARGIN (0.04) was chosen on
-validation accuracy.
+and shrunk to 48x48 with area averaging, as `fer.data.images.to_face` does for training data.
+FER-2013's faces are the Haar box itself, and the network is sensitive to framing, so crops
+follow it (docs/detection.md); DEFAULT_MARGIN was chosen on validation accuracy.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import cv2
 import numpy as np
 
-from fer.images import FACE_SIZE, to_face, to_gray
+from fer.data.images import FACE_SIZE, to_face, to_gray
+from fer.inference.blazeface import BlazeFaceDetector
+from fer.inference.detectors import Face, HaarDetector, MTCNNDetector, iou, mostly_inside  # noqa: F401  (re-exported)
 
-# 4% of the box on each side (the crop 1.08x the box). Pixel for pixel, margin 0 reproduces FER-2013's
-# faces best (see the module doc), but what counts is the network's accuracy on the crops, and on
-# validation faces that is best at 0.04 (of 0, 0.02, 0.04, 0.06 on the margin, 1.04x-1.12x on the side).
-# Close-ups made from all 2,843 validation faces, against the same faces as 48x48 crops: -0.85 ->
-# +0.28 points (ensemble), -0.67 -> +0.39 (single network); pasted validation scenes, 717 faces:
-# 63.6% -> 64.4% (ensemble), 61.8% -> 61.8%. A rough check on real photos agrees (wild-dev, 439:
-# 57.2% -> 62.0%, ensemble; 55.6% -> 56.7%, single network).
+# 4% of the box on each side: margin 0 reproduces FER-2013's pixels best, but the network is most accurate
+# on slightly looser crops (chosen on validation close-ups; numbers in docs/experiments.md, "Face crops").
 DEFAULT_MARGIN = 0.04
 # Close-up retries (detect_faces): small images are upscaled to about CLOSE_UP_SIDE px and every
 # retry adds a replicated border of CLOSE_UP_BORDER of the side; the relaxed pass accepts only a
@@ -54,137 +46,14 @@ REFIT_AREA = 0.4
 # A face covering area A of the image is at least sqrt(A) px on a side when square; searches for such
 # a face ask the detector for sides of at least AREA_SIDE_SLACK * sqrt(A), room for oblong boxes.
 AREA_SIDE_SLACK = 0.8
-# A box with at least this share of its area inside another box is part of that face, not a face
-# of its own (an eye or a mouth the cascade boxed too, or one face seen twice across tiles).
-MOSTLY_INSIDE = 0.6
-
-
-@dataclass(frozen=True)
-class Face:
-    """A face found in an image: box (x, y, w, h) in pixels of the original image.
-
-    `score` is the detector's confidence (Haar: cascade level weight, MTCNN: probability);
-    `left_eye`/`right_eye` are (x, y) eye centres when the detector gives landmarks
-    (named as the detector names them; alignment only uses which one is further left).
-    """
-
-    box: tuple[int, int, int, int]
-    score: float | None = 1.0
-    left_eye: tuple[float, float] | None = None
-    right_eye: tuple[float, float] | None = None
-    # How the face was found: "detector" (first pass), "padded" (retry on a bordered and, for small
-    # images, upscaled copy: close-ups whose face touches the frame), "close-up" (a relaxed retry
-    # that only accepts a face filling much of the image), or "whole image" (nothing detected in a
-    # small, face-shaped image, taken as one face crop; score None).
-    source: str = "detector"
-
-
-class HaarDetector:
-    """OpenCV's frontal-face Haar cascade. Fast on a CPU; frontal, upright faces only."""
-
-    takes_min_side = True  # __call__(gray, min_side=N) skips the scales of faces under N px (see _faces_at_least)
-
-    # scale_factor 1.1: a coarser step (1.2) halves the time but missed small faces in scenes
-    # (pasted-scene recall 0.63 against 0.68; benchmarks/bench_detection.py).
-    def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 5, min_size: int = 24):
-        path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
-        self.cascade = cv2.CascadeClassifier(path)
-        if self.cascade.empty():
-            raise RuntimeError(
-                f"OpenCV's Haar cascade is missing ({path}). Install opencv-python-headless<5: "
-                "the 5.x wheels no longer ship the cascade files."
-            )
-        self.scale_factor, self.min_neighbors, self.min_size = scale_factor, min_neighbors, min_size
-
-    def __call__(self, gray: np.ndarray, min_side: int = 0) -> list[Face]:
-        # Histogram equalisation helps the cascade on dim or low-contrast photos.
-        equalized = cv2.equalizeHist(gray)
-        side = max(self.min_size, int(min_side))
-        boxes, _, weights = self.cascade.detectMultiScale3(
-            equalized,
-            scaleFactor=self.scale_factor,
-            minNeighbors=self.min_neighbors,
-            minSize=(side, side),
-            outputRejectLevels=True,
-        )
-        return [self._refined(equalized, tuple(int(v) for v in b), float(w)) for b, w in zip(boxes, np.ravel(weights))]
-
-    def _refined(self, equalized: np.ndarray, box, weight: float) -> Face:
-        """The box re-measured with a fine scale step (1.05) in its neighbourhood.
-
-        A coarse step finds faces fast but sizes them coarsely, and FER-2013's faces are the
-        cascade's box at a fine step: the crop must match it (see the module doc).
-        """
-        if self.scale_factor <= 1.05:
-            return Face(box, weight)
-        found = self.remeasure(equalized, box)
-        return Face(box, weight) if found is None else Face(*found)
-
-    def remeasure(self, equalized: np.ndarray, box):
-        """(box, cascade weight): the cascade's box (scale step 1.05) nearest to `box`'s centre at sizes
-        within 25% of it, or None.
-
-        `equalized`: the histogram-equalised gray image. Searching only around one face keeps this cheap.
-        """
-        x, y, w, h = box
-        pad = w // 2
-        x0, y0 = max(0, x - pad), max(0, y - pad)
-        region = equalized[y0 : max(y0, y + h + pad), x0 : max(x0, x + w + pad)]
-        if min(region.shape) < int(w * 0.75):
-            return None
-        found, _, weights = self.cascade.detectMultiScale3(
-            region,
-            scaleFactor=1.05,
-            minNeighbors=self.min_neighbors,
-            minSize=(int(w * 0.75), int(w * 0.75)),
-            maxSize=(int(w * 1.25) + 1, int(w * 1.25) + 1),
-            outputRejectLevels=True,
-        )
-        if len(found) == 0:
-            return None
-        centre = np.array([x + w / 2 - x0, y + h / 2 - y0])
-        k = int(np.argmin([np.linalg.norm(np.array([bx + bw / 2, by + bh / 2]) - centre) for bx, by, bw, bh in found]))
-        bx, by, bw, bh = (int(v) for v in found[k])
-        return (bx + x0, by + y0, bw, bh), float(np.ravel(weights)[k])
-
-
-class MTCNNDetector:
-    """MTCNN (Zhang et al. 2016) from the `mtcnn` package: faces, scores and eye landmarks."""
-
-    takes_min_side = True
-
-    def __init__(self, min_score: float = 0.9):
-        try:
-            from mtcnn import MTCNN
-        except ImportError as exc:
-            raise RuntimeError("detector='mtcnn' needs the mtcnn package: pip install mtcnn") from exc
-        self.model, self.min_score = MTCNN(), min_score
-
-    def __call__(self, gray: np.ndarray, min_side: int = 0) -> list[Face]:
-        faces = []
-        rgb = cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
-        for found in self.model.detect_faces(rgb, min_face_size=max(20, int(min_side))):
-            if found["confidence"] >= self.min_score:
-                points = found.get("keypoints", {})
-                faces.append(
-                    Face(
-                        tuple(int(v) for v in found["box"]),
-                        float(found["confidence"]),
-                        tuple(points["left_eye"]) if "left_eye" in points else None,
-                        tuple(points["right_eye"]) if "right_eye" in points else None,
-                    )
-                )
-        return faces
-
-
-def _blazeface():
-    from fer.blazeface import BlazeFaceDetector  # it builds on this module, so it is imported on first use
-
-    return BlazeFaceDetector()
 
 
 DEFAULT_DETECTOR = "blazeface"
-_DETECTORS: dict[str, Callable[[], Callable]] = {"blazeface": _blazeface, "haar": HaarDetector, "mtcnn": MTCNNDetector}
+_DETECTORS: dict[str, Callable[[], Callable]] = {
+    "blazeface": BlazeFaceDetector,
+    "haar": HaarDetector,
+    "mtcnn": MTCNNDetector,
+}
 _instances: dict[str, Callable] = {}
 
 
@@ -242,7 +111,7 @@ def detect_faces(
 ) -> list[Face]:
     """Faces in a uint8 image ((H, W) gray or (H, W, 3) RGB), sorted left to right.
 
-    `detector`: "blazeface" (default; fer.blazeface), "haar", "mtcnn" or a callable gray -> list[Face].
+    `detector`: "blazeface" (default; fer.inference.blazeface), "haar", "mtcnn" or a callable gray -> list[Face].
     Images larger than `max_side` are downscaled for detection (speed; boxes are mapped back
     to full resolution). When nothing is found and `close_ups` is on, the image is tried again
     with a replicated border (a face that fills the frame has no background around it, which
@@ -290,12 +159,8 @@ def detect_faces(
         area = gray.shape[0] * gray.shape[1]
         if max(gray.shape) <= SMALL_SIDE or max(f.box[2] * f.box[3] for f in faces) >= REFIT_AREA * area:
             # A face that fills the frame (a close-up, or a crop someone already cut around the face)
-            # has no background around it, and the cascade then boxes it about 14% too tight (median
-            # width 0.86 of the true face box on close-ups made from validation faces), or finds only
-            # part of it (an eye, the mouth), so the crop zooms in further than FER-2013's faces do.
-            # On the bordered copy the box comes out at 1.00. Small images (a user's own crop) are
-            # always checked: on 800 validation close-ups (Haar) 19 more faces got the whole-face box
-            # (accuracy on found faces 63.4% -> 64.0%, against 64.2% for the same faces as 48x48 crops).
+            # has no background around it, and the cascade then boxes it too tight or finds only part of it
+            # (an eye, the mouth); on the bordered copy it gets the whole-face box (docs/experiments.md).
             copy = _bordered(small)
             # Only the frame-filling subject is wanted here (REFIT_AREA of the image, so at least
             # sqrt(REFIT_AREA) of its shorter side): the smaller scales need not be searched.
@@ -353,24 +218,6 @@ def _bordered(small: np.ndarray) -> _Bordered:
     border = int(round(CLOSE_UP_BORDER * max(work.shape)))
     padded = cv2.copyMakeBorder(work, border, border, border, border, cv2.BORDER_REPLICATE)
     return _Bordered(up, border, padded, work.shape[:2])
-
-
-def _intersection(a, b) -> float:
-    """Area shared by two (x, y, w, h) boxes."""
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    return max(0, min(ax + aw, bx + bw) - max(ax, bx)) * max(0, min(ay + ah, by + bh) - max(ay, by))
-
-
-def mostly_inside(a, b, share: float = MOSTLY_INSIDE) -> bool:
-    """Whether at least `share` of box `a`'s area lies inside box `b` ((x, y, w, h) boxes)."""
-    return _intersection(a, b) >= share * a[2] * a[3]
-
-
-def iou(a, b) -> float:
-    """Intersection over union of two (x, y, w, h) boxes."""
-    shared = _intersection(a, b)
-    return shared / (a[2] * a[3] + b[2] * b[3] - shared)
 
 
 def _without_nested(faces: list[Face]) -> list[Face]:

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from fer.data.images import FACE_SIZE, read_image, to_face
 from fer.errors import DataError, ImageError
-from fer.images import FACE_SIZE, read_image, to_face
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,8 @@ class FaceSet:
     `sources` names where each image came from (file path or csv row) so problems can be
     traced back; `n_converted` counts images that were colour or not 48x48 and were
     converted; `skipped` lists files that could not be read. `classes` names the label
-    indices (EMOTIONS, or fer.ferplus.FERPLUS_CLASSES for FER+ labels); `votes` (N, 10)
-    holds the FER+ crowd votes where they were attached (fer.ferplus).
+    indices (EMOTIONS, or fer.data.ferplus.FERPLUS_CLASSES for FER+ labels); `votes` (N, 10)
+    holds the FER+ crowd votes where they were attached (fer.data.ferplus).
     """
 
     images: np.ndarray
@@ -227,7 +227,7 @@ def load_csv(path: str | Path) -> dict[str, FaceSet]:
 
 
 DATA_ENV = "FER2013_DIR"
-_REPO = Path(__file__).resolve().parent.parent
+_REPO = Path(__file__).resolve().parents[2]  # the checkout (editable install)
 
 
 def data_dir(explicit: str | Path | None = None) -> Path:
@@ -301,8 +301,9 @@ def load_split(data: str | Path, split: str = "test", strict: bool = False) -> F
     if folder is not None:
         return load_folder(folder, strict=strict)
     subdirs = [p.name for p in data.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    if subdirs and all(n.strip().lower().replace("-", "_") in _LABEL_OF_NAME for n in subdirs):
-        return load_folder(data, strict=strict)  # a folder of <emotion>/ folders
+    known = [n for n in subdirs if n.strip().lower().replace("-", "_") in _LABEL_OF_NAME]
+    if known:  # a folder of <emotion>/ folders; load_folder names any folder that is not an emotion
+        return load_folder(data, strict=strict)
     raise DataError(
         f"{data}: found neither {split}/ nor fer2013.csv nor <emotion>/ folders "
         f"(it holds {sorted(subdirs)[:10]}). Expected <root>/train/<emotion>/*.jpg and "
@@ -323,7 +324,11 @@ def train_val_split(faces: FaceSet, val_fraction: float = 0.1, seed: int = 42) -
         raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
     index = np.arange(len(faces))
     counts = np.bincount(faces.labels)
-    stratify = faces.labels if counts[counts > 0].min() >= 2 else None
+    n_val = int(np.ceil(val_fraction * len(faces)))
+    # Stratified where it can be: each class needs 2 faces, and the held-out part one face per class.
+    stratify = (
+        faces.labels if counts[counts > 0].min() >= 2 and min(n_val, len(faces) - n_val) >= (counts > 0).sum() else None
+    )
     train_idx, val_idx = train_test_split(index, test_size=val_fraction, random_state=seed, stratify=stratify)
     return faces.subset(np.sort(train_idx)), faces.subset(np.sort(val_idx))
 

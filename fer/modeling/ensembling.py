@@ -4,10 +4,10 @@
     fer.ensemble(["models/member_a.keras", "models/member_b.keras"], "models/ensemble.json")
     python -m fer ensemble models/member_a.keras models/member_b.keras --out models/ensemble.keras
 
-A `.keras` ensemble is an ordinary Keras functional model (`fer.models.build_ensemble`: the
+A `.keras` ensemble is an ordinary Keras functional model (`fer.modeling.architectures.build_ensemble`: the
 members nested, the mean a `keras.layers.Average`), so it loads with `safe_mode=True`. A `.json`
 ensemble is a small file listing its member files (paths relative to it): for ensembles whose
-one file would be too big to commit; `load_model` assembles it from the members. Both work
+one file would be too big to commit; `fer.modeling.files.load_network` assembles it from the members. Both work
 wherever a model path is accepted: evaluate, predict, notebooks. Choose members on a validation
 split with `compare_subsets`. (The module is not called `ensemble` so that it can never shadow
 the function `fer.ensemble`.)
@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 
-from fer.models import build_ensemble
-from fer.predict import load_model
+from fer.modeling.architectures import build_ensemble
+from fer.modeling.files import load_network
 
 
 def ensemble(members: list[str | Path | keras.Model], out: str | Path | None = None) -> keras.Model:
@@ -36,7 +36,7 @@ def ensemble(members: list[str | Path | keras.Model], out: str | Path | None = N
     `out`: a `.keras` file (the whole ensemble in one file) or a `.json` file that lists the
     member files (members given as paths), for ensembles too big to commit as one file.
     """
-    models = [m if isinstance(m, keras.Model) else load_model(m) for m in members]
+    models = [m if isinstance(m, keras.Model) else load_network(m) for m in members]
     model = build_ensemble(models)
     if out is not None:
         out = Path(out)

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from fer.data import EMOTIONS
-from fer.images import as_array
+from fer.data.images import as_array
+from fer.data.loading import EMOTIONS
 
 # One colour per emotion (RGB), so a glance at an annotated group photo tells them apart.
 COLORS = {
@@ -20,14 +20,15 @@ COLORS = {
     "neutral": (200, 200, 200),
     "sad": (40, 110, 230),
     "surprise": (250, 120, 0),
+    "contempt": (140, 90, 60),  # FER+ models' eighth class
 }
-assert set(COLORS) == set(EMOTIONS)
+assert set(EMOTIONS) <= set(COLORS)
 
 
 def annotate(image, predictions, path: str | Path | None = None, channel_order: str = "rgb") -> np.ndarray:
     """An RGB copy of `image` with each prediction's box and "emotion 93%" label drawn.
 
-    `predictions` are fer.predict.Prediction objects that carry a box (from a photo).
+    `predictions` are fer.inference.predict.Prediction objects that carry a box (from a photo).
     With `path`, the result is also saved (format from the suffix) and parent folders made.
     """
     canvas = as_array(image, channel_order)

@@ -22,24 +22,28 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import keras
 import numpy as np
 import pandas as pd
 
-from fer.augment import Augmentation, allow_xla_on_jax
-from fer import ferplus
-from fer.data import EMOTIONS, FaceSet, class_weights, data_dir, load_split, train_val_split
-from fer.dataset import FaceBatches, to_model_input
+from fer.analysis.evaluation import predict_proba, tta_scheme
+from fer.data import ferplus
+from fer.data.augment import Augmentation, allow_xla_on_jax
+from fer.data.batches import FaceBatches, to_model_input
+from fer.data.loading import EMOTIONS, FaceSet, class_weights, data_dir, load_split, train_val_split
+from fer.data.quality import duplicates_of
 from fer.errors import DataError
-from fer.evaluation import predict_proba, tta_scheme
-from fer.models import build_model
-from fer.quality import duplicates_of
+from fer.modeling.architectures import build_model, check_model_options
+from fer.modeling.files import load_network
 
 PRECISIONS = ("auto", "float32", "bfloat16")
-# Which labels a run learns: FER-2013's own (7 classes), or FER+'s crowd votes (8 classes, fer.ferplus).
+# How a run spreads over devices: "auto" = data parallel over every local accelerator on JAX when there are
+# several (one device otherwise); "none" = one device; "data_parallel" = keras.distribution.DataParallel, required.
+DISTRIBUTE = ("auto", "none", "data_parallel")
+# Which labels a run learns: FER-2013's own (7 classes), or FER+'s crowd votes (8 classes, fer.data.ferplus).
 LABELS = ("fer2013", "ferplus_majority", "ferplus_votes")
 
 
@@ -115,7 +119,8 @@ def save_float32(model: keras.Model, config: TrainConfig, path: Path, steps_per_
 
 @dataclass
 class TrainConfig:
-    """Every setting of a training run. Defaults reproduce the seed project's recipe."""
+    """Every setting of a training run. The defaults are the seed project's recipe (the ~58% baseline);
+    `TrainConfig(**RECIPES["shipped"])` is the shipped single network's (what `python -m fer train` runs)."""
 
     model: str = "seed"
     model_options: dict = field(default_factory=dict)
@@ -176,6 +181,12 @@ class TrainConfig:
     # FER-2013 labels only: leave out of training the images the FER+ crowd calls not a face
     # (FER+ label modes always do).
     drop_not_faces: bool = False
+    # Several devices (JAX): keras.distribution.DataParallel splits every batch across them; `batch_size` stays
+    # the global batch, so the updates are those of one device. batch_per_device=True makes `batch_size` each
+    # device's share instead and scales the learning rate by the device count (the linear scaling rule, Goyal
+    # et al. 2017, with the warm-up epochs): more throughput, a different run. See docs/training.md.
+    distribute: str = "auto"
+    batch_per_device: bool = False
 
     @classmethod
     def from_dict(cls, options: dict) -> TrainConfig:
@@ -185,7 +196,22 @@ class TrainConfig:
             raise ValueError(f"Unknown training option(s) {sorted(unknown)}; known: {sorted(known)}")
         return cls(**options)
 
+    def check_types(self) -> None:
+        """ValueError naming the first setting whose value has the wrong type (epochs='abc', seed=1.5)."""
+        kinds = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "dict": (dict,)}
+        for f in fields(self):
+            value, words = getattr(self, f.name), str(f.type).replace("|", " ").split()
+            if value is None and "None" in words:
+                continue
+            allowed = tuple(t for w in words for t in kinds.get(w, ()))
+            wrong_bool = isinstance(value, bool) and "bool" not in words  # True is an int to Python
+            if allowed and (not isinstance(value, allowed) or wrong_bool):
+                raise ValueError(f"{f.name} must be {f.type}, got {value!r} ({type(value).__name__})")
+
     def validate(self) -> None:
+        """ValueError for any setting that cannot work, before anything is loaded or written."""
+        self.check_types()
+        check_model_options(self.model, self.model_options)
         if self.optimizer not in ("adam", "adamw", "sgd"):
             raise ValueError(f"optimizer must be adam, adamw or sgd, got {self.optimizer!r}")
         if self.validation not in ("train", "test"):
@@ -206,9 +232,14 @@ class TrainConfig:
             raise ValueError("distill_weight must be in [0, 1] and distill_temperature positive")
         tta_scheme(self.teacher_tta)  # raises on an unknown scheme
         if not 0 <= self.warmup_epochs < self.epochs:
-            raise ValueError(f"warmup_epochs must be in [0, epochs), got {self.warmup_epochs}")
+            raise ValueError(
+                f"warmup_epochs must be in [0, epochs): got {self.warmup_epochs} warm-up epochs of {self.epochs} "
+                "(set warmup_epochs=0 for a short run)"
+            )
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be positive")
+        if self.distribute not in DISTRIBUTE:
+            raise ValueError(f"distribute must be one of {DISTRIBUTE}, got {self.distribute!r}")
         if self.labels not in LABELS:
             raise ValueError(f"labels must be one of {LABELS}, got {self.labels!r}")
         if self.teacher and self.labels != "fer2013":
@@ -218,12 +249,71 @@ class TrainConfig:
         Augmentation.from_dict(self.augmentation)
 
 
+# Named starting points for a run's settings (the CLI's --recipe, default "shipped"): the shipped single
+# network's first 45 epochs (sweeps/vgg_lite_cosine_cw05.yaml; docs/experiments.md), and the seed baseline.
+RECIPES: dict[str, dict] = {
+    "shipped": {
+        "model": "vgg_lite",
+        "epochs": 45,
+        "optimizer": "sgd",
+        "learning_rate": 0.01,
+        "momentum": 0.9,
+        "weight_decay": 0.0005,
+        "label_smoothing": 0.1,
+        "class_weighting": 0.5,
+        "augmentation": {"rotation": 10.0, "flip": True, "shift": 0.1, "zoom": 0.1, "erasing": 0.3, "contrast": 0.0},
+        "lr_schedule": "cosine",
+        "warmup_epochs": 2,
+        "checkpoint": "final",
+    },
+    "seed": {},  # TrainConfig's defaults
+}
+
+
 @dataclass
 class TrainResult:
     model: keras.Model
     history: pd.DataFrame
     run_dir: Path
     summary: dict
+
+
+_initialized = False
+
+
+def data_parallel(config: TrainConfig):
+    """The keras.distribution.DataParallel `config` trains under, or None for one device.
+
+    Keras' distribution API runs on JAX. Several hosts: set KERAS_DISTRIBUTION_JOB_ADDRESSES,
+    KERAS_DISTRIBUTION_NUM_PROCESSES and KERAS_DISTRIBUTION_PROCESS_ID (keras.distribution.initialize reads them).
+    """
+    global _initialized
+    if config.distribute == "none":
+        return None
+    if keras.backend.backend() != "jax":
+        if config.distribute == "data_parallel":
+            raise ValueError(
+                "distribute='data_parallel' uses keras.distribution, which runs on JAX: set KERAS_BACKEND=jax "
+                "(pip install -e '.[jax]'), or use distribute='auto' or 'none'"
+            )
+        return None
+    if os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES") and not _initialized:
+        keras.distribution.initialize()
+        _initialized = True
+    devices = keras.distribution.list_devices()
+    if len(devices) < 2:
+        return None
+    if config.distribute == "auto" and devices[0].split(":")[0].lower() == "cpu":
+        return None  # several CPU "devices" only exist when XLA is told to fake them: no gain there unless asked
+    return keras.distribution.DataParallel(devices=devices)
+
+
+def scaled_for_devices(config: TrainConfig, n_devices: int) -> TrainConfig:
+    """`config` with batch_size and learning_rate as trained: multiplied by the device count where
+    batch_per_device (the linear scaling rule), else as given."""
+    if not config.batch_per_device or n_devices < 2:
+        return config
+    return replace(config, batch_size=config.batch_size * n_devices, learning_rate=config.learning_rate * n_devices)
 
 
 def learning_rate(config: TrainConfig, steps_per_epoch: int):
@@ -342,9 +432,7 @@ def _teacher_targets(config: TrainConfig, train_set: FaceSet) -> np.ndarray | No
     """Soft targets from `config.teacher` on the (un-augmented) training faces, or None without a teacher."""
     if not config.teacher:
         return None
-    from fer.predict import load_model
-
-    probs = predict_proba(load_model(config.teacher), train_set.images, tta=config.teacher_tta)
+    probs = predict_proba(load_network(config.teacher), train_set.images, tta=config.teacher_tta)
     return soft_targets(train_set.labels, probs, config.distill_weight, config.distill_temperature)
 
 
@@ -368,9 +456,7 @@ def load_init_weights(model: keras.Model, config: TrainConfig) -> None:
 
     A network with another number of classes gives every layer but the output layer, which starts afresh.
     """
-    from fer.predict import load_model
-
-    source = load_model(config.init_weights)  # a missing or corrupt file: ModelError
+    source = load_network(config.init_weights)  # a missing or corrupt file: ModelError
     if source.output_shape[-1] != model.output_shape[-1] and _transfer_all_but_head(model, source):
         print(
             f"init_weights: {source.output_shape[-1]}-class network, all layers but the "
@@ -470,8 +556,10 @@ def _check_same_config(run_dir: Path, config: TrainConfig) -> None:
     # Settings added since a run was started count as their defaults.
     saved = {**asdict(TrainConfig()), **json.loads((run_dir / "config.json").read_text())}
     ours = asdict(config)
-    # Only `epochs` may change on resume (to extend a run); anything else is a different run.
-    diff = sorted(k for k in set(saved) | set(ours) if k != "epochs" and saved.get(k) != ours.get(k))
+    # Only `epochs` (to extend a run) and `distribute` (a run started on several GPUs may resume on one: same
+    # updates) may change on resume; anything else is a different run.
+    free = {"epochs", "distribute"}
+    diff = sorted(k for k in set(saved) | set(ours) if k not in free and saved.get(k) != ours.get(k))
     if diff:
         raise ValueError(
             f"{run_dir} holds a run with different settings ({', '.join(diff)}). "
@@ -521,80 +609,89 @@ def train(
         class_weights(train_set.labels, float(config.class_weighting), len(classes)) if config.class_weighting else None
     )
 
-    precision = resolve_precision(config.precision)
-    model = build_for_training(config, precision)
-    steps_per_epoch = -(-len(train_set) // config.batch_size)
-    compile_model(model, config, steps_per_epoch)
+    distribution = data_parallel(config)
+    n_devices = int(distribution.device_mesh.devices.size) if distribution is not None else 1
+    run = scaled_for_devices(config, n_devices)  # the batch size and learning rate actually trained with
+    previous = keras.distribution.distribution()
+    keras.distribution.set_distribution(distribution)
+    try:
+        precision = resolve_precision(config.precision)
+        model = build_for_training(config, precision)
+        steps_per_epoch = -(-len(train_set) // run.batch_size)
+        compile_model(model, run, steps_per_epoch)
 
-    # Resume: restore the last backup, and drop history rows written after it (the
-    # process died between logging an epoch and backing it up).
-    done = EpochBackup.restore(model, backup_dir)
-    if done:
-        print(f"Resuming {run_dir} after epoch {done} of {config.epochs}", flush=True)
-    elif config.init_weights:
-        load_init_weights(model, config)
-    # Written once the run can start (data read, model built): a setting that fails above leaves no
-    # config.json behind to refuse the corrected re-run as "a run with different settings".
-    (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
-    history = _read_history(history_path)
-    if not history.empty:
-        history = history[history["epoch"] < done]
-        history.to_csv(history_path, index=False)
-    checkpoint = keras.callbacks.ModelCheckpoint(
-        run_dir / "best.keras", monitor=config.monitor, mode="max", save_best_only=True
-    )
-    if not history.empty and config.monitor in history:
-        checkpoint.best = float(history[config.monitor].max())  # don't overwrite a better checkpoint
-
-    callbacks = [_EpochInfo(), keras.callbacks.CSVLogger(history_path, append=done > 0), checkpoint]
-    stateful = {}
-    if config.reduce_lr_patience is not None and config.lr_schedule == "plateau":
-        stateful["reduce_lr"] = keras.callbacks.ReduceLROnPlateau(
-            config.monitor,
-            mode="max",
-            factor=config.reduce_lr_factor,
-            patience=config.reduce_lr_patience,
-            min_lr=config.min_learning_rate,
+        # Resume: restore the last backup, and drop history rows written after it (the
+        # process died between logging an epoch and backing it up).
+        done = EpochBackup.restore(model, backup_dir)
+        if done:
+            print(f"Resuming {run_dir} after epoch {done} of {config.epochs}", flush=True)
+        elif config.init_weights:
+            load_init_weights(model, config)
+        # Written once the run can start (data read, model built): a setting that fails above leaves no
+        # config.json behind to refuse the corrected re-run as "a run with different settings".
+        (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
+        history = _read_history(history_path)
+        if not history.empty:
+            history = history[history["epoch"] < done]
+            history.to_csv(history_path, index=False)
+        checkpoint = keras.callbacks.ModelCheckpoint(
+            run_dir / "best.keras", monitor=config.monitor, mode="max", save_best_only=True
         )
-    early = None
-    if config.early_stopping_patience is not None and config.lr_schedule == "plateau":
-        early = stateful["early_stopping"] = keras.callbacks.EarlyStopping(
-            config.monitor, mode="max", patience=config.early_stopping_patience, restore_best_weights=False
-        )
-    callbacks += list(stateful.values())
-    # The backup goes last: an epoch is only "finished" once everything above has seen it.
-    callbacks += [keras.callbacks.TerminateOnNaN(), EpochBackup(backup_dir, stateful)]
+        if not history.empty and config.monitor in history:
+            checkpoint.best = float(history[config.monitor].max())  # don't overwrite a better checkpoint
 
-    batches = FaceBatches(
-        train_set.images,
-        train_set.labels,
-        config.batch_size,
-        shuffle=True,
-        seed=config.seed,
-        targets=ferplus.vote_distribution(train_set.votes)
-        if config.labels == "ferplus_votes"
-        else _teacher_targets(config, train_set),
-        n_classes=len(classes),
-    )
-    batches.set_epoch(done)
-    start = time.perf_counter()
-    model.fit(
-        batches,
-        validation_data=(to_model_input(val_set.images), np.eye(len(classes), dtype=np.float32)[val_set.labels]),
-        epochs=config.epochs,
-        initial_epoch=done,
-        class_weight=weights,
-        callbacks=callbacks,
-        verbose=verbose,
-    )
-    wall = time.perf_counter() - start
-    save_float32(model, config, run_dir / "final.keras", steps_per_epoch)
-    history = _read_history(history_path)
-    best_path = run_dir / "best.keras"
-    if not best_path.is_file():  # monitored value never became finite (e.g. NaN loss)
-        save_float32(model, config, best_path, steps_per_epoch)
-    elif precision != "float32":  # the checkpoint callback saved the mixed-precision model
-        save_float32(keras.models.load_model(best_path, safe_mode=True), config, best_path, steps_per_epoch)
+        callbacks = [_EpochInfo(), keras.callbacks.CSVLogger(history_path, append=done > 0), checkpoint]
+        stateful = {}
+        if config.reduce_lr_patience is not None and config.lr_schedule == "plateau":
+            stateful["reduce_lr"] = keras.callbacks.ReduceLROnPlateau(
+                config.monitor,
+                mode="max",
+                factor=config.reduce_lr_factor,
+                patience=config.reduce_lr_patience,
+                min_lr=config.min_learning_rate,
+            )
+        early = None
+        if config.early_stopping_patience is not None and config.lr_schedule == "plateau":
+            early = stateful["early_stopping"] = keras.callbacks.EarlyStopping(
+                config.monitor, mode="max", patience=config.early_stopping_patience, restore_best_weights=False
+            )
+        callbacks += list(stateful.values())
+        # The backup goes last: an epoch is only "finished" once everything above has seen it.
+        callbacks += [keras.callbacks.TerminateOnNaN(), EpochBackup(backup_dir, stateful)]
+
+        batches = FaceBatches(
+            train_set.images,
+            train_set.labels,
+            run.batch_size,
+            shuffle=True,
+            seed=config.seed,
+            targets=ferplus.vote_distribution(train_set.votes)
+            if config.labels == "ferplus_votes"
+            else _teacher_targets(config, train_set),
+            n_classes=len(classes),
+            multiple_of=n_devices,  # a data-parallel batch splits evenly across the devices
+        )
+        batches.set_epoch(done)
+        start = time.perf_counter()
+        model.fit(
+            batches,
+            validation_data=(to_model_input(val_set.images), np.eye(len(classes), dtype=np.float32)[val_set.labels]),
+            epochs=config.epochs,
+            initial_epoch=done,
+            class_weight=weights,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+        wall = time.perf_counter() - start
+        save_float32(model, run, run_dir / "final.keras", steps_per_epoch)
+        history = _read_history(history_path)
+        best_path = run_dir / "best.keras"
+        if not best_path.is_file():  # monitored value never became finite (e.g. NaN loss)
+            save_float32(model, run, best_path, steps_per_epoch)
+        elif precision != "float32":  # the checkpoint callback saved the mixed-precision model
+            save_float32(keras.models.load_model(best_path, safe_mode=True), run, best_path, steps_per_epoch)
+    finally:
+        keras.distribution.set_distribution(previous)
     seconds = history["seconds"].sum() if "seconds" in history else wall
     summary = {
         "model": config.model,
@@ -610,6 +707,8 @@ def train(
         "classes": list(classes),
         "class_weights": {classes[k]: round(v, 4) for k, v in weights.items()} if weights else None,
         "precision": precision,
+        "devices": n_devices,
+        "global_batch_size": run.batch_size,
         "checkpoint": f"{config.checkpoint}.keras",
         "train_seconds": round(float(seconds), 1),
         "images_per_second": round(len(train_set) * len(history) / max(float(seconds), 1e-9), 1),

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import keras
 import numpy as np
 
-from fer.data import EMOTIONS
+from fer.data.loading import EMOTIONS
 
 
 def to_model_input(images: np.ndarray) -> np.ndarray:
@@ -35,6 +33,7 @@ class FaceBatches(keras.utils.PyDataset):
         seed: int = 0,
         targets=None,
         n_classes: int = len(EMOTIONS),
+        multiple_of: int = 1,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -49,6 +48,9 @@ class FaceBatches(keras.utils.PyDataset):
         self.images = np.asarray(images)
         self.labels = np.asarray(labels)
         self.n_classes = int(n_classes)
+        # Data-parallel training splits each batch across devices, so a batch must be a multiple of their
+        # count: the epoch's last, partial batch is cut down to one (at most multiple_of - 1 faces skipped).
+        self.multiple_of = max(1, int(multiple_of))
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.seed = seed
@@ -61,10 +63,12 @@ class FaceBatches(keras.utils.PyDataset):
         return np.random.default_rng((self.seed, self.epoch)).permutation(len(self.labels))
 
     def __len__(self) -> int:
-        return math.ceil(len(self.labels) / self.batch_size)
+        full, rest = divmod(len(self.labels), self.batch_size)
+        return full + (rest >= self.multiple_of)
 
     def __getitem__(self, index):
         batch = self._order[index * self.batch_size : (index + 1) * self.batch_size]
+        batch = batch[: len(batch) - len(batch) % self.multiple_of]
         x = to_model_input(self.images[batch])
         if self.targets is not None:
             return x, self.targets[batch]

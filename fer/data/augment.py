@@ -1,6 +1,6 @@
 """Training-time augmentation as Keras 3 preprocessing layers.
 
-The layers live inside the model (`fer.models.build_model(..., augmentation=...)`), so
+The layers live inside the model (`fer.modeling.architectures.build_model(..., augmentation=...)`), so
 they run on whatever device trains the model, are active only in training and are
 identity at inference: a saved model takes raw 0..255 gray faces either way.
 """

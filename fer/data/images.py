@@ -6,6 +6,7 @@ go through exactly the same colour conversion and resizing.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,12 @@ def _pil_to_array(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
+# Photos for face detection are decoded at most this large on their longer side: detection searches a
+# downscaled copy anyway, and any face that matters still spans far more than 48 px. JPEGs decode straight
+# to a reduced scale (libjpeg's DCT scaling), so a 10000x10000 photo costs a fraction of its full decode.
+MAX_PHOTO_SIDE = 4096
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image file into a uint8 array: (H, W) gray or (H, W, 3) in RGB order.
 
@@ -44,13 +51,34 @@ def read_image(path: str | Path) -> np.ndarray:
     images are scaled to 8 bits. Raises ImageError naming the file when it is missing,
     empty, truncated or not an image.
     """
+    return read_photo(path, max_side=None)[0]
+
+
+def read_photo(path: str | Path, max_side: int | None = MAX_PHOTO_SIDE) -> tuple[np.ndarray, float]:
+    """(array, scale): `path` decoded with its longer side at most about `max_side` px (None: full size).
+
+    `scale` is original size / decoded size (1.0 when nothing was reduced): multiply a box found in the
+    array by it to get the original photo's pixels. Errors as read_image.
+    """
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings():
+            # PIL warns above ~89 Mpixel; such photos are decoded reduced here, not in full.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+        with image:
+            full = max(image.size)
+            if max_side and full > max_side:
+                image.draft("RGB" if image.mode not in ("L", "RGB") else image.mode, (max_side, max_side))
             image.load()
-            return _pil_to_array(image)
+            if max_side and max(image.size) > 2 * max_side:  # formats without reduced decoding: shrink now
+                image.thumbnail((max_side, max_side), Image.Resampling.BOX)
+            arr = _pil_to_array(image)
+            return arr, full / max(image.size)
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{path}: {exc} Shrink the image first (faces need far fewer pixels).") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageError(
             f"{path}: not a readable image ({type(exc).__name__}: {exc}). "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -9,14 +10,19 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from fer.data import EMOTIONS, FaceSet
+from fer.data.loading import EMOTIONS, FaceSet
 
 
 def save(fig: plt.Figure, output_dir: str | Path, name: str) -> Path:
-    """Write `fig` to output_dir/name.png (folder created) and return the path."""
+    """Write `fig` to output_dir/name.png (folder created) and return the path.
+
+    Written to a temporary file and renamed, so two processes saving the same figure never leave half a PNG.
+    """
     path = Path(output_dir) / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    os.replace(tmp, path)
     return path
 
 
@@ -125,7 +131,7 @@ def confusion_heatmap(confusion: pd.DataFrame, normalized: bool = False) -> plt.
 
 
 def reliability_diagram(calibration: pd.DataFrame, ece: float) -> plt.Figure:
-    """Accuracy vs confidence per bin (from fer.evaluation.calibration_table), with the ECE."""
+    """Accuracy vs confidence per bin (from fer.analysis.evaluation.calibration_table), with the ECE."""
     fig, (ax, hist) = plt.subplots(2, 1, figsize=(5, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     centres = (calibration["bin_low"] + calibration["bin_high"]) / 2
     width = calibration["bin_high"] - calibration["bin_low"]
@@ -141,16 +147,20 @@ def reliability_diagram(calibration: pd.DataFrame, ece: float) -> plt.Figure:
     return fig
 
 
-def confident_mistakes(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, n: int = 16):
-    """Grid of the misclassified faces the model was most sure about; returns (Figure, table)."""
+def confident_mistakes(
+    images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, n: int = 16, classes=EMOTIONS
+):
+    """Grid of the misclassified faces the model was most sure about; returns (Figure, table).
+
+    `classes` names the label indices (EMOTIONS, or FER+'s eight)."""
     predicted = probabilities.argmax(axis=1)
     wrong = np.flatnonzero(predicted != labels)
     order = wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:n]
     table = pd.DataFrame(
         {
             "index": order,
-            "true": [EMOTIONS[labels[i]] for i in order],
-            "predicted": [EMOTIONS[predicted[i]] for i in order],
+            "true": [classes[labels[i]] for i in order],
+            "predicted": [classes[predicted[i]] for i in order],
             "confidence": probabilities[order, predicted[order]].round(3),
         }
     )
@@ -199,7 +209,7 @@ def accuracy_vs_hours(runs: pd.DataFrame, hours: str = "hours_alone") -> plt.Fig
 def emotions_over_time(frames: pd.DataFrame, smooth: int = 1) -> plt.Figure:
     """Mean probability of each emotion over the faces of each frame, against time.
 
-    `frames` is the table of fer.video.analyze_video; `smooth` > 1 applies a centred
+    `frames` is the table of fer.inference.video.analyze_video; `smooth` > 1 applies a centred
     rolling mean over that many processed frames.
     """
     faces = frames[frames["face"] >= 0]
@@ -215,4 +225,22 @@ def emotions_over_time(frames: pd.DataFrame, smooth: int = 1) -> plt.Figure:
     ax.set_title("Emotions over time (mean over faces)")
     ax.legend(ncol=7, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2))
     fig.tight_layout()
+    return fig
+
+
+def label_agreement(table: pd.DataFrame) -> plt.Figure:
+    """Heatmap of FER-2013 label (rows) x FER+ majority (columns), each row as shares of its faces."""
+    shares = table.div(table.sum(axis=1).replace(0, np.nan), axis=0).fillna(0.0)
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    sns.heatmap(shares, annot=True, fmt=".2f", cmap="Blues", cbar=False, vmin=0, vmax=1, ax=ax)
+    ax.set_title("Where each FER-2013 label goes under the FER+ crowd majority (row shares)")
+    return fig
+
+
+def vote_entropy_by_label(entropy: np.ndarray, labels: np.ndarray, classes) -> plt.Figure:
+    """Box plot of per-face vote entropy (bits) grouped by a label: how much the crowd disagrees per class."""
+    frame = pd.DataFrame({"label": [classes[i] for i in labels], "vote entropy (bits)": entropy})
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    sns.boxplot(frame, x="label", y="vote entropy (bits)", order=list(classes), ax=ax, color="#9ecae1")
+    ax.set_title("Crowd disagreement per FER-2013 label (0 = unanimous)")
     return fig

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from fer.data import EMOTIONS, FaceSet
+from fer.data.loading import EMOTIONS, FaceSet
 
 # Per emotion: mouth (kind, curvature), brow tilt (+ = inner ends down), eye radius.
 _STYLE = {
@@ -86,3 +86,35 @@ def write_sample(root: str | Path, n_train: int = 60, n_test: int = 20, seed: in
             folder.mkdir(parents=True, exist_ok=True)
             Image.fromarray(image).save(folder / f"{split}_{i:05d}.png")
     return root
+
+
+def write_sample_votes(root: str | Path, out: str | Path | None = None, seed: int = 0) -> Path:
+    """Write made-up FER+-style votes for a sample written by write_sample: out (default
+    root/ferplus_votes.csv), with the columns of data/ferplus_votes.csv and `file` relative to root.
+
+    Each face gets 6-9 of its 10 votes for its own emotion and the rest scattered; about one face in
+    twenty is "not a face" (NF 10) and one in twenty a contempt majority, so every FER+ rule has cases.
+    """
+    from fer.data.ferplus import VOTE_CLASS, VOTE_COLUMNS
+
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    column_of = {cls: name for name, cls in VOTE_CLASS.items()}
+    rows = []
+    for split, usage in (("train", "Training"), ("test", "PublicTest")):
+        for path in sorted((root / split).glob("*/*.png")):
+            votes = dict.fromkeys(VOTE_COLUMNS, 0)
+            draw = rng.random()
+            if draw < 0.05:
+                votes["NF"] = 10
+            else:
+                own = "contempt" if draw < 0.1 else column_of[path.parent.name]
+                votes[own] = int(rng.integers(6, 10))
+                for _ in range(10 - votes[own]):
+                    votes[VOTE_COLUMNS[int(rng.integers(0, len(VOTE_COLUMNS) - 1))]] += 1
+            rows.append({"file": path.relative_to(root).as_posix(), "usage": usage, "fer2013_row": None, **votes})
+    out = Path(out) if out is not None else root / "ferplus_votes.csv"
+    import pandas as pd
+
+    pd.DataFrame(rows).to_csv(out, index=False)
+    return out

@@ -10,12 +10,12 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from fer import quiet
-from fer.data import EMOTIONS
-from fer.drawing import annotate
+from fer.data.images import VIDEO_SUFFIXES  # noqa: F401  (re-exported: fer.inference.video.VIDEO_SUFFIXES)
 from fer.errors import ImageError
-from fer.faces import DEFAULT_DETECTOR, DEFAULT_MARGIN, detect_faces
-from fer.images import VIDEO_SUFFIXES  # noqa: F401  (re-exported: fer.video.VIDEO_SUFFIXES)
-from fer.predict import predict_photos, resolve_model
+from fer.inference.drawing import annotate
+from fer.inference.faces import DEFAULT_DETECTOR, DEFAULT_MARGIN, detect_faces
+from fer.inference.predict import predict_photos, resolve_model
+from fer.modeling.files import model_classes
 
 
 def analyze_video(
@@ -38,7 +38,7 @@ def analyze_video(
     detected (True where the boxes were found in this frame), x, y, w, h, emotion,
     probability and one probability column per emotion. Frames go through the network
     `chunk` at a time. `out_video` writes the processed frames with boxes and labels (mp4v
-    codec) at fps / stride. `tta`: test-time augmentation (see fer.evaluation.predict_proba).
+    codec) at fps / stride. `tta`: test-time augmentation (see fer.analysis.evaluation.predict_proba).
 
     Speed: face detection, not the network, is what limits frames per second. `detect_every=N`
     runs the detector on every N-th analysed frame and classifies the frames between in the
@@ -130,5 +130,6 @@ def analyze_video(
             writer.release()
     if index == 0:
         raise ImageError(f"{path}: no frame could be decoded")
-    columns = ["frame", "time_s", "face", "detected", "x", "y", "w", "h", "emotion", "probability", *EMOTIONS]
+    classes = model_classes(model)
+    columns = ["frame", "time_s", "face", "detected", "x", "y", "w", "h", "emotion", "probability", *classes]
     return pd.DataFrame(rows).reindex(columns=columns)

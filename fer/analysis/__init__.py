@@ -1,0 +1,1 @@
+"""Scoring models on labelled faces and drawing the figures: metrics, TTA, calibration, plots."""

@@ -1,0 +1,61 @@
+"""Command line: `python -m fer <command>` (also installed as `fer-emotion`); one module per group of commands."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from fer import quiet
+from fer.cli import evaluation, models, predicting, training
+from fer.cli.common import UsageError
+
+DESCRIPTION = (
+    "Train, evaluate and use facial-emotion CNNs. Commands: train, evaluate, predict, run (the notebooks), "
+    "sweep, ship, ensemble, export, sample."
+)
+# Each command module adds its subcommands' arguments beside their handlers.
+COMMANDS = (
+    training.add_train,
+    evaluation.add_evaluate,
+    predicting.add_predict,
+    training.add_run,
+    training.add_sweep,
+    models.add_ship,
+    models.add_ensemble,
+    models.add_export,
+    models.add_sample,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `python -m fer` parser: global options, then one subparser per command."""
+    parser = argparse.ArgumentParser(prog="python -m fer", description=DESCRIPTION)
+    parser.add_argument(
+        "--verbose",
+        dest="show_logs",
+        action="store_true",
+        help="show library start-up and log lines (TensorFlow, ffmpeg); put it before the command",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 done; 1 some inputs failed (predict); 2 usage, data or model errors."""
+    args = build_parser().parse_args(argv)
+    if args.show_logs:
+        os.environ[quiet.VERBOSE_ENV] = "1"
+        quiet.uninstall()
+    from fer.errors import DataError, ImageError, ModelError
+
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        sys.stderr.close()
+        return 0
+    except (UsageError, DataError, ImageError, ModelError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,62 @@
+"""What every subcommand shares: usage errors, option parsing, the TTA flag, atomic writes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+
+class UsageError(Exception):
+    """The command line asks for something that cannot be done (exit code 2, like argparse's errors)."""
+
+
+def load_options(config: str | None, pairs: list[str] | None, flag: str) -> tuple[dict, list[tuple[str, object]]]:
+    """(mapping from a YAML file, [(key, value)] from repeated `flag KEY=VALUE` arguments).
+
+    Values are YAML scalars or flow collections: 0.1, 1e-4, true, null, [1, 2], {a: 1}. The file
+    may also be a run's own config.json, to repeat or resume that run.
+    """
+    import yaml
+
+    from fer.pipeline import load_yaml
+
+    options: dict = {}
+    if config:
+        if not Path(config).is_file():
+            raise UsageError(f"{config}: no such options file (--config takes a YAML file, or a run's config.json)")
+        try:
+            loaded = load_yaml(Path(config).read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise UsageError(f"{config}: not valid YAML ({exc})") from exc
+        if not isinstance(loaded, dict):
+            raise UsageError(f"{config}: expected a YAML mapping of options")
+        options.update(loaded)
+    parsed = []
+    for item in pairs or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"{flag} expects KEY=VALUE, got {item!r}")
+        try:
+            parsed.append((key, load_yaml(value)))
+        except yaml.YAMLError as exc:
+            raise UsageError(f"{flag} {item!r}: the value is not valid YAML ({exc})") from exc
+    return options, parsed
+
+
+def add_tta(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--tta",
+        nargs="?",
+        const=True,
+        default=False,
+        choices=["flip", "shift"],  # fer.analysis.evaluation.TTA_SCHEMES (not imported: keeps --help fast)
+        help="test-time augmentation: average over views of each face (default scheme; or name one)",
+    )
+
+
+def write_atomic(path: Path, write) -> None:
+    """`write(tmp_path)`, then rename over `path`: an interrupted run never leaves half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    os.replace(tmp, path)

@@ -1,0 +1,100 @@
+"""`ship`, `ensemble`, `export` and `sample`: model files to ship, combine or export, and a synthetic dataset."""
+
+from __future__ import annotations
+
+
+def cmd_ship(args) -> int:
+    from fer.release import ship, ship_ensemble
+
+    where = {"models_dir": args.models_dir} if args.models_dir else {}
+    if len(args.run) > 1:
+        metrics = ship_ensemble(
+            args.run, args.data, **where, name=args.name, hardware=args.hardware, selection=args.selection or ""
+        )
+        print(
+            f"Shipped the ensemble of {len(args.run)} runs as {metrics['model_file']}: accuracy "
+            f"{metrics['accuracy']:.4f} (TTA {metrics['accuracy_tta']:.4f}), macro-F1 {metrics['macro_f1']:.4f}, "
+            f"{metrics['cpu_faces_per_second']:,} faces/s; card written next to it"
+        )
+        return 0
+    (args.run,) = args.run
+    metrics = ship(args.run, args.data, **where, hardware=args.hardware)
+    print(
+        f"Shipped {args.run}/{metrics['checkpoint']}: accuracy {metrics['accuracy']:.4f} "
+        f"(TTA {metrics['accuracy_tta']:.4f}), "
+        f"macro-F1 {metrics['macro_f1']:.4f}; card written next to the model"
+    )
+    return 0
+
+
+def add_ship(sub) -> None:
+    """The `ship` subcommand's arguments."""
+    p = sub.add_parser(
+        "ship", help="make a run's model the default (or ship several runs as an ensemble): export, evaluate, card"
+    )
+    p.add_argument(
+        "--run",
+        required=True,
+        nargs="+",
+        help="run folder with config.json, history.csv and its model; several: ship them as an ensemble",
+    )
+    p.add_argument("--name", default="fer_ensemble", help="an ensemble's name in models/ (default fer_ensemble)")
+    p.add_argument("--selection", help="an ensemble: how its members were chosen (for the card)")
+    p.add_argument("--data", help="dataset whose test split is reported (default: $FER2013_DIR, else data/fer2013)")
+    p.add_argument("--models-dir", help="default: the repository's models/")
+    p.add_argument("--hardware", help="where it was trained, for the card (default: this machine)")
+    p.set_defaults(func=cmd_ship)
+
+
+def cmd_ensemble(args) -> int:
+    from fer.modeling.ensembling import ensemble
+
+    model = ensemble(args.members, args.out)
+    print(f"Wrote {args.out}: the mean of {len(args.members)} models ({model.count_params():,} parameters)")
+    return 0
+
+
+def add_ensemble(sub) -> None:
+    """The `ensemble` subcommand's arguments."""
+    p = sub.add_parser("ensemble", help="one .keras model that averages the probabilities of several models")
+    p.add_argument("members", nargs="+", help="two or more .keras emotion models")
+    p.add_argument("--out", required=True, help="the ensemble's .keras file")
+    p.set_defaults(func=cmd_ensemble)
+
+
+def cmd_export(args) -> int:
+    from fer.inference.exporting import export
+
+    quantize = None if args.quantize == "none" else args.quantize
+    out = export(args.model, args.format, args.out, quantize=quantize, data=args.data)
+    print(f"Wrote {out} and {out.with_suffix('.json').name if out.suffix else out.name + '.json'} beside it")
+    return 0
+
+
+def add_export(sub) -> None:
+    """The `export` subcommand's arguments."""
+    p = sub.add_parser("export", help="write a model as ONNX (float32, float16, int8), LiteRT or SavedModel")
+    p.add_argument("--model", help="a .keras, .json (ensemble), .onnx or .tflite model (default: the shipped ensemble)")
+    p.add_argument("--format", default="onnx", choices=["onnx", "litert", "saved_model"])
+    p.add_argument("--quantize", default="none", choices=["none", "float16", "int8"], help="ONNX only")
+    p.add_argument("--out", default="exported", help="output folder (default: exported/)")
+    p.add_argument("--data", help="int8 calibration faces: FER-2013 root (default: $FER2013_DIR, else data/fer2013)")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_sample(args) -> int:
+    from fer.data.sample import write_sample
+
+    root = write_sample(args.out, n_train=args.n_train, n_test=args.n_test, seed=args.seed)
+    print(f"Wrote a synthetic (not FER-2013!) dataset to {root}")
+    return 0
+
+
+def add_sample(sub) -> None:
+    """The `sample` subcommand's arguments."""
+    p = sub.add_parser("sample", help="write a small synthetic dataset in the FER-2013 folder layout")
+    p.add_argument("--out", default="data/sample")
+    p.add_argument("--n-train", type=int, default=60, help="images per class in train/")
+    p.add_argument("--n-test", type=int, default=20, help="images per class in test/")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_sample)

@@ -1,0 +1,224 @@
+"""`predict`: the emotions of the faces in photos, folders and videos, as a table, CSV/JSON and annotated images."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from fer.cli.common import UsageError, add_tta, write_atomic
+
+
+def _expand_inputs(items: list[str]) -> tuple[list[Path], list[Path], list[Path]]:
+    """(images, videos, missing) from files and folders (searched recursively), in sorted order."""
+    from fer.data.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
+    images, videos, missing = [], [], []
+    for item in map(Path, items):
+        if not item.exists():
+            missing.append(item)
+            continue
+        files = sorted(f for f in item.rglob("*") if f.is_file()) if item.is_dir() else [item]
+        for f in files:
+            suffix = f.suffix.lower()
+            if suffix in VIDEO_SUFFIXES:
+                videos.append(f)
+            elif suffix in IMAGE_SUFFIXES or not item.is_dir():  # a named file is tried whatever its suffix
+                images.append(f)
+    return images, videos, missing
+
+
+def _output_stems(files: list[Path]) -> dict[Path, Path]:
+    """Each input's output name without suffix, relative to --out: its path below the inputs' common folder,
+    so `predict a/ b/` writes a/face_annotated.png and b/face_annotated.png, never one over the other."""
+    if not files:
+        return {}
+    resolved = [f.resolve() for f in files]
+    common = Path(os.path.commonpath([r.parent for r in resolved]))
+    return {f: r.relative_to(common).with_suffix("") for f, r in zip(files, resolved)}
+
+
+def _error_row(path: Path, message: str) -> dict:
+    print(f"error: {message}", file=sys.stderr)
+    return {"path": str(path), "face": None, "status": "error", "emotion": None, "error": message}
+
+
+def _predict_images(paths: list[Path], args, model, out: Path | None, stems: dict[Path, Path]) -> list[dict]:
+    """Rows for one chunk of image files, in the order given; an unreadable file gets an error row."""
+    from fer.data.images import as_array, read_photo
+    from fer.errors import ImageError
+    from fer.inference.drawing import annotate
+    from fer.inference.predict import in_original_pixels, predict_emotions, predict_photos
+
+    rows: dict[int, list[dict]] = {}
+    arrays, scales, ok = [], [], []
+    for i, path in enumerate(paths):
+        try:
+            arr, scale = (as_array(path), 1.0) if args.crop else read_photo(path)  # big photos decode reduced
+            arrays.append(arr)
+            scales.append(scale)
+            ok.append(i)
+        except (ImageError, OSError) as exc:
+            rows[i] = [_error_row(path, str(exc))]
+    if args.crop:
+        for i, p in zip(ok, predict_emotions(arrays, model=model, tta=args.tta)):
+            rows[i] = [{"path": str(paths[i]), "face": 0, "status": "ok", **p.to_dict()}]
+    elif arrays:
+        results = predict_photos(arrays, model=model, detector=args.detector, tta=args.tta, warn_no_face=False)
+        for i, arr, scale, faces in zip(ok, arrays, scales, results):
+            path = paths[i]
+            if not faces:
+                rows[i] = [{"path": str(path), "face": -1, "status": "no face", "emotion": None}]
+                continue
+            original = in_original_pixels(faces, scale)  # boxes in the photo's own pixels
+            rows[i] = [{"path": str(path), "face": k, "status": "ok", **p.to_dict()} for k, p in enumerate(original)]
+            if out is not None:
+                out.mkdir(parents=True, exist_ok=True)
+                stem = stems[path]
+                (out / stem).parent.mkdir(parents=True, exist_ok=True)
+                annotate(arr, faces, out / stem.parent / f"{stem.name}_annotated.png")
+    return [row for i in sorted(rows) for row in rows[i]]
+
+
+def _predict_video(video: Path, args, model, out: Path | None, stems: dict[Path, Path]) -> dict:
+    from fer.analysis import plots
+    from fer.inference.video import analyze_video
+
+    frames = analyze_video(
+        video,
+        model=model,
+        stride=args.stride,
+        detect_every=args.detect_every,
+        max_side=args.max_side,
+        detector=args.detector,
+        tta=args.tta,
+        out_video=out / f"{stems[video]}_annotated.mp4" if out and args.annotate_video else None,
+    )
+    with_face = frames[frames["face"] >= 0]
+    summary = with_face["emotion"].value_counts(normalize=True).round(3).to_dict() if len(with_face) else {}
+    if out is not None:
+        base = out / stems[video]
+        base.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(base.parent / f"{base.name}_frames.csv", lambda p: frames.to_csv(p, index=False))
+        if len(with_face):
+            plots.save(plots.emotions_over_time(frames), base.parent, f"{base.name}_emotions")
+    return {
+        "path": str(video),
+        "face": None,
+        "status": "ok" if summary else "no face",
+        "emotion": max(summary, key=summary.get) if summary else None,
+        "frames": int(frames["frame"].nunique()),
+        "emotion_shares": summary,
+    }
+
+
+def _unreadable(images: list[Path]) -> tuple[list[Path], list[dict]]:
+    """(the images whose header PIL can read, error rows for the others): a cheap check before TensorFlow loads."""
+    from PIL import Image, UnidentifiedImageError
+
+    good, bad = [], []
+    for path in images:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # large photos are decoded reduced
+                Image.open(path).close()
+            good.append(path)
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            bad.append(_error_row(path, f"{path}: not a readable image ({type(exc).__name__}: {exc})"))
+    return good, bad
+
+
+def _write_tables(table, out: Path) -> None:
+    import pandas as pd
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "predictions.json", lambda p: table.to_json(p, orient="records", indent=2))
+    flat = table.drop(columns=[c for c in ("probabilities", "emotion_shares") if c in table])
+    if "probabilities" in table:
+        probs = pd.DataFrame([p if isinstance(p, dict) else {} for p in table["probabilities"]])
+        flat = pd.concat([flat, probs.add_prefix("p_")], axis=1)
+    write_atomic(out / "predictions.csv", lambda p: flat.to_csv(p, index=False))
+
+
+def cmd_predict(args) -> int:
+    # Paths and image headers are checked before TensorFlow and the model load (seconds): bad input is told at once.
+    images, videos, missing = _expand_inputs(args.paths)
+    if not images and not videos:
+        what = f"{', '.join(map(str, missing))}: no such file or folder. " if missing else ""
+        raise UsageError(f"Nothing to predict. {what}Pass image or video files, or folders that contain them.")
+    rows = [_error_row(path, f"{path}: no such file or folder") for path in missing]
+    readable, unreadable = _unreadable(images)
+    rows += unreadable
+    import pandas as pd
+
+    from fer.errors import ImageError
+    from fer.inference.predict import resolve_model
+
+    model = resolve_model(args.model)
+    out = Path(args.out) if args.out else None
+    stems = _output_stems(images + videos)
+    interrupted = False
+    try:
+        for start in range(0, len(readable), args.chunk):  # chunks bound memory on big folders
+            rows += _predict_images(readable[start : start + args.chunk], args, model, out, stems)
+        for video in videos:
+            try:
+                rows.append(_predict_video(video, args, model, out, stems))
+            except (ImageError, OSError, ValueError) as exc:
+                rows.append(_error_row(video, str(exc)))
+    except KeyboardInterrupt:  # Ctrl-C: keep what is done, write it, say so
+        interrupted = True
+
+    position = {str(p): i for i, p in enumerate([*missing, *images, *videos])}
+    rows.sort(key=lambda row: position.get(row["path"], len(position)))  # input order, whatever failed first
+    table = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["path", "face", "status", "emotion"])
+    failed = int((table["status"] == "error").sum())
+    inputs = len(missing) + len(images) + len(videos)
+    if out is not None:
+        _write_tables(table, out)
+    if args.json:
+        print(table.to_json(orient="records", indent=2))
+    else:
+        shown = [c for c in ("path", "face", "status", "box", "emotion", "probability", "frames") if c in table]
+        print(table[shown].to_string(index=False, na_rep=""))
+        if out is not None:
+            print(f"\nWrote {out}/predictions.csv, predictions.json and annotated images")
+    done = len(table["path"].unique()) if len(table) else 0
+    if interrupted:
+        print(f"interrupted: {done} of {inputs} input(s) done and written; run again for the rest", file=sys.stderr)
+        return 130
+    print(f"{inputs} input(s): {inputs - failed} predicted, {failed} failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def add_predict(sub) -> None:
+    """The `predict` subcommand's arguments."""
+    p = sub.add_parser("predict", help="emotions of the faces in photos, folders and videos")
+    p.add_argument("paths", nargs="+", help="image files, video files, or folders of them")
+    p.add_argument("--model", help="a .keras, .json (ensemble), .onnx or .tflite model (default: the shipped ensemble)")
+    p.add_argument("--crop", action="store_true", help="images are face crops: no face detection")
+    # default: fer.inference.faces.DEFAULT_DETECTOR (a literal here: the CLI imports OpenCV only when it needs it)
+    p.add_argument("--detector", default="blazeface", choices=["blazeface", "haar", "mtcnn"])
+    p.add_argument("--stride", type=int, default=1, help="videos: analyse every N-th frame")
+    p.add_argument(
+        "--detect-every",
+        type=int,
+        default=1,
+        metavar="N",
+        help="videos: find faces in every N-th analysed frame and re-use those boxes in between (faster)",
+    )
+    p.add_argument(
+        "--max-side",
+        type=int,
+        default=1024,
+        metavar="PX",
+        help="videos: downscale frames to PX for face detection only (speeds up the Haar detector; BlazeFace "
+        "works on 128x128 inputs whatever the frame size)",
+    )
+    p.add_argument("--out", help="folder for predictions.csv/.json, annotated images and video tables")
+    p.add_argument("--annotate-video", action="store_true", help="with --out: also write annotated videos")
+    p.add_argument("--chunk", type=int, default=64, help="images read and predicted together")
+    add_tta(p)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_predict)

@@ -1,0 +1,1 @@
+"""Networks: architectures, training runs, model files and ensembles."""
