@@ -11,3 +11,17 @@ class ImageError(ValueError):
 
 class ModelError(RuntimeError):
     """The model file is missing, corrupt or not a FER emotion model."""
+
+
+class MissingPackageError(ImportError):
+    """An optional feature's package is not installed; the message is the one line that says what to install."""
+
+
+def optional_import(module: str, feature: str, install: str):
+    """`import module`, or MissingPackageError: "<feature> needs <module>: <install>" (one line, no traceback)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingPackageError(f"{feature} needs the {module.split('.')[0]} package: {install}") from exc

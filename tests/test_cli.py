@@ -4,8 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from helpers import require
 
 from fer.cli import main
 from fer.data.loading import EMOTIONS
@@ -231,3 +233,105 @@ def test_main_job_shows_the_models_result_then_a_labelled_demonstration(trained,
     )
     assert (tmp_path / "run" / "eda" / "eda.json").is_file() and (tmp_path / "run" / "demo" / "train").is_dir()
     assert not (tmp_path / "run" / "train").exists()  # the default run trains nothing but the demo
+
+
+def test_bad_files_are_told_before_the_model_loads_and_ctrl_c_keeps_what_is_done(
+    trained, sample_root, tmp_path, monkeypatch, capsys
+):
+    import fer.cli.predicting
+    import fer.inference.predict
+
+    folder, goods = _folder_with_bad_files(sample_root, tmp_path)
+    real_resolve = fer.inference.predict.resolve_model
+
+    told_first = []
+
+    def resolve_after_the_check(model):
+        if not told_first:  # the first call is the command's own model load
+            told_first.append("corrupt.jpg" in capsys.readouterr().err)  # told before TensorFlow and the model
+        return real_resolve(model)
+
+    monkeypatch.setattr(fer.inference.predict, "resolve_model", resolve_after_the_check)
+    real_chunk, calls = fer.cli.predicting._predict_images, []
+
+    def interrupted_after_one_chunk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        return real_chunk(*args, **kwargs)
+
+    monkeypatch.setattr(fer.cli.predicting, "_predict_images", interrupted_after_one_chunk)
+    out = tmp_path / "out"
+    model = str(trained[0].run_dir / "best.keras")
+    code = main(["predict", str(folder), "--model", model, "--out", str(out), "--chunk", "1"])
+    assert code == 130 and "interrupted" in capsys.readouterr().err and told_first == [True]
+    table = pd.read_csv(out / "predictions.csv")  # written for what was done, no traceback
+    assert (table["status"] == "ok").sum() == 1 and (table["status"] == "error").sum() == 2
+
+
+def test_predict_on_two_folders_keeps_both_annotated_images(trained, tmp_path):
+    from PIL import Image
+
+    astronaut = require("skimage.data").astronaut()
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        Image.fromarray(astronaut).save(tmp_path / name / "face.jpg")
+    out = tmp_path / "out"
+    model = str(trained[0].run_dir / "best.keras")
+    assert main(["predict", str(tmp_path / "a"), str(tmp_path / "b"), "--model", model, "--out", str(out)]) == 0
+    assert (out / "a" / "face_annotated.png").is_file() and (out / "b" / "face_annotated.png").is_file()
+
+
+def test_evaluate_names_a_folder_that_is_no_emotion(trained, sample_root, tmp_path, capsys):
+    import shutil
+
+    shutil.copytree(sample_root / "test", tmp_path / "faces")
+    (tmp_path / "faces" / "hapy").mkdir()
+    model = str(trained[0].run_dir / "best.keras")
+    assert main(["evaluate", "--model", model, "--data", str(tmp_path / "faces"), "--no-dedup"]) == 2
+    assert "unknown class folder(s) ['hapy']" in capsys.readouterr().err
+
+
+def test_sweeps_find_the_data_like_every_command_and_fail_loudly(sample_root, tmp_path, monkeypatch, capsys):
+    """No data_dir in the spec: $FER2013_DIR is used; a run that fails makes the sweep exit 1."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: s\nsteps: [train]\nruns: [{run_id: bad, optimizer: rmsprop, epochs: 1}]\n")
+    monkeypatch.setenv("FER2013_DIR", str(sample_root))
+    code = main(["sweep", str(spec), "--out", str(tmp_path / "runs"), "--table", str(tmp_path / "runs.csv")])
+    assert code == 1 and "1 of 1 run(s) failed" in capsys.readouterr().err
+    row = pd.read_csv(tmp_path / "runs.csv").iloc[0]
+    assert row["data_dir"] == str(sample_root) and "optimizer must be adam" in row["error"]
+    # No dataset anywhere: each run says where it looked, instead of silently using generated faces.
+    monkeypatch.setenv("FER2013_DIR", str(tmp_path / "nowhere"))
+    spec.write_text("name: t\nsteps: [train]\nruns: [{run_id: r}]\n")
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "runs"), "--table", str(tmp_path / "t.csv")]) == 1
+    table = pd.read_csv(tmp_path / "t.csv")  # one table of every sweep's runs under --out
+    assert "nowhere: not found" in table.set_index("sweep").loc["t", "error"]
+
+
+def test_a_missing_optional_package_is_one_line_that_says_what_to_install(tmp_path, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tf2onnx", None)  # as if the onnx extra were not installed
+    assert main(["export", "--format", "onnx", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: ONNX export needs the tf2onnx package: pip install -e '.[onnx]'\n"
+    monkeypatch.setitem(sys.modules, "mtcnn", None)
+    monkeypatch.setattr("fer.inference.faces._instances", {})  # no MTCNN made earlier in this session
+    photo = tmp_path / "p.png"
+    from PIL import Image
+
+    Image.fromarray(np.zeros((100, 100, 3), np.uint8)).save(photo)
+    assert main(["predict", str(photo), "--detector", "mtcnn"]) == 2
+    assert "detector='mtcnn' needs the mtcnn package: pip install mtcnn" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_without_the_data_the_main_job_labels_its_numbers_as_a_smoke_run(trained, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FER2013_DIR", str(tmp_path / "no-data-here"))
+    model = trained[0].run_dir / "best.keras"
+    assert main(["run", "--steps", "evaluate", "--out", str(tmp_path / "run"), "-p", f"model_path={model}"]) == 0
+    out = capsys.readouterr().out
+    assert "SMOKE RUN: FER-2013 not found" in out
+    headline = next(line for line in out.splitlines() if "accuracy=" in line)
+    assert headline.startswith("SMOKE RUN, synthetic faces (says nothing about FER-2013)")

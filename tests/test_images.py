@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from helpers import require
 from PIL import Image
 
 from fer.data.images import as_array, read_image, to_face, to_gray
@@ -84,3 +85,34 @@ def test_to_face_resizes_any_crop_to_48():
     assert face[:, :20].max() == 0 and face[:, 28:].min() == 255  # left dark, right bright
     small = to_face(np.full((20, 20), 77, np.uint8))
     assert small.shape == (48, 48) and np.all(small == 77)
+
+
+def test_a_huge_photo_is_decoded_reduced_and_boxes_come_back_in_its_own_pixels(tmp_path):
+    import warnings
+
+    from fer.data.images import MAX_PHOTO_SIDE, read_photo
+
+    big = np.zeros((9000, 9000, 3), np.uint8)
+    big[3000:6000, 3000:6000] = 200  # something to see after the reduction
+    Image.fromarray(big).save(tmp_path / "big.jpg", quality=70)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # PIL's DecompressionBombWarning would be an error here
+        arr, scale = read_photo(tmp_path / "big.jpg")
+    assert max(arr.shape[:2]) <= MAX_PHOTO_SIDE * 2 and max(arr.shape[:2]) < 9000
+    assert scale == pytest.approx(9000 / max(arr.shape[:2]))
+    assert read_photo(tmp_path / "big.jpg", max_side=None)[0].shape[:2] == (9000, 9000)
+
+
+def test_predict_reports_boxes_of_a_reduced_photo_in_original_pixels(trained, tmp_path, monkeypatch):
+    import fer.data.images
+    from fer.inference.predict import predict_emotion
+
+    skimage = require("skimage.data")
+    photo = skimage.astronaut()
+    Image.fromarray(photo).save(tmp_path / "astronaut.png")
+    model = trained[0].model
+    (full,) = predict_emotion(tmp_path / "astronaut.png", model=model)
+    monkeypatch.setattr(fer.data.images, "MAX_PHOTO_SIDE", 256)  # as if 512 px were huge: decoded at half size
+    monkeypatch.setattr(fer.data.images.read_photo, "__defaults__", (256,))
+    (reduced,) = predict_emotion(tmp_path / "astronaut.png", model=model)
+    assert reduced.box == pytest.approx(full.box, abs=8)  # the same face, in the photo's own pixels

@@ -259,3 +259,20 @@ def test_summarize_runs_reads_each_runs_files_and_plots_accuracy_against_hours(t
     assert pd.isna(table.loc[1, "test_accuracy"])
     plots.save(plots.accuracy_vs_hours(table), tmp_path, "budget")
     assert (tmp_path / "budget.png").stat().st_size > 0
+
+
+def test_notebooks_run_by_hand_write_only_git_ignored_scratch():
+    """A notebook opened and run with its defaults writes under reports/runs/, which git ignores."""
+    for step in STEPS:
+        output_dir = notebook_parameters_of(step)["output_dir"]
+        assert output_dir.startswith('"../reports/runs/'), (step, output_dir)
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", "reports/runs/notebooks/eda/x.png"], cwd=REPO, capture_output=True
+    )
+    assert ignored.returncode == 0
+
+
+def notebook_parameters_of(step: str) -> dict:
+    import papermill as pm
+
+    return {k: v["default"] for k, v in pm.inspect_notebook(str(NOTEBOOKS / STEPS[step])).items()}

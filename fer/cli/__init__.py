@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 
 from fer import quiet
 from fer.cli import evaluation, models, predicting, training
@@ -44,18 +45,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Exit codes: 0 done; 1 some inputs failed (predict); 2 usage, data or model errors."""
+    """Exit codes: 0 done; 1 some inputs (predict) or runs (sweep) failed; 2 usage, data, model or missing-package
+    errors, as one `error:` line (with --verbose, the traceback too); 130 interrupted (predict writes what it did)."""
     args = build_parser().parse_args(argv)
     if args.show_logs:
         os.environ[quiet.VERBOSE_ENV] = "1"
         quiet.uninstall()
-    from fer.errors import DataError, ImageError, ModelError
+    from fer.errors import DataError, ImageError, MissingPackageError, ModelError
 
     try:
         return args.func(args)
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         sys.stderr.close()
         return 0
-    except (UsageError, DataError, ImageError, ModelError, ValueError) as exc:
+    except (UsageError, DataError, ImageError, ModelError, MissingPackageError, ValueError) as exc:
+        if args.show_logs:  # --verbose: the whole story, for a bug report
+            traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -4,12 +4,33 @@ from __future__ import annotations
 
 
 def cmd_ship(args) -> int:
-    from fer.release import ship, ship_ensemble
+    from fer.release import ship, ship_ensemble, ship_ferplus
 
     where = {"models_dir": args.models_dir} if args.models_dir else {}
+    if args.ferplus:
+        metrics = ship_ferplus(
+            args.run,
+            args.data,
+            **where,
+            name=args.name or "ferplus",
+            hardware=args.hardware,
+            selection=args.selection or "",
+        )
+        fp = metrics["ferplus"]
+        print(
+            f"Shipped {metrics['model_file']} (FER+, {len(args.run)} run(s)): FER+ majority accuracy "
+            f"{fp['accuracy']:.4f} (TTA {fp['accuracy_tta']:.4f}), crowd agreement {fp['crowd_agreement']:.4f}; "
+            f"FER-2013 labels {metrics['fer2013']['accuracy']:.4f}; card written next to it"
+        )
+        return 0
     if len(args.run) > 1:
         metrics = ship_ensemble(
-            args.run, args.data, **where, name=args.name, hardware=args.hardware, selection=args.selection or ""
+            args.run,
+            args.data,
+            **where,
+            name=args.name or "fer_ensemble",
+            hardware=args.hardware,
+            selection=args.selection or "",
         )
         print(
             f"Shipped the ensemble of {len(args.run)} runs as {metrics['model_file']}: accuracy "
@@ -38,7 +59,13 @@ def add_ship(sub) -> None:
         nargs="+",
         help="run folder with config.json, history.csv and its model; several: ship them as an ensemble",
     )
-    p.add_argument("--name", default="fer_ensemble", help="an ensemble's name in models/ (default fer_ensemble)")
+    p.add_argument(
+        "--ferplus",
+        action="store_true",
+        help="FER+ runs (labels ferplus_*): ship as models/ferplus.keras (several runs: ferplus.json), scored "
+        "against the FER+ crowd majority and FER-2013's labels",
+    )
+    p.add_argument("--name", help="the name in models/ (default: fer_ensemble for an ensemble, ferplus with --ferplus)")
     p.add_argument("--selection", help="an ensemble: how its members were chosen (for the card)")
     p.add_argument("--data", help="dataset whose test split is reported (default: $FER2013_DIR, else data/fer2013)")
     p.add_argument("--models-dir", help="default: the repository's models/")

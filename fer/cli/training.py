@@ -227,7 +227,10 @@ def cmd_sweep(args) -> int:
         print("\n".join(sweep_commands(args.spec, args.data)))
         return 0
     spec = load_sweep(args.spec)
-    table = run_sweep(spec, data=args.data, index=args.index, **({"table_path": args.table} if args.table else {}))
+    where = {"table_path": args.table} if args.table else {}
+    if args.out:
+        where["runs_root"] = args.out
+    table = run_sweep(spec, data=args.data, index=args.index, **where)
     ids = [run_id for run_id, _ in expand_sweep(spec)]
     ids = ids if args.index is None else [ids[args.index]]
     mine = table[(table["sweep"] == str(spec.get("name", "sweep"))) & table["run_id"].isin(ids)]

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from fer.errors import optional_import
+
 # A box with at least this share of its area inside another box is part of that face, not a face
 # of its own (an eye or a mouth the cascade boxed too, or one face seen twice across tiles).
 MOSTLY_INSIDE = 0.6
@@ -107,11 +109,8 @@ class MTCNNDetector:
     takes_min_side = True
 
     def __init__(self, min_score: float = 0.9):
-        try:
-            from mtcnn import MTCNN
-        except ImportError as exc:
-            raise RuntimeError("detector='mtcnn' needs the mtcnn package: pip install mtcnn") from exc
-        self.model, self.min_score = MTCNN(), min_score
+        mtcnn = optional_import("mtcnn", "detector='mtcnn'", "pip install mtcnn (installed with the project)")
+        self.model, self.min_score = mtcnn.MTCNN(), min_score
 
     def __call__(self, gray: np.ndarray, min_side: int = 0) -> list[Face]:
         faces = []

@@ -26,7 +26,7 @@ import numpy as np
 
 from fer.data.images import FACE_SIZE
 from fer.data.loading import EMOTIONS
-from fer.errors import ModelError
+from fer.errors import ModelError, optional_import
 from fer.inference.faces import DEFAULT_MARGIN
 from fer.modeling.files import model_classes
 
@@ -173,6 +173,10 @@ def export(
         raise ValueError(f"Unknown quantization {quantize!r}; choose from {QUANTIZATIONS[1:]} or none")
     if quantize and format != "onnx":
         raise ValueError(f"quantize={quantize!r} is for ONNX exports; format {format!r} exports float32")
+    if format == "onnx":  # Keras' ONNX export goes through tf2onnx and onnx; quantizing through ONNX Runtime
+        how = "pip install -e '.[onnx]'"
+        for package in ("tf2onnx", "onnx", *(("onnxruntime",) if quantize else ())):
+            optional_import(package, "ONNX export" + (f" ({quantize})" if quantize else ""), how)
     source = Path(model) if model is not None else default_model_path()
     if source.suffix not in (".keras", ".json"):
         raise ModelError(

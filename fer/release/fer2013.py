@@ -1,4 +1,4 @@
-"""Shipping trained runs into models/: export, measure, and write the model cards.
+"""Shipping FER-2013 runs into models/: export, measure, and write the model cards.
 
 `ship(run_dir, data)` writes into models/:
     fer_emotion.keras          the run's model (its `checkpoint`) without optimizer state (loads with safe_mode)
@@ -66,7 +66,7 @@ def cpu_throughput(model: keras.Model, n: int = 2048, batch_size: int = 256, rep
     return n / best
 
 
-def _table(frame) -> str:
+def markdown_table(frame) -> str:
     """A pandas frame as a Markdown table (no extra dependency)."""
     cols = [frame.index.name or ""] + [str(c) for c in frame.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -95,7 +95,7 @@ def _selection(config: dict, summary: dict, epochs_done: int) -> str:
     )
 
 
-def _class_weighting(value: bool | float) -> str:
+def class_weighting_text(value: bool | float) -> str:
     if value == 1:  # True too
         return '"balanced"'
     return f'"balanced" ** {value}' if value else "off"
@@ -104,7 +104,7 @@ def _class_weighting(value: bool | float) -> str:
 RANDOM_INIT = "random init"
 
 
-def _starting_network(config: dict, shipped_as: str) -> str:
+def starting_network(config: dict, shipped_as: str) -> str:
     """The file a run's `init_weights` named ("the previous X" when this ship overwrites that very
     file; the run, when it is a run folder's checkpoint), or RANDOM_INIT for a run trained from scratch."""
     if not config.get("init_weights"):
@@ -121,7 +121,7 @@ def _starting_network(config: dict, shipped_as: str) -> str:
 
 def _initialisation(config: dict, shipped_as: str) -> str:
     """Where the run's weights started: nowhere pretrained, or a model of ours (`init_weights`)."""
-    start = _starting_network(config, shipped_as)
+    start = starting_network(config, shipped_as)
     if start == RANDOM_INIT:
         return "no pretrained weights"
     return (
@@ -130,7 +130,7 @@ def _initialisation(config: dict, shipped_as: str) -> str:
     )
 
 
-def _schedule(config: dict) -> str:
+def schedule_text(config: dict) -> str:
     if config.get("lr_schedule", "plateau") == "cosine":
         return f"{config.get('warmup_epochs', 0)} warm-up epochs, then cosine decay to 0"
     early = config.get("early_stopping_patience")
@@ -237,7 +237,7 @@ How the weights were chosen: {metrics["selection"]}.
 The TTA scheme ({metrics["tta_scheme"]}) was chosen on a validation split held out of train
 (`benchmarks/eval_tta.py`). PublicTest was evaluated after training, for this card only.
 
-{_table(per_class)}
+{markdown_table(per_class)}
 
 ![confusion matrix]({stem}_confusion.png)
 
@@ -256,9 +256,9 @@ The TTA scheme ({metrics["tta_scheme"]}) was chosen on a validation split held o
   {metrics["train_samples"] or "?"} faces, {metrics["val_samples"] or 0} held out for validation
   (`validation: {config["validation"]}`).
 - Recipe (`config.json` of the run): model `{config["model"]}`{options}, optimizer
-  {config["optimizer"]}, learning rate {config["learning_rate"]}, {_schedule(config)}, batch {config["batch_size"]},
+  {config["optimizer"]}, learning rate {config["learning_rate"]}, {schedule_text(config)}, batch {config["batch_size"]},
   label smoothing {config["label_smoothing"]}, weight decay {config["weight_decay"]}, class weights
-  {_class_weighting(config["class_weighting"])}, augmentation ({aug}), validation `{config["validation"]}`,
+  {class_weighting_text(config["class_weighting"])}, augmentation ({aug}), validation `{config["validation"]}`,
   seed {config["seed"]}, {metrics["precision"]} compute.
 - Ran {metrics["epochs"]} epochs, {metrics["train_seconds"] / 3600:.1f} h of training{own_hours} on
   {metrics["hardware"]}.
@@ -337,9 +337,9 @@ def ship_ensemble(
                 "architecture": config["model"] + options,
                 "params": int(model.count_params()),
                 "seed": config["seed"],
-                "class weights": _class_weighting(config["class_weighting"]),
+                "class weights": class_weighting_text(config["class_weighting"]),
                 # A warm restart's hours are its own; the network it started from is named here.
-                "starts from": _starting_network(config, path.name),
+                "starts from": starting_network(config, path.name),
                 "epochs": len(history),
                 "train_hours": round(float(history["seconds"].sum()) / 3600, 2),
                 "precision": summary.get("precision", "float32"),
@@ -412,11 +412,11 @@ Load it wherever a model path is accepted: `predict_emotion(img, model="models/{
 Expected calibration error (15 bins, plain): {plain.ece:.3f}. How the members were chosen:
 {metrics["selection"].rstrip(".") or "as listed"}. PublicTest was evaluated once, after training, for this card.
 
-{_table(per_class)}
+{markdown_table(per_class)}
 
 ## Members
 
-{_table(members)}
+{markdown_table(members)}
 
 Each member is a separate file (float32, no optimizer state) in `{Path(metrics["model_file"]).stem}/`, except
 a member that is already shipped in `models/` (e.g. the single model), which is referenced, not copied.

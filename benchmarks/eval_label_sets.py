@@ -1,0 +1,140 @@
+"""Which model should `predict_emotion` use? FER-2013 and FER+ models side by side on both label sets and on photos.
+
+    python benchmarks/eval_label_sets.py [--models A B ...] [--data DIR] [--wild ../shared/wild-dev] [--tta]
+                                         [--test] [--out reports/ferplus/eval_label_sets.csv]
+
+For every model (and "combined": the mean of the first two models' probabilities over the classes both
+know, a FER-2013 model's contempt taken as 0), on
+- the validation split (split_seed 42: faces no shipped network trained on), against FER-2013's labels (7
+  classes) and against the FER+ majority (8 classes), with crowd agreement;
+- wild-dev (web close-ups with crowd labels, 5 classes): the same detected boxes for every model, top-emotion
+  accuracy per class and its macro average (a contempt answer counts as wrong);
+- with --test only: PublicTest on both label sets (report it; choose nothing on it).
+Prints one table and writes it as CSV. Choose on the validation rows, read the photo rows by class.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import fer  # noqa: E402  (fer before keras: its start-up lines stay off the terminal)
+from fer.analysis.evaluation import Evaluation, predict_proba  # noqa: E402
+from fer.data.ferplus import FERPLUS_CLASSES, classes_for_size, convert_probabilities  # noqa: E402
+from fer.data.images import read_photo  # noqa: E402
+from fer.data.loading import EMOTIONS  # noqa: E402
+from fer.inference.faces import DEFAULT_MARGIN, crop_face, detect_faces  # noqa: E402
+from fer.inference.predict import load_model  # noqa: E402
+from fer.modeling.training import TrainConfig, split_data  # noqa: E402
+
+
+def probabilities(models: dict, images: np.ndarray, tta) -> dict[str, np.ndarray]:
+    """{name: (N, 8) probabilities over FERPLUS_CLASSES}; FER-2013 models get contempt 0."""
+    out = {}
+    for name, model in models.items():
+        p = predict_proba(model, images, tta=tta)
+        out[name] = convert_probabilities(p, classes_for_size(p.shape[1]), FERPLUS_CLASSES)
+    first, second = list(out)[:2]
+    out["combined"] = (out[first] + out[second]) / 2
+    return out
+
+
+def score(probs: np.ndarray, labels: np.ndarray, classes, votes=None) -> Evaluation:
+    """An Evaluation of 8-class probabilities against labels over `classes` (7: contempt dropped)."""
+    return Evaluation(labels, convert_probabilities(probs, FERPLUS_CLASSES, classes), classes=classes, votes=votes)
+
+
+def wild_faces(root: Path) -> tuple[np.ndarray, np.ndarray]:
+    """wild-dev's photos: one detected face each (the default detector; the largest where several), cropped."""
+    faces, labels = [], []
+    for path in sorted(root.glob("*/*")):
+        if path.parent.name not in EMOTIONS or not path.is_file():
+            continue
+        image, _ = read_photo(path)
+        found = detect_faces(image)
+        if not found:
+            continue
+        face = max(found, key=lambda f: f.box[2] * f.box[3])
+        faces.append(crop_face(image, face.box, DEFAULT_MARGIN))
+        labels.append(EMOTIONS.index(path.parent.name))
+    return np.stack(faces), np.array(labels)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=["models/fer_ensemble.json", "models/ferplus.keras", "models/fer_emotion.keras"],
+        help="the first two are also averaged as 'combined'",
+    )
+    parser.add_argument("--data", help="FER-2013 (default: $FER2013_DIR, else data/fer2013)")
+    parser.add_argument("--wild", default=str(REPO.parent / "shared" / "wild-dev"))
+    parser.add_argument("--tta", action="store_true", help="also with test-time augmentation (shift)")
+    parser.add_argument("--test", action="store_true", help="also PublicTest (report only)")
+    parser.add_argument("--out", default=str(REPO / "reports" / "ferplus" / "eval_label_sets.csv"))
+    args = parser.parse_args()
+
+    data = fer.data_dir(args.data)
+    models = {Path(m).name: load_model(REPO / m if not Path(m).is_absolute() else m) for m in args.models}
+    _, val13 = split_data(TrainConfig(data=str(data)))
+    _, val_plus = split_data(TrainConfig(data=str(data), labels="ferplus_votes"))
+    sets = {"validation": (val13, val_plus)}
+    if args.test:
+        from fer.data.ferplus import load_ferplus_split
+
+        sets["PublicTest"] = (fer.load_split(data, "test"), load_ferplus_split(data, "test"))
+    rows = []
+    for tta in [False, "shift"] if args.tta else [False]:
+        for split, (faces13, faces_plus) in sets.items():
+            p13 = probabilities(models, faces13.images, tta)
+            p_plus = probabilities(models, faces_plus.images, tta)
+            for name in p13:
+                on13 = score(p13[name], faces13.labels, EMOTIONS)
+                on_plus = score(p_plus[name], faces_plus.labels, FERPLUS_CLASSES, faces_plus.votes)
+                rows.append(
+                    {
+                        "set": split,
+                        "model": name,
+                        "tta": tta or "off",
+                        "fer2013_acc": on13.accuracy,
+                        "fer2013_macro_f1": on13.macro_f1,
+                        "ferplus_acc": on_plus.accuracy,
+                        "ferplus_macro_f1": on_plus.macro_f1,
+                        "crowd_agreement": on_plus.crowd_agreement,
+                    }
+                )
+        if Path(args.wild).is_dir():
+            faces, labels = wild_faces(Path(args.wild))
+            present = sorted(set(labels.tolist()))
+            for name, probs in probabilities(models, faces, tta).items():
+                predicted = probs.argmax(axis=1)  # over 8 classes: contempt is a wrong answer here
+                truth = np.array([FERPLUS_CLASSES.index(EMOTIONS[i]) for i in labels])
+                recall = {EMOTIONS[c]: float((predicted[labels == c] == truth[labels == c]).mean()) for c in present}
+                rows.append(
+                    {
+                        "set": f"wild-dev ({len(labels)} faces)",
+                        "model": name,
+                        "tta": tta or "off",
+                        "wild_acc": float((predicted == truth).mean()),
+                        "wild_macro_recall": float(np.mean(list(recall.values()))),
+                        **{f"wild_{k}": v for k, v in recall.items()},
+                    }
+                )
+    table = pd.DataFrame(rows)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    table.round(4).to_csv(args.out, index=False)
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        print(table.round(4).to_string(index=False))
+    print(f"\nWrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
