@@ -1,10 +1,11 @@
 """Which model should `predict_emotion` use? FER-2013 and FER+ models side by side on both label sets and on photos.
 
-    python benchmarks/eval_label_sets.py [--models A B ...] [--data DIR] [--wild ../shared/wild-dev] [--tta]
-                                         [--test] [--out reports/ferplus/eval_label_sets.csv]
+    python benchmarks/eval_label_sets.py [--models A B ...] [--combine A+B ...] [--data DIR] [--tta] [--test]
+                                         [--wild ../shared/wild-dev] [--out reports/ferplus/eval_label_sets.csv]
 
-For every model (and "combined": the mean of the first two models' probabilities over the classes both
-know, a FER-2013 model's contempt taken as 0), on
+For every model, and every combination named by --combine (the mean of those models' probabilities over
+FER+'s eight classes, a FER-2013 model's contempt taken as 0: what fer.modeling.architectures.build_ensemble
+computes for mixed members; default: the first two models), on
 - the validation split (split_seed 42: faces no shipped network trained on), against FER-2013's labels (7
   classes) and against the FER+ majority (8 classes), with crowd agreement;
 - wild-dev (web close-ups with crowd labels, 5 classes): the same detected boxes for every model, top-emotion
@@ -35,14 +36,15 @@ from fer.inference.predict import load_model  # noqa: E402
 from fer.modeling.training import TrainConfig, split_data  # noqa: E402
 
 
-def probabilities(models: dict, images: np.ndarray, tta) -> dict[str, np.ndarray]:
-    """{name: (N, 8) probabilities over FERPLUS_CLASSES}; FER-2013 models get contempt 0."""
+def probabilities(models: dict, combos: list[str], images: np.ndarray, tta) -> dict[str, np.ndarray]:
+    """{name: (N, 8) probabilities over FERPLUS_CLASSES}; FER-2013 models get contempt 0; combos averaged."""
     out = {}
     for name, model in models.items():
         p = predict_proba(model, images, tta=tta)
         out[name] = convert_probabilities(p, classes_for_size(p.shape[1]), FERPLUS_CLASSES)
-    first, second = list(out)[:2]
-    out["combined"] = (out[first] + out[second]) / 2
+    for combo in combos:
+        parts = combo.split("+")
+        out[combo] = sum(out[part] for part in parts) / len(parts)
     return out
 
 
@@ -73,8 +75,9 @@ def main() -> None:
         "--models",
         nargs="+",
         default=["models/fer_ensemble.json", "models/ferplus.keras", "models/fer_emotion.keras"],
-        help="the first two are also averaged as 'combined'",
+        help="model files; each is named by its file name in the table and in --combine",
     )
+    parser.add_argument("--combine", nargs="*", help="averages to score too, e.g. fer_emotion.keras+ferplus.keras")
     parser.add_argument("--data", help="FER-2013 (default: $FER2013_DIR, else data/fer2013)")
     parser.add_argument("--wild", default=str(REPO.parent / "shared" / "wild-dev"))
     parser.add_argument("--tta", action="store_true", help="also with test-time augmentation (shift)")
@@ -84,6 +87,7 @@ def main() -> None:
 
     data = fer.data_dir(args.data)
     models = {Path(m).name: load_model(REPO / m if not Path(m).is_absolute() else m) for m in args.models}
+    combos = args.combine if args.combine is not None else ["+".join(list(models)[:2])]
     _, val13 = split_data(TrainConfig(data=str(data)))
     _, val_plus = split_data(TrainConfig(data=str(data), labels="ferplus_votes"))
     sets = {"validation": (val13, val_plus)}
@@ -94,8 +98,8 @@ def main() -> None:
     rows = []
     for tta in [False, "shift"] if args.tta else [False]:
         for split, (faces13, faces_plus) in sets.items():
-            p13 = probabilities(models, faces13.images, tta)
-            p_plus = probabilities(models, faces_plus.images, tta)
+            p13 = probabilities(models, combos, faces13.images, tta)
+            p_plus = probabilities(models, combos, faces_plus.images, tta)
             for name in p13:
                 on13 = score(p13[name], faces13.labels, EMOTIONS)
                 on_plus = score(p_plus[name], faces_plus.labels, FERPLUS_CLASSES, faces_plus.votes)
@@ -114,7 +118,7 @@ def main() -> None:
         if Path(args.wild).is_dir():
             faces, labels = wild_faces(Path(args.wild))
             present = sorted(set(labels.tolist()))
-            for name, probs in probabilities(models, faces, tta).items():
+            for name, probs in probabilities(models, combos, faces, tta).items():
                 predicted = probs.argmax(axis=1)  # over 8 classes: contempt is a wrong answer here
                 truth = np.array([FERPLUS_CLASSES.index(EMOTIONS[i]) for i in labels])
                 recall = {EMOTIONS[c]: float((predicted[labels == c] == truth[labels == c]).mean()) for c in present}

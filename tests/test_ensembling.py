@@ -167,3 +167,23 @@ def test_a_teacher_with_tta_gives_the_mean_over_its_views(members, trained):
     assert not np.allclose(flipped, plain, atol=1e-4)
     with pytest.raises(ValueError, match="tta must be"):
         TrainConfig(teacher=str(members[0]), teacher_tta="ten-crop").validate()
+
+
+def test_a_fer2013_and_a_ferplus_network_average_over_ferplus_classes(tmp_path):
+    import keras
+
+    from fer.data.ferplus import FERPLUS_CLASSES
+    from fer.data.sample import make_sample
+    from fer.modeling.architectures import build_ensemble, build_model
+
+    seven, eight = build_model("vgg_lite", seed=1), build_model("vgg_lite", n_classes=8, seed=2)
+    mixed = build_ensemble([seven, eight])
+    faces = make_sample(1).images
+    p7, p8, mean = predict_proba(seven, faces), predict_proba(eight, faces), predict_proba(mixed, faces)
+    as_eight = np.insert(p7, FERPLUS_CLASSES.index("contempt"), 0.0, axis=1)  # contempt 0 from FER-2013's network
+    assert mean == pytest.approx((as_eight + p8) / 2, abs=1e-6)
+    mixed.save(tmp_path / "mixed.keras")  # plain Keras layers: saves and loads with safe_mode
+    assert predict_proba(keras.models.load_model(tmp_path / "mixed.keras", safe_mode=True), faces) == pytest.approx(
+        mean, abs=1e-6
+    )
+    assert predict_crop(faces[0], model=mixed).probabilities.keys() == set(FERPLUS_CLASSES)

@@ -18,11 +18,8 @@ from fer.data.quality import duplicates_of
 # Test-time augmentation schemes: the views of each face whose predictions are averaged.
 #   flip:  the face and its mirror image (2 views).
 #   shift: flip x {centre, 2 px left/right/up/down} (10 views; edges repeated into the gap).
-# `tta=True` means DEFAULT_TTA, the scheme chosen on a validation split held out of train
-# (benchmarks/eval_tta.py; never on the test split): validation accuracy 0.6374 plain, 0.6454 flip,
-# 0.6476 shift for the seed-42 network (reports/ensemble/vgg_lite-sgd-cosine-e45/eval_tta.csv), and
-# 0.6528 / 0.6665 / 0.6711 for the seed-3 network the shipped one was warm-restarted from
-# (reports/ensemble/vgg_lite-sgd-cosine-e45-cw05-seed3/eval_tta.csv).
+# `tta=True` means DEFAULT_TTA, the scheme that scored best on a validation split held out of train
+# (benchmarks/eval_tta.py, never the test split; the numbers are in docs/experiments.md, "Test-time augmentation").
 TTA_SCHEMES = ("flip", "shift")
 DEFAULT_TTA = "shift"
 TTA_SHIFT = 2

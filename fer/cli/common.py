@@ -44,6 +44,19 @@ def load_options(config: str | None, pairs: list[str] | None, flag: str) -> tupl
     return options, parsed
 
 
+DATA_ORDER = "default: $FER2013_DIR, else data/fer2013"
+
+
+def add_data(p: argparse.ArgumentParser, what: str) -> None:
+    """--data, found like everywhere else: the flag, else $FER2013_DIR, else data/fer2013."""
+    p.add_argument("--data", help=f"{what} ({DATA_ORDER})")
+
+
+def add_model(p: argparse.ArgumentParser) -> None:
+    """--model: any model file the package reads; none means the shipped default."""
+    p.add_argument("--model", help="a .keras, .json (ensemble), .onnx or .tflite model (default: the shipped default)")
+
+
 def add_tta(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tta",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fer.cli.common import add_tta
+from fer.cli.common import add_data, add_model, add_tta
 
 
 def cmd_evaluate(args) -> int:
@@ -44,11 +44,8 @@ def cmd_evaluate(args) -> int:
 def add_evaluate(sub) -> None:
     """The `evaluate` subcommand's arguments."""
     p = sub.add_parser("evaluate", help="score a model on a labelled split")
-    p.add_argument("--model", help="a .keras, .json (ensemble), .onnx or .tflite model (default: the shipped ensemble)")
-    p.add_argument(
-        "--data",
-        help="dataset root, fer2013.csv, or folder of <emotion>/ folders (default: $FER2013_DIR, else data/fer2013)",
-    )
+    add_model(p)
+    add_data(p, "dataset root, fer2013.csv, or folder of <emotion>/ folders")
     p.add_argument("--split", default="test", help="train | test | private (default: test)")
     p.add_argument(
         "--no-dedup",

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
+from fer.cli.common import add_data, add_model
+
 
 def cmd_ship(args) -> int:
     from fer.release import ship, ship_ensemble, ship_ferplus
 
     where = {"models_dir": args.models_dir} if args.models_dir else {}
+    several = {**where, "hardware": args.hardware, "selection": args.selection or ""}
     if args.ferplus:
-        metrics = ship_ferplus(
-            args.run,
-            args.data,
-            **where,
-            name=args.name or "ferplus",
-            hardware=args.hardware,
-            selection=args.selection or "",
-        )
+        metrics = ship_ferplus(args.run, args.data, name=args.name or "ferplus", include=args.include or (), **several)
         fp = metrics["ferplus"]
         print(
             f"Shipped {metrics['model_file']} (FER+, {len(args.run)} run(s)): FER+ majority accuracy "
@@ -24,14 +20,7 @@ def cmd_ship(args) -> int:
         )
         return 0
     if len(args.run) > 1:
-        metrics = ship_ensemble(
-            args.run,
-            args.data,
-            **where,
-            name=args.name or "fer_ensemble",
-            hardware=args.hardware,
-            selection=args.selection or "",
-        )
+        metrics = ship_ensemble(args.run, args.data, name=args.name or "fer_ensemble", **several)
         print(
             f"Shipped the ensemble of {len(args.run)} runs as {metrics['model_file']}: accuracy "
             f"{metrics['accuracy']:.4f} (TTA {metrics['accuracy_tta']:.4f}), macro-F1 {metrics['macro_f1']:.4f}, "
@@ -65,9 +54,15 @@ def add_ship(sub) -> None:
         help="FER+ runs (labels ferplus_*): ship as models/ferplus.keras (several runs: ferplus.json), scored "
         "against the FER+ crowd majority and FER-2013's labels",
     )
+    p.add_argument(
+        "--include",
+        nargs="+",
+        metavar="MODEL",
+        help="with --ferplus: models/ files to average in (e.g. the FER-2013 network fer_emotion.keras)",
+    )
     p.add_argument("--name", help="the name in models/ (default: fer_ensemble for an ensemble, ferplus with --ferplus)")
     p.add_argument("--selection", help="an ensemble: how its members were chosen (for the card)")
-    p.add_argument("--data", help="dataset whose test split is reported (default: $FER2013_DIR, else data/fer2013)")
+    add_data(p, "dataset whose test split is reported")
     p.add_argument("--models-dir", help="default: the repository's models/")
     p.add_argument("--hardware", help="where it was trained, for the card (default: this machine)")
     p.set_defaults(func=cmd_ship)
@@ -101,11 +96,11 @@ def cmd_export(args) -> int:
 def add_export(sub) -> None:
     """The `export` subcommand's arguments."""
     p = sub.add_parser("export", help="write a model as ONNX (float32, float16, int8), LiteRT or SavedModel")
-    p.add_argument("--model", help="a .keras, .json (ensemble), .onnx or .tflite model (default: the shipped ensemble)")
+    add_model(p)
     p.add_argument("--format", default="onnx", choices=["onnx", "litert", "saved_model"])
     p.add_argument("--quantize", default="none", choices=["none", "float16", "int8"], help="ONNX only")
     p.add_argument("--out", default="exported", help="output folder (default: exported/)")
-    p.add_argument("--data", help="int8 calibration faces: FER-2013 root (default: $FER2013_DIR, else data/fer2013)")
+    add_data(p, "int8 calibration faces: FER-2013 root")
     p.set_defaults(func=cmd_export)
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import warnings
 from pathlib import Path
 
-from fer.cli.common import UsageError, add_tta, write_atomic
+from fer.cli.common import UsageError, add_model, add_tta, write_atomic
 
 
 def _expand_inputs(items: list[str]) -> tuple[list[Path], list[Path], list[Path]]:
@@ -29,14 +28,20 @@ def _expand_inputs(items: list[str]) -> tuple[list[Path], list[Path], list[Path]
     return images, videos, missing
 
 
-def _output_stems(files: list[Path]) -> dict[Path, Path]:
-    """Each input's output name without suffix, relative to --out: its path below the inputs' common folder,
-    so `predict a/ b/` writes a/face_annotated.png and b/face_annotated.png, never one over the other."""
-    if not files:
-        return {}
-    resolved = [f.resolve() for f in files]
-    common = Path(os.path.commonpath([r.parent for r in resolved]))
-    return {f: r.relative_to(common).with_suffix("") for f, r in zip(files, resolved)}
+def _output_stems(items: list[str], files: list[Path]) -> dict[Path, Path]:
+    """Each input's output name without suffix, relative to --out: its path below the folder argument that
+    named it (a named file: its name). Where two inputs would share a name (`predict a/ b/` with a/face.jpg
+    and b/face.jpg), every name is prefixed with its argument's own name, so nothing is written over."""
+    folders = [Path(i) for i in items if Path(i).is_dir()]
+    stems = {}
+    for f in files:
+        root = next((d for d in folders if f.is_relative_to(d)), None)
+        stems[f] = (f.relative_to(root) if root is not None else Path(f.name)).with_suffix("")
+    if len(set(stems.values())) < len(stems):
+        for f in files:
+            root = next((d for d in folders if f.is_relative_to(d)), f.parent)
+            stems[f] = Path(root.resolve().name) / stems[f]
+    return stems
 
 
 def _error_row(path: Path, message: str) -> dict:
@@ -157,7 +162,7 @@ def cmd_predict(args) -> int:
 
     model = resolve_model(args.model)
     out = Path(args.out) if args.out else None
-    stems = _output_stems(images + videos)
+    stems = _output_stems(args.paths, images + videos)
     interrupted = False
     try:
         for start in range(0, len(readable), args.chunk):  # chunks bound memory on big folders
@@ -196,7 +201,7 @@ def add_predict(sub) -> None:
     """The `predict` subcommand's arguments."""
     p = sub.add_parser("predict", help="emotions of the faces in photos, folders and videos")
     p.add_argument("paths", nargs="+", help="image files, video files, or folders of them")
-    p.add_argument("--model", help="a .keras, .json (ensemble), .onnx or .tflite model (default: the shipped ensemble)")
+    add_model(p)
     p.add_argument("--crop", action="store_true", help="images are face crops: no face detection")
     # default: fer.inference.faces.DEFAULT_DETECTOR (a literal here: the CLI imports OpenCV only when it needs it)
     p.add_argument("--detector", default="blazeface", choices=["blazeface", "haar", "mtcnn"])

@@ -8,7 +8,7 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-from fer.cli.common import UsageError, load_options
+from fer.cli.common import UsageError, add_data, load_options
 
 
 def _train_options(args) -> dict:
@@ -73,9 +73,7 @@ def add_train(sub) -> None:
         "~1.5 h on 2 cores; default); seed = the seed project's baseline (seed CNN, Adam, 30 epochs)",
     )
     p.add_argument("--model", help="seed | vgg_lite | vgg | resnet (default: the recipe's)")
-    p.add_argument(
-        "--data", help="dataset root, fer2013.csv, or folder of <emotion>/ (default: $FER2013_DIR, else data/fer2013)"
-    )
+    add_data(p, "dataset root, fer2013.csv, or folder of <emotion>/")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", dest="batch_size", type=int)
     p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"])
@@ -248,9 +246,7 @@ def add_sweep(sub) -> None:
     p.add_argument("spec", help="sweep YAML (keys: name, base, grid, runs, steps)")
     p.add_argument("--table", help="runs table CSV (default: reports/runs.csv)")
     p.add_argument("--out", help="folder of the run folders, <out>/<sweep>/<run-id>/ (default: reports/runs)")
-    p.add_argument(
-        "--data", help="dataset for every run (default: the spec's data_dir, else $FER2013_DIR, else data/fer2013)"
-    )
+    add_data(p, "dataset for every run; else the spec's data_dir")
     p.add_argument("--list", action="store_true", help="print one command per run (for cluster job arrays) and exit")
     p.add_argument(
         "--index",

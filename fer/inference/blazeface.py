@@ -42,9 +42,8 @@ MODEL_PATH = Path(__file__).resolve().parent.parent / "assets" / "blazeface_shor
 INPUT_SIZE = 128
 # MediaPipe's face_detection_short_range graph: score threshold 0.5, anchors from strides 8 and 16.
 MIN_SCORE = 0.5
-# A box the cascade does not confirm is kept only above this score: on the no-face benchmark images
-# unconfirmed boxes at 0.5-0.75 were the false faces (validation scenes: 174/201 faces found with
-# 0.75, 188/201 with 0.5, which also gave a false face on a no-face image).
+# A box the cascade does not confirm is kept only above this score: below it, unconfirmed boxes were the
+# false faces on the no-face benchmark images (docs/experiments.md, "Face crops").
 MIN_UNCONFIRMED_SCORE = 0.75
 # BlazeFace box -> FER-2013 (Haar) box: centre shift in box widths (x, y) and width ratio. Medians
 # over 500 faces of close-ups and pasted scenes made from the VALIDATION split (never test).

@@ -21,6 +21,7 @@ import keras
 from keras import layers
 
 from fer.data.augment import Augmentation, allow_xla_on_jax, augmentation_layers
+from fer.data.ferplus import FERPLUS_CLASSES
 from fer.data.images import FACE_SIZE
 from fer.data.loading import EMOTIONS
 from fer.errors import ModelError
@@ -179,19 +180,42 @@ def _renamed_copy(model: keras.Model, name: str) -> keras.Model:
     return copy
 
 
+def _as_ferplus(output, index: int):
+    """A FER-2013 member's 7 probabilities as FER+'s 8 (contempt 0), by a frozen 0/1 matrix: plain Keras layers,
+    so the ensemble still saves as an ordinary `.keras` file and loads with safe_mode=True."""
+    import numpy as np
+
+    mapping = np.zeros((len(EMOTIONS), len(FERPLUS_CLASSES)), np.float32)
+    for i, emotion in enumerate(EMOTIONS):
+        mapping[i, FERPLUS_CLASSES.index(emotion)] = 1.0
+    layer = layers.Dense(len(FERPLUS_CLASSES), use_bias=False, trainable=False, name=f"member_{index}_to_ferplus")
+    mapped = layer(output)
+    layer.set_weights([mapping])
+    return mapped
+
+
 def build_ensemble(members: list[keras.Model], name: str = "ensemble") -> keras.Model:
     """One model whose output is the mean of `members`' softmax outputs (all take the same 48x48x1 input).
 
     The members are nested models and the mean a `keras.layers.Average`: an ordinary functional
-    model that saves as one `.keras` file and loads with safe_mode=True.
+    model that saves as one `.keras` file and loads with safe_mode=True. FER-2013 (7-class) and FER+
+    (8-class) members may be mixed: the mean is then over FER+'s eight classes, a FER-2013 member
+    giving contempt 0 (its other probabilities are averaged with the FER+ members' as they are).
     """
     if len(members) < 2:
         raise ValueError(f"An ensemble needs at least two members, got {len(members)}")
-    shapes = {(tuple(m.input_shape[1:]), m.output_shape[-1]) for m in members}
-    if len(shapes) != 1:
-        raise ModelError(f"Ensemble members disagree on input/output shapes: {sorted(shapes)}")
+    sizes = {m.output_shape[-1] for m in members}
+    inputs_shapes = {tuple(m.input_shape[1:]) for m in members}
+    if len(inputs_shapes) != 1 or not sizes <= {len(EMOTIONS), len(FERPLUS_CLASSES)} or len(sizes) > 2:
+        shapes = sorted({(tuple(m.input_shape[1:]), m.output_shape[-1]) for m in members})
+        raise ModelError(f"Ensemble members disagree on input/output shapes: {shapes}")
     inputs = keras.Input(members[0].input_shape[1:], name="face")
     outputs = [_renamed_copy(m, f"member_{i}")(inputs) for i, m in enumerate(members)]
+    if len(sizes) == 2:  # mixed label sets: FER-2013 members' outputs re-expressed over FER+'s classes
+        outputs = [
+            _as_ferplus(out, i) if m.output_shape[-1] == len(EMOTIONS) else out
+            for i, (m, out) in enumerate(zip(members, outputs))
+        ]
     mean = keras.layers.Average(name="emotion", dtype="float32")(outputs)
     # The copies' augmentation layers come back un-jittable, as from a file: see fer.data.augment.allow_xla_on_jax.
     return allow_xla_on_jax(keras.Model(inputs, mean, name=name))

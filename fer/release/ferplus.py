@@ -20,7 +20,7 @@ import pandas as pd
 from fer.analysis import plots
 from fer.analysis.evaluation import Evaluation, evaluate, tta_scheme
 from fer.data.ferplus import load_ferplus_split
-from fer.data.loading import data_dir, load_split, train_images_beside
+from fer.data.loading import EMOTIONS, data_dir, load_split, train_images_beside
 from fer.modeling.files import MODELS_DIR
 from fer.pipeline import run_id_of
 from fer.release.fer2013 import (
@@ -87,12 +87,15 @@ def ship_ferplus(
     selection: str = "",
     throughput_faces: int = 2048,
     votes: str | Path | None = None,
+    include: list[str | Path] = (),
 ) -> dict:
     """Ship one FER+ run as models_dir/<name>.keras, or several as an ensemble <name>.json + <name>/; evaluate
     it once on the test split against the FER+ majority (and, 7-class, against FER-2013's labels); write its card.
 
     `selection`: how the runs were chosen (on the validation split, never on the test split), for the card.
     `votes`: the votes table (default: the one the first run trained with, else fer.data.ferplus.votes_path()).
+    `include`: model files already in models_dir (e.g. the FER-2013 network fer_emotion.keras) to average in,
+    referenced rather than copied: a FER-2013 member counts as giving contempt 0 (fer.modeling.architectures).
     """
     from fer.inference.predict import load_model
     from fer.modeling.ensembling import ensemble
@@ -100,7 +103,7 @@ def ship_ferplus(
     models_dir, data = Path(models_dir), data_dir(data)
     runs = [Path(r) for r in run_dirs]
     members = []
-    if len(runs) == 1:
+    if len(runs) == 1 and not include:
         model, row = _member(runs[0], models_dir / f"{name}.keras", models_dir)
         members.append(row)
         model_file = f"{name}.keras"
@@ -110,12 +113,27 @@ def ship_ferplus(
             path = models_dir / name / f"{run_id_of(run)}.keras"
             members.append(_member(run, path, models_dir)[1])
             paths.append(path)
+        for shipped in map(Path, include):
+            shipped = shipped if shipped.is_absolute() else models_dir / shipped
+            card = json.loads(shipped.with_name(f"{shipped.stem}.metrics.json").read_text())
+            members.append(
+                {
+                    "file": shipped.relative_to(models_dir).as_posix(),
+                    "run": "(shipped)",
+                    "labels": "fer2013" if list(card.get("classes", EMOTIONS)) == list(EMOTIONS) else "ferplus",
+                    "architecture": card.get("architecture", "ensemble"),
+                    "starts from": "see its card",
+                    "epochs": card.get("epochs"),
+                    "train_hours": round(card.get("train_seconds", 0) / 3600, 2) or card.get("train_hours", 0),
+                }
+            )
+            paths.append(shipped)
         ensemble(paths, models_dir / f"{name}.json")
         model_file = f"{name}.json"
     model = load_model(models_dir / model_file)
 
     train_images = train_images_beside(data, "test")
-    crowd = load_ferplus_split(data, "test", votes or members[0]["config"].get("votes"))
+    crowd = load_ferplus_split(data, "test", votes or next(m["config"] for m in members if "config" in m).get("votes"))
     fer2013 = load_split(data, "test")
     evaluations = {}
     for key, faces in (("ferplus", crowd), ("fer2013", fer2013)):
@@ -141,12 +159,13 @@ def ship_ferplus(
         "fer2013": _scores(evaluations["fer2013", False], evaluations["fer2013", True]),
         "per_class": plain.to_dict()["per_class"],
         "members": [{k: v for k, v in m.items() if k != "config"} for m in members],
+        "includes_fer2013_members": any(m["labels"] == "fer2013" for m in members),
         "selection": selection,
         "tta_scheme": tta_scheme(True),
         "train_hours": round(sum(m["train_hours"] for m in members), 2),
         "hardware": hardware or f"{platform.machine()} CPU, {keras.backend.backend()} backend",
         "cpu_faces_per_second": round(cpu_throughput(model, n=throughput_faces)),
-        "config": members[0]["config"],
+        "config": next(m["config"] for m in members if "config" in m),
     }
     (models_dir / f"{name}.metrics.json").write_text(json.dumps(metrics, indent=2))
     (models_dir / f"{name}_CARD.md").write_text(ferplus_card(metrics, plain))
@@ -162,6 +181,13 @@ def ferplus_card(metrics: dict, plain: Evaluation) -> str:
     stem = Path(metrics["model_file"]).stem
     aug = ", ".join(f"{k}={v}" for k, v in config["augmentation"].items())
     dup = fp["n_train_duplicates"]
+    mixed = (
+        "- FER-2013 members (`labels` fer2013) are averaged in with contempt 0: the mean over FER+'s eight "
+        "classes of networks trained on the crowd's labels and on FER-2013's own "
+        "(`fer.modeling.architectures.build_ensemble`).\n"
+        if metrics.get("includes_fer2013_members")
+        else ""
+    )
     return f"""# Model card: `{metrics["model_file"]}` (FER+, 8 classes)
 
 Eight-class facial-emotion model for 48x48 grayscale faces, trained on the FER+ crowd labels of FER-2013
@@ -202,7 +228,7 @@ for this card.
 
 {markdown_table(members)}
 
-- Every member: `{config["model"]}` started from a FER-2013 network of ours (all layers but the new 8-class
+{mixed}- Every FER+ member: `{config["model"]}` started from a FER-2013 network of ours (all layers but the new 8-class
   output layer; `init_weights`), then trained on FER-2013 train with FER+ labels (`labels`: `ferplus_votes` =
   cross-entropy against the vote shares, `ferplus_majority` = the one-hot majority), validated on the FER+
   majority of the same held-out faces as the FER-2013 networks (split_seed {config["split_seed"]}).
