@@ -152,7 +152,7 @@ def run_pipeline(
         params.setdefault("batch_size", 16)
         params.setdefault("model_options", {"bn_momentum": 0.8})
     cwd = Path.cwd()
-    params = {k: _resolve(v, cwd) if k in PATH_PARAMS and v is not None else v for k, v in params.items()}
+    params = {k: _resolve(v, cwd) if k in PATH_PARAMS and v not in (None, "auto") else v for k, v in params.items()}
     run_dir = Path(run_dir or REPO / "reports" / "runs" / time.strftime("%Y%m%d-%H%M%S")).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "params.json").write_text(json.dumps({**params, "steps": list(steps), "smoke_run": smoke}, indent=2))

@@ -144,9 +144,11 @@ FULL_RECIPE = "python -m fer sweep sweeps/vgg_lite_cosine_cw05.yaml"
 
 
 def _headline(metrics: dict, label: str) -> str:
+    truth = "FER+ crowd majority" if metrics.get("votes") else "dataset labels"
     line = (
-        f"{label}: {metrics['split']} n={metrics['n']} accuracy={metrics['accuracy']:.4f} "
+        f"{label}: {metrics['split']} ({truth}) n={metrics['n']} accuracy={metrics['accuracy']:.4f} "
         f"macro-F1={metrics['macro_f1']:.4f} ECE={metrics['ece']:.4f}"
+        + (f" crowd-agreement={metrics['crowd_agreement']:.4f}" if metrics.get("crowd_agreement") else "")
     )
     dedup = metrics.get("without_train_duplicates")
     if dedup:

@@ -302,3 +302,23 @@ def load_ferplus_split(
     path = votes_path(votes)
     faces = load_split(data, split)
     return relabel(faces, votes_for(faces, data, read_votes(path), path), mode)
+
+
+def votes_if_ferplus(n_classes: int, data: str | Path, split: str, votes: str | Path | None = None) -> Path | None:
+    """The votes table to score an `n_classes` model against: the FER+ table for an 8-class (FER+) model when it
+    covers every face of the split, else None (score against the dataset's own labels).
+
+    What `votes="auto"` means in notebook 03 and `python -m fer run`: a FER+ model answers the crowd's question,
+    so that is its headline number; on data FER+ never labelled (your own folders, the synthetic sample) it
+    falls back to the dataset's labels.
+    """
+    if n_classes != len(FERPLUS_CLASSES):
+        return None
+    from fer.data.loading import load_split
+
+    path = votes_path(votes)
+    try:
+        votes_for(load_split(data, split), data, read_votes(path), path)
+    except DataError:
+        return None
+    return path

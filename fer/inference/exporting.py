@@ -72,15 +72,18 @@ def metadata(source: str | Path, accuracy: float | None = None, classes: tuple[s
             "(cv2.INTER_AREA), as float32 of shape (N, 48, 48, 1)"
         ),
         "publictest_accuracy_of_source": accuracy,
+        "publictest_labels": "FER+ crowd majority" if len(classes) == 8 else "FER-2013",
         **extra,
     }
 
 
 def _source_accuracy(path: Path) -> float | None:
-    """PublicTest accuracy from the model's metrics file beside it (the shipped model has one)."""
+    """PublicTest accuracy from the model's metrics file beside it (shipped models have one): against FER-2013's
+    labels for a FER-2013 model, against the FER+ majority for a FER+ model (its card's headline)."""
     metrics = path.with_name(f"{path.stem}.metrics.json")
     if metrics.is_file():
-        return json.loads(metrics.read_text()).get("accuracy")
+        card = json.loads(metrics.read_text())
+        return card.get("accuracy", card.get("ferplus", {}).get("accuracy"))
     return None
 
 

@@ -20,7 +20,7 @@ from fer.modeling.architectures import build_ensemble
 # up); FER_MODEL points elsewhere. The default is the more accurate model that still classifies at
 # least 350 faces/s on 2 cores; the single network is the fast option (docs/experiments.md: the choice).
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
-DEFAULT_MODEL_NAME = "fer_ensemble.json"
+DEFAULT_MODEL_NAME = "ferplus_votes.keras"
 SINGLE_MODEL_NAME = "fer_emotion.keras"
 
 
