@@ -11,6 +11,7 @@ first used, so `import fer` and the data utilities stay fast.
 from importlib import import_module
 
 from fer import quiet
+from fer.data.ferplus import FERPLUS_CLASSES, load_ferplus_split
 from fer.data.loading import EMOTIONS, FaceSet, class_distribution, class_weights, data_dir, load_fer2013, load_split
 from fer.errors import DataError, ImageError, ModelError
 
@@ -39,6 +40,8 @@ _LAZY = {
 
 __all__ = [
     "EMOTIONS",
+    "FERPLUS_CLASSES",
+    "load_ferplus_split",
     "DataError",
     "ImageError",
     "ModelError",

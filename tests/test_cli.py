@@ -226,7 +226,7 @@ def test_main_job_shows_the_models_result_then_a_labelled_demonstration(trained,
     ]
     assert main(args) == 0
     out = capsys.readouterr().out
-    result, demo = out.index(f"Model {model}: test n=56"), out.index("DEMONSTRATION training run")
+    result, demo = out.index(f"Model {model}: test (dataset labels) n=56"), out.index("DEMONSTRATION training run")
     assert result < demo  # the model's own result comes first
     assert (
         "NOT the project's result" in out and "Full recipe: python -m fer sweep sweeps/vgg_lite_cosine_cw05.yaml" in out

@@ -85,12 +85,13 @@ def test_missing_corrupt_and_wrong_model_files(tmp_path, monkeypatch):
     # The default model missing (an install without the checkout's models/): say how to get it.
     monkeypatch.delenv("FER_MODEL")
     monkeypatch.setattr("fer.modeling.files.MODELS_DIR", tmp_path / "models")
-    with pytest.raises(ModelError, match=r"fer_ensemble.json: model file not found.*pip install -e \."):
+    with pytest.raises(ModelError, match=r"ferplus_votes.keras: model file not found.*pip install -e \."):
         predict_emotion(np.zeros((48, 48), np.uint8))
-    # ... or only a member of the default ensemble is missing.
+    # ... or only a member of a shipped ensemble is missing.
     models = tmp_path / "models"
     models.mkdir()
     (models / "fer_ensemble.json").write_text('{"members": ["fer_emotion.keras", "fer_ensemble/b.keras"]}')
+    monkeypatch.setenv("FER_MODEL", str(models / "fer_ensemble.json"))
     with pytest.raises(ModelError, match=r"fer_emotion.keras: model file not found.*pip install -e \."):
         predict_emotion(np.zeros((48, 48), np.uint8))
 
