@@ -139,8 +139,9 @@ DEMO_PARAMS = {
     "warmup_epochs": 0,
     "checkpoint": "best",
 }
-# The shipped single network's first 45 epochs, with the notebooks (sweeps/vgg_lite_warm_restart.yaml continues it).
-FULL_RECIPE = "python -m fer sweep sweeps/vgg_lite_cosine_cw05.yaml"
+# The default model's runs, with the notebooks: FER+ fine-tunes of the shipped FER-2013 networks (whose own recipe
+# is sweeps/vgg_lite_cosine_cw05.yaml, then sweeps/vgg_lite_warm_restart.yaml).
+FULL_RECIPE = "python -m fer sweep sweeps/ferplus.yaml"
 
 
 def _headline(metrics: dict, label: str) -> str:
