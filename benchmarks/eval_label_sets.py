@@ -96,6 +96,8 @@ def main() -> None:
 
         sets["PublicTest"] = (fer.load_split(data, "test"), load_ferplus_split(data, "test"))
     rows = []
+    # Detection runs once: every model and TTA setting is scored on the same wild-dev crops.
+    wild = wild_faces(Path(args.wild)) if Path(args.wild).is_dir() else None
     for tta in [False, "shift"] if args.tta else [False]:
         for split, (faces13, faces_plus) in sets.items():
             p13 = probabilities(models, combos, faces13.images, tta)
@@ -115,8 +117,8 @@ def main() -> None:
                         "crowd_agreement": on_plus.crowd_agreement,
                     }
                 )
-        if Path(args.wild).is_dir():
-            faces, labels = wild_faces(Path(args.wild))
+        if wild is not None:
+            faces, labels = wild
             present = sorted(set(labels.tolist()))
             for name, probs in probabilities(models, combos, faces, tta).items():
                 predicted = probs.argmax(axis=1)  # over 8 classes: contempt is a wrong answer here

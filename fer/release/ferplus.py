@@ -135,9 +135,10 @@ def ship_ferplus(
         ensemble(paths, models_dir / f"{name}.json")
         model_file = f"{name}.json"
     model = load_model(models_dir / model_file)
+    config = next(m["config"] for m in members if "config" in m)  # the first run's (included files have none)
 
     train_images = train_images_beside(data, "test")
-    crowd = load_ferplus_split(data, "test", votes or next(m["config"] for m in members if "config" in m).get("votes"))
+    crowd = load_ferplus_split(data, "test", votes or config.get("votes"))
     fer2013 = load_split(data, "test")
     evaluations = {}
     for key, faces in (("ferplus", crowd), ("fer2013", fer2013)):
@@ -169,7 +170,7 @@ def ship_ferplus(
         "train_hours": round(sum(m["train_hours"] for m in members), 2),
         "hardware": hardware or f"{platform.machine()} CPU, {keras.backend.backend()} backend",
         "cpu_faces_per_second": round(cpu_throughput(model, n=throughput_faces)),
-        "config": next(m["config"] for m in members if "config" in m),
+        "config": config,
     }
     (models_dir / f"{name}.metrics.json").write_text(json.dumps(metrics, indent=2))
     (models_dir / f"{name}_CARD.md").write_text(ferplus_card(metrics, plain))
