@@ -24,10 +24,12 @@ from fer.data.loading import EMOTIONS, data_dir, load_split, train_images_beside
 from fer.modeling.files import MODELS_DIR
 from fer.pipeline import run_id_of
 from fer.release.fer2013 import (
+    RANDOM_INIT,
     class_weighting_text,
     cpu_throughput,
     export_model,
     markdown_table,
+    onnx_twin,
     schedule_text,
     starting_network,
 )
@@ -170,6 +172,8 @@ def ship_ferplus(
         "train_hours": round(sum(m["train_hours"] for m in members), 2),
         "hardware": hardware or f"{platform.machine()} CPU, {keras.backend.backend()} backend",
         "cpu_faces_per_second": round(cpu_throughput(model, n=throughput_faces)),
+        # One network gets its ONNX twin; an ensemble's would be its members' sizes together (over 16 MB).
+        "onnx_twin": onnx_twin(models_dir / model_file) if model_file.endswith(".keras") else None,
         "config": config,
     }
     (models_dir / f"{name}.metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -190,6 +194,15 @@ def ferplus_card(metrics: dict, plain: Evaluation) -> str:
         .map(lambda v: int(v) if isinstance(v, float) and v.is_integer() else v)  # epochs, seeds: no ".000"
     )
     stem = Path(metrics["model_file"]).stem
+    from_scratch = [m.get("starts from") == RANDOM_INIT for m in metrics["members"] if m.get("run") != "(shipped)"]
+    start = (
+        "started from a random initialisation"
+        if all(from_scratch)
+        else "started from a FER-2013 network of ours (all layers but the new 8-class output layer; `init_weights`)"
+        if not any(from_scratch)
+        else "started from a random initialisation or from a FER-2013 network of ours (the table's `starts from`)"
+    )
+    fine_tuned = "" if all(from_scratch) else " (not counting the FER-2013 networks they started from)"
     aug = ", ".join(f"{k}={v}" for k, v in config["augmentation"].items())
     dup = fp["n_train_duplicates"]
     mixed = (
@@ -240,14 +253,13 @@ for this card.
 
 {markdown_table(members)}
 
-{mixed}- Every FER+ member: `{config["model"]}` started from a FER-2013 network of ours (all layers but the new 8-class
-  output layer; `init_weights`), then trained on FER-2013 train with FER+ labels (`labels`: `ferplus_votes` =
-  cross-entropy against the vote shares, `ferplus_majority` = the one-hot majority), validated on the FER+
-  majority of the same held-out faces as the FER-2013 networks (split_seed {config["split_seed"]}).
+{mixed}- Every FER+ member: `{config["model"]}` {start}, trained on FER-2013 train with FER+ labels (`labels`:
+  `ferplus_votes` = cross-entropy against the vote shares, `ferplus_majority` = the one-hot majority), validated
+  on the FER+ majority of the same held-out faces as the FER-2013 networks (split_seed {config["split_seed"]}).
 - Recipe: optimizer {config["optimizer"]}, learning rate {config["learning_rate"]}, {schedule_text(config)}, batch
   {config["batch_size"]}, weight decay {config["weight_decay"]}, augmentation ({aug}).
-- {metrics["params"]:,} parameters; {metrics["cpu_faces_per_second"]:,} faces/s batched on {metrics["hardware"]};
-  {metrics["train_hours"]:.1f} h of training (not counting the FER-2013 networks they started from).
+- {metrics["params"]:,} parameters; {metrics["cpu_faces_per_second"]:,} faces/s batched on the CPU that shipped it
+  (Keras); {metrics["train_hours"]:.1f} h of training on {metrics["hardware"]}{fine_tuned}.
 
 ## Limitations
 
