@@ -2,11 +2,11 @@
 return type fails the tests instead of the reader.
 
 Python blocks run in one namespace per page, inside a workspace folder that holds what the examples name:
-group.jpg, face48.png, clip.mp4, photos/, a tiny synthetic FER-2013 (found through $FER2013_DIR) with made-up
-FER+ votes in data/ferplus_votes.csv, and the checkout's models/ and sweeps/. Shell blocks: every
-`python -m fer ...` line is parsed by the real CLI parser; most run for real (train for one epoch on the tiny
-data, sweep with --list); `ship` and `run` are only parsed (they rewrite models/ or run every notebook, which
-tests/test_release.py and tests/test_notebooks.py cover).
+group.jpg, a.jpg, b.jpg, broken.jpg, face48.png, clip.mp4, photos/, a tiny synthetic FER-2013 (found through
+$FER2013_DIR) with made-up FER+ votes in data/ferplus_votes.csv, and the checkout's models/ and sweeps/.
+Shell blocks: every `python -m fer ...` line is parsed by the real CLI parser; most run for real (train for one
+epoch on the tiny data, sweep with --list); `ship` and `run` are only parsed (they rewrite models/ or run every
+notebook, which tests/test_release.py and tests/test_notebooks.py cover).
 """
 
 from __future__ import annotations
@@ -44,6 +44,9 @@ def docs_workspace(tmp_path_factory) -> Path:
     except ImportError:  # scikit-image is a dev dependency; a blank photo still exercises the code paths
         photo = np.full((512, 512, 3), 128, np.uint8)
     Image.fromarray(photo).save(ws / "group.jpg")
+    Image.fromarray(photo).save(ws / "a.jpg")
+    Image.fromarray(photo[:, ::-1]).save(ws / "b.jpg")
+    (ws / "broken.jpg").write_text("not an image")
     (ws / "photos").mkdir()
     Image.fromarray(photo).save(ws / "photos" / "portrait.jpg")
     Image.fromarray(photo[::2, ::2]).save(ws / "photos" / "small.png")

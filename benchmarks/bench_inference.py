@@ -1,8 +1,16 @@
-"""Inference benchmarks: one photo end to end, batched face crops per backend, live video.
+"""Inference benchmarks: photos end to end against the path before 0.3, batched face crops per backend, live video.
 
     python benchmarks/bench_inference.py [--model models/fer_emotion.keras] [--repeats 20] [--no-export]
+                                         [--wild ../shared/wild-dev] [--out reports/benchmarks/inference.csv]
 
 Prints tables:
+0. today against before, in this same process (nothing else should run): median ms per photo of
+   predict_emotion with the default model on 256x256 portraits (one large face: wild-dev photos and
+   crops of scikit-image's photos resized to 256x256), on the 512x512 astronaut, on photos without a
+   face; and photos/s of the wild-dev folder one call per photo and as one list. "before" is the
+   0.2 path: the Keras model and BlazeFace with the cascade re-measuring frame-filling faces on a
+   bordered copy (BlazeFaceDetector(close_up_framing=False)); "now" is the default (the model's
+   ONNX twin, close-up framing);
 1. median latency of predict_emotion on one photo (the scikit-image astronaut, 512x512, one
    face), split into detection and the rest;
 2. faces/s on 48x48 crops at batch 1 (one face per call, the latency case) and batch 256, for
@@ -11,18 +19,19 @@ Prints tables:
    (full split and without the faces that copy training images) when FER-2013 is found;
 3. frames/s of analyze_video end to end (decode, detect, classify) on a generated 640x480 clip
    with two faces: every frame, stride 3, detection every 5th frame (boxes re-used between),
-   and that with detection on frames downscaled to 480 px; with Keras and with the fastest
-   exported variant, each with the default detector (BlazeFace) and the Haar cascade.
+   and that with detection on frames downscaled to 480 px; before (Keras, the 0.2 detector) and now (the
+   ONNX twin, the default detector; and with the Haar cascade).
 Without --model (or the shipped model) an untrained vgg_lite of the same shape is timed.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import statistics
 import time
+import warnings
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -50,7 +59,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--data", help="FER-2013 root for accuracy and int8 calibration (default: fer.data_dir())")
     parser.add_argument("--no-export", action="store_true", help="skip the ONNX backends and the video table")
+    parser.add_argument("--wild", default=str(Path(__file__).resolve().parents[2] / "shared" / "wild-dev"))
+    parser.add_argument("--out", help="also write the before/now table as CSV")
     args = parser.parse_args()
+    if args.model is None:
+        table = before_and_now(args.wild, args.repeats)
+        print(table.to_string(index=False))
+        print()
+        if args.out:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            table.to_csv(args.out, index=False)
     path = args.model or default_model_path()
     if os.path.isfile(path):
         model, name = load_model(path), str(path)
@@ -107,6 +125,92 @@ def main() -> None:
     fastest = table.loc[table["faces/s batch 1"].idxmax(), "backend"]
     print()
     print(_video_table(variants, photo, ["keras (TensorFlow)", fastest]).to_string(index=False))
+
+
+def portraits(wild: Path | None, n: int = 120) -> list[np.ndarray]:
+    """256x256 head-and-shoulder photos with one large face: wild-dev photos (every third, up to n) resized, and
+    crops of scikit-image's astronaut and coffee-free portraits resized to 256x256 and 256x320."""
+    import cv2
+    from skimage import data
+
+    from fer.data.images import read_image
+
+    photos = []
+    if wild is not None and wild.is_dir():
+        files = sorted(f for f in wild.glob("*/*") if f.suffix.lower() in (".jpg", ".jpeg", ".png"))[::3][:n]
+        photos += [cv2.resize(read_image(f), (256, 256), interpolation=cv2.INTER_AREA) for f in files]
+    astronaut = data.astronaut()
+    for top, left, side in ((0, 100, 300), (10, 120, 280), (30, 140, 240)):  # head and shoulders, tighter each time
+        crop = astronaut[top : top + side, left : left + side]
+        photos.append(cv2.resize(crop, (256, 256), interpolation=cv2.INTER_AREA))
+    photos.append(cv2.resize(astronaut[0:375, 100:400], (256, 320), interpolation=cv2.INTER_AREA))
+    return photos
+
+
+def no_face_photos(rng=None) -> list[np.ndarray]:
+    """Images without a face (any face found in them is false): blank, noise, gradient, and scikit-image's photos."""
+    from skimage import data
+
+    rng = rng if rng is not None else np.random.default_rng(0)
+    yy, xx = np.mgrid[0:300, 0:400]
+    return [
+        np.full((300, 400), 128, np.uint8),
+        np.full((100, 100), 30, np.uint8),
+        rng.integers(0, 256, (300, 400), dtype=np.uint8),
+        rng.integers(0, 256, (120, 120), dtype=np.uint8),
+        (xx * 0.6).astype(np.uint8),
+        data.brick(),
+        data.text(),
+        data.coffee(),
+        data.rocket(),
+        data.grass(),
+    ]
+
+
+def before_and_now(wild: str | None, repeats: int) -> pd.DataFrame:
+    """Table 0: ms per photo (or photos/s) of the 0.2 path and today's default, measured here, and the speed-up."""
+    from skimage.data import astronaut
+
+    from fer.inference.blazeface import BlazeFaceDetector
+    from fer.inference.predict import resolve_model
+
+    paths = {
+        "before": {"model": resolve_model(None, engine="keras"), "detector": BlazeFaceDetector(close_up_framing=False)},
+        "now": {"model": resolve_model(None), "detector": "blazeface"},
+        "now, int8 engine": {"model": resolve_model(None, engine="int8"), "detector": "blazeface"},
+    }
+    wild_dir = Path(wild) if wild else None
+    sets = {
+        "256x256 portrait, one large face": portraits(wild_dir),
+        "512x512 astronaut": [astronaut()],
+        "photo without a face": no_face_photos(),
+    }
+    rows = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "No face found" on the no-face photos
+        for name, photos in sets.items():
+            row = {"case": name, "photos": len(photos), "unit": "ms per photo (median)"}
+            times = max(3, repeats // 4) if len(photos) > 10 else repeats
+            for label, path in paths.items():
+                per_photo = [median_seconds(lambda p=p, o=path: predict_emotion(p, **o), times) for p in photos]
+                row[label] = round(1000 * statistics.median(per_photo), 1)
+            row["speed-up"] = round(row["before"] / row["now"], 2)
+            rows.append(row)
+        files = sorted(f for f in wild_dir.glob("*/*") if f.is_file()) if wild_dir and wild_dir.is_dir() else []
+        if files:
+            for how, run in (
+                ("one call per photo", lambda path: [predict_emotion(f, **path) for f in files]),
+                ("one call, a list", lambda path: predict_emotion(files, **path)),
+            ):
+                row = {"case": f"wild-dev folder ({len(files)} files), {how}", "photos": len(files), "unit": "photos/s"}
+                for label, path in paths.items():
+                    run(path)  # warm-up: the file cache
+                    start = time.perf_counter()
+                    run(path)
+                    row[label] = round(len(files) / (time.perf_counter() - start), 1)
+                row["speed-up"] = round(row["now"] / row["before"], 2)
+                rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _backends(path, data) -> dict:
@@ -193,9 +297,16 @@ def _video_table(variants: dict, photo: np.ndarray, labels: list[str], frames: i
         frame[120:400, 370 - dx : 580 - dx] = face[:, ::-1]
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()
+    from fer.inference.blazeface import BlazeFaceDetector
+
+    before = BlazeFaceDetector(tiles=3, haar_fallback=True, close_up_framing=False)  # the 0.2 default detector
+    runs = [  # (label, model, detector label, detector)
+        ("before: Keras", variants["keras (TensorFlow)"][0], "blazeface 0.2", before),
+        ("now: ONNX float32 (the twin)", variants["onnx float32"][0], "blazeface", "blazeface"),
+        ("now: ONNX float32 (the twin)", variants["onnx float32"][0], "haar", "haar"),
+    ]
     rows = []
-    for label, detector in itertools.product(dict.fromkeys(labels), ("blazeface", "haar")):
-        model = variants[label][0]  # Keras, and the fastest backend at batch 1
+    for label, model, detector_name, detector in runs:
         analyze_video(path, model=model, max_frames=10, progress=False, detector=detector)  # warm-up
         for stride, every, side in VIDEO_SETTINGS:
             start = time.perf_counter()
@@ -207,7 +318,7 @@ def _video_table(variants: dict, photo: np.ndarray, labels: list[str], frames: i
             rows.append(
                 {
                     "video (640x480, 2 faces)": label,
-                    "detector": detector,
+                    "detector": detector_name,
                     "stride": stride,
                     "detect every": every,
                     "max side": side,

@@ -17,7 +17,7 @@ from fer.errors import DataError, ImageError, ModelError
 
 quiet.install()  # before anything imports TensorFlow (nothing above does): no absl/oneDNN lines on stderr
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _LAZY = {
     "predict_emotion": "fer.inference.predict",

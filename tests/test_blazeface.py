@@ -72,28 +72,41 @@ def test_tiles_find_faces_too_small_for_one_pass(astronaut, detector):
     assert iou(found[0].box, alone.box) > 0.7 and iou(found[1].box, (x + 588, y + 288, w, h)) > 0.7
 
 
-def test_the_cascade_searches_where_blazeface_finds_nothing(astronaut, detector, monkeypatch):
+def test_the_cascade_searches_where_blazeface_finds_nothing_only_when_asked(astronaut, detector, monkeypatch):
+    """Off by default: the whole-photo cascade search cost every photo without a face 50-250 ms (docs/detection.md)."""
     gray = cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)
     monkeypatch.setattr(detector, "net", lambda image: [])  # e.g. a crowd of faces too small for BlazeFace
-    assert detector(astronaut) == HaarDetector()(gray) != []
-    monkeypatch.setattr(detector, "haar_fallback", False)
     assert detector(astronaut) == []
+    monkeypatch.setattr(detector, "haar_fallback", True)
+    assert detector(astronaut) == HaarDetector()(gray) != []
 
 
 def test_a_missing_or_corrupt_model_file_is_a_clear_error(tmp_path):
     with pytest.raises(RuntimeError, match="BlazeFace model file is missing.*detector='haar'"):
         bf.BlazeFace(tmp_path / "nope.tflite")
     corrupt = tmp_path / "corrupt.tflite"
-    corrupt.write_bytes(bf.MODEL_PATH.read_bytes()[:5000])
+    corrupt.write_bytes(bf.TFLITE_PATH.read_bytes()[:5000])
     with pytest.raises(RuntimeError, match="corrupt.tflite is not a loadable LiteRT model.*detector='haar'"):
         bf.BlazeFace(corrupt)
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(bf.MODEL_PATH.read_bytes()[:5000])
+    with pytest.raises(RuntimeError, match="corrupt.onnx is not a loadable ONNX model.*detector='haar'"):
+        bf.BlazeFace(corrupt)
+
+
+def test_the_onnx_conversion_finds_what_the_original_tflite_finds(astronaut, detector):
+    """The default runs the ONNX conversion on ONNX Runtime; MediaPipe's own .tflite on LiteRT gives the same."""
+    ((score, box, points),) = bf.BlazeFace(bf.TFLITE_PATH)(astronaut)
+    ((score2, box2, points2),) = detector.net(astronaut)
+    assert score == pytest.approx(score2, abs=1e-4) and np.allclose(box, box2, atol=0.05)
+    assert np.allclose(points, points2, atol=0.05)
 
 
 def test_tensorflows_interpreter_gives_the_same_faces(astronaut, detector, monkeypatch):
     import tensorflow as tf
 
     monkeypatch.setattr(bf, "_interpreter_class", lambda: tf.lite.Interpreter)
-    ((score, box, points),) = bf.BlazeFace()(astronaut)
+    ((score, box, points),) = bf.BlazeFace(bf.TFLITE_PATH)(astronaut)
     ((score2, box2, points2),) = detector.net(astronaut)
     assert score == pytest.approx(score2, abs=1e-4) and np.allclose(box, box2, atol=0.05)
     assert np.allclose(points, points2, atol=0.05)
@@ -120,3 +133,32 @@ def test_boxes_are_mapped_to_the_framing_of_fer_faces(real_data, monkeypatch):
     # With the cascade's re-measure (the default detector): nearly all found, framed closer still.
     index, _, measured = roundtrip_crops(faces, 0.0, close_ups=False, whole_image=False)
     assert len(index) >= 0.9 * len(faces) and measured.mean() > mapped.mean()  # measured: 111/120, 0.61
+
+
+@pytest.mark.parametrize("length, t", [(640, 320), (480, 320), (512, 256), (256, 128), (1000, 500), (300, 320)])
+def test_tiles_cover_the_axis_and_overlap_by_the_largest_face_a_tile_keeps(length, t):
+    starts = bf._starts(length, t)
+    assert starts[0] == 0 and starts[-1] == max(0, length - t)  # the whole axis, no tile past its end
+    steps = np.diff(starts)
+    # Any face a tile may keep (up to TILE_MAX_FACE of its side) lies wholly inside some tile.
+    assert all(t - step >= bf.TILE_MAX_FACE * t for step in steps)
+    assert len(starts) <= 3  # a 640x480 frame is 3 x 2 tiles, a square photo 3 x 3: never more than 0.2 searched
+    assert bf._starts(length, t, three=True) == sorted({0, max(0, (length - t) // 2), max(0, length - t)})
+
+
+def test_a_portrait_costs_one_network_pass_and_a_scene_its_tiles(astronaut, monkeypatch):
+    detector = bf.BlazeFaceDetector()
+    calls = []
+    net = detector.net
+    monkeypatch.setattr(detector, "net", lambda image: calls.append(image.shape[:2]) or net(image))
+    portrait = cv2.resize(astronaut[30:270, 140:380], (256, 256), interpolation=cv2.INTER_AREA)  # head and shoulders
+    (face,) = detector(portrait)
+    assert calls == [(256, 256)]  # a portrait's subject (half the photo's side): no tiles
+    close_up = cv2.resize(astronaut[40:200, 140:300], (256, 256), interpolation=cv2.INTER_AREA)  # fills the frame
+    calls.clear()
+    (face,) = detector(close_up)
+    assert calls == [(256, 256)]  # and its box is BlazeFace's, framed: no cascade search either
+    assert face.box == bf._framed(bf.BlazeFace()(close_up)[0][1], bf.CLOSE_UP_FRAMING)
+    calls.clear()
+    (face,) = detector(astronaut)  # a face of a fifth of the photo: tiles searched for smaller ones
+    assert calls[0] == (512, 512) and calls[1:] == [(256, 256)] * 9

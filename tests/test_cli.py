@@ -244,21 +244,21 @@ def test_bad_files_are_told_before_the_model_loads_and_ctrl_c_keeps_what_is_done
 
     told_first = []
 
-    def resolve_after_the_check(model):
+    def resolve_after_the_check(model, **options):
         if not told_first:  # the first call is the command's own model load
             told_first.append("corrupt.jpg" in capsys.readouterr().err)  # told before TensorFlow and the model
-        return real_resolve(model)
+        return real_resolve(model, **options)
 
     monkeypatch.setattr(fer.inference.predict, "resolve_model", resolve_after_the_check)
-    real_chunk, calls = fer.cli.predicting._predict_images, []
+    real_images = fer.cli.predicting._predict_images
 
-    def interrupted_after_one_chunk(*args, **kwargs):
-        calls.append(1)
-        if len(calls) > 1:
-            raise KeyboardInterrupt
-        return real_chunk(*args, **kwargs)
+    def interrupted_after_one_image(*args, **kwargs):
+        for done, rows in enumerate(real_images(*args, **kwargs)):  # rows of one image at a time, as they are done
+            if done == 1:
+                raise KeyboardInterrupt
+            yield rows
 
-    monkeypatch.setattr(fer.cli.predicting, "_predict_images", interrupted_after_one_chunk)
+    monkeypatch.setattr(fer.cli.predicting, "_predict_images", interrupted_after_one_image)
     out = tmp_path / "out"
     model = str(trained[0].run_dir / "best.keras")
     code = main(["predict", str(folder), "--model", model, "--out", str(out), "--chunk", "1"])

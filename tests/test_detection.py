@@ -55,15 +55,23 @@ def test_small_tight_crops_are_found(tight, side, detector):
     assert len(faces) == 1 and iou(faces[0].box, (0, 0, side, side)) > 0.4  # the face that fills the crop
 
 
-def test_a_face_that_fills_the_frame_is_re_measured_like_fer_crops(astronaut, face_box):
-    # A FER-2013-style crop (the image IS the detector's box) upscaled to 300 px: the cascade, without
-    # background around the face, boxes it too tight; re-measured on a bordered copy the box is the image.
+def test_a_face_that_fills_the_frame_gets_fer_framing_in_one_pass(astronaut, face_box):
+    # A FER-2013-style crop (the image IS the detector's box) upscaled to 300 px. BlazeFace's box is mapped
+    # straight to FER-2013's framing (CLOSE_UP_FRAMING): the box is the image, with or without close-up retries.
+    from fer.inference.blazeface import BlazeFaceDetector
+
     x, y, w, h = face_box
     crop = cv2.resize(astronaut[y : y + h, x : x + w], (300, 300), interpolation=cv2.INTER_CUBIC)
-    (plain,) = detect_faces(crop, close_ups=False)
-    assert plain.source == "detector" and plain.box[2] < 0.9 * 300
     (face,) = detect_faces(crop)
-    assert face.source == "padded" and iou(face.box, (0, 0, 300, 300)) > 0.9
+    assert face.source == "detector" and iou(face.box, (0, 0, 300, 300)) > 0.9
+    assert detect_faces(crop, close_ups=False) == [face]
+    # The 0.2 path: the cascade, without background around the face, boxes it too tight; detect_faces then
+    # re-measured it on a bordered copy of the photo (the second search the close-up framing saves).
+    before = BlazeFaceDetector(close_up_framing=False)
+    (plain,) = detect_faces(crop, before, close_ups=False)
+    assert plain.source == "detector" and plain.box[2] < 0.9 * 300
+    (refit,) = detect_faces(crop, before)
+    assert refit.source == "padded" and iou(refit.box, (0, 0, 300, 300)) > 0.9
     # A face with background around it (here a quarter of the photo's area) is left as the first pass found it.
     photo = astronaut[max(0, y - h // 2) : y + h + h // 2, max(0, x - w // 2) : x + w + w // 2]
     (found,) = detect_faces(photo)

@@ -129,3 +129,33 @@ def test_predict_photos_can_skip_unreadable_files(model_path, trained, tmp_path)
         results = predict_photos(inputs, model=model_path, errors="skip")
     assert [len(r) for r in results] == [1, 0, 1]  # the good ones are predicted, in their places
     assert results[0][0].probabilities == pytest.approx(results[2][0].probabilities)
+
+
+def test_a_list_of_photos_is_one_batched_call_that_matches_one_at_a_time(model_path, trained, tmp_path):
+    from fer.inference.predict import iter_photos
+
+    skimage = pytest.importorskip("skimage.data")
+    photo = skimage.astronaut()
+    Image.fromarray(photo).save(tmp_path / "astronaut.png")
+    (tmp_path / "bad.jpg").write_text("not an image")
+    blank = np.full((200, 300, 3), 128, np.uint8)
+    inputs = [tmp_path / "astronaut.png", tmp_path / "bad.jpg", blank, photo[::-1], trained[2].images[0]]
+    with pytest.warns(UserWarning):  # the blank photo has no face; one call per photo warns, the list does not
+        one_by_one = [predict_emotion(x, model=model_path) if i != 1 else None for i, x in enumerate(inputs)]
+    many = predict_emotion(inputs, model=model_path, batch_size=2)  # batches smaller than the faces: several
+    assert len(many) == len(inputs)
+    assert "bad.jpg" in many[1].error and not many[1]
+    assert many[0].error is None and len(many[2]) == 0 and len(many[4]) == 1
+    for i in (0, 2, 3, 4):
+        assert [(p.box, p.emotion) for p in many[i]] == [(p.box, p.emotion) for p in one_by_one[i]]
+        for p, q in zip(many[i], one_by_one[i]):
+            assert p.probabilities == pytest.approx(q.probabilities, abs=1e-5)
+    # Chunks (detection of the next overlapping classification of this one) change nothing, in order.
+    chunked = list(iter_photos(inputs, model_path, chunk=2))
+    assert [r.index for r in chunked] == list(range(len(inputs)))
+    assert [[p.emotion for p in r.faces] for r in chunked] == [[p.emotion for p in f] for f in many]
+    assert chunked[0].faces[0].box == many[0][0].box and chunked[4].faces[0].box == (0, 0, 48, 48)
+    crops = predict_emotion([trained[2].images[1], tmp_path / "bad.jpg"], model=model_path, face_crop=True)
+    assert crops[0][0].emotion == predict_crop(trained[2].images[1], model=model_path).emotion and crops[1].error
+    with pytest.raises(ValueError, match="one list of boxes per image"):
+        predict_emotion(inputs, model=model_path, boxes=[[(0, 0, 10, 10)]])

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 from fer.data import ferplus
-from fer.data.batches import to_model_input
+from fer.data.images import to_model_input
 from fer.data.loading import EMOTIONS
 from fer.data.quality import duplicates_of
+
+if TYPE_CHECKING:  # Keras is imported by whoever built the model; ONNX twins need none
+    import keras
 
 # Test-time augmentation schemes: the views of each face whose predictions are averaged.
 #   flip:  the face and its mirror image (2 views).

@@ -57,6 +57,17 @@ def add_model(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="a .keras, .json (ensemble), .onnx or .tflite model (default: the shipped default)")
 
 
+def add_engine(p: argparse.ArgumentParser, default: str) -> None:
+    """--engine: which runtime runs a .keras/.json model (fer.inference.predict.ENGINES)."""
+    p.add_argument(
+        "--engine",
+        default=default,
+        choices=["auto", "onnx", "int8", "keras"],
+        help=f"auto: the model's ONNX twin where it has an up-to-date one, else Keras; int8: its int8 twin "
+        f"(default: {default})",
+    )
+
+
 def add_tta(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tta",

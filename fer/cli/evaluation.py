@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fer.cli.common import add_data, add_model, add_tta
+from fer.cli.common import add_data, add_engine, add_model, add_tta
 
 
 def cmd_evaluate(args) -> int:
@@ -16,7 +16,7 @@ def cmd_evaluate(args) -> int:
         faces = load_ferplus_split(data, args.split, args.votes)
     else:
         faces = load_split(data, args.split)
-    model = load_model(args.model)
+    model = load_model(args.model, engine=args.engine)
     from fer.analysis.evaluation import evaluate
 
     train_images = None if args.no_dedup else train_images_beside(data, args.split)
@@ -45,6 +45,7 @@ def add_evaluate(sub) -> None:
     """The `evaluate` subcommand's arguments."""
     p = sub.add_parser("evaluate", help="score a model on a labelled split")
     add_model(p)
+    add_engine(p, "keras")
     add_data(p, "dataset root, fer2013.csv, or folder of <emotion>/ folders")
     p.add_argument("--split", default="test", help="train | test | private (default: test)")
     p.add_argument(

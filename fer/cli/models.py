@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fer.cli.common import add_data, add_model
+from fer.cli.common import UsageError, add_data, add_model
 
 
 def cmd_ship(args) -> int:
@@ -85,8 +85,16 @@ def add_ensemble(sub) -> None:
 
 
 def cmd_export(args) -> int:
-    from fer.inference.exporting import export
+    from fer.inference.exporting import export, write_twin
 
+    if args.twin:
+        if args.format != "onnx" or args.quantize == "float16":
+            raise UsageError("--twin writes the ONNX twin that inference runs: float32, or int8 with --quantize int8")
+        out = write_twin(args.model, "int8" if args.quantize == "int8" else "float32", data=args.data)
+        int8 = args.quantize == "int8"
+        how = "with --engine int8 (or FER_ENGINE=int8)" if int8 else "instead of the Keras model"
+        print(f"Wrote {out}, the ONNX twin that predict_emotion and `predict` run {how}")
+        return 0
     quantize = None if args.quantize == "none" else args.quantize
     out = export(args.model, args.format, args.out, quantize=quantize, data=args.data)
     print(f"Wrote {out} and {out.with_suffix('.json').name if out.suffix else out.name + '.json'} beside it")
@@ -100,6 +108,11 @@ def add_export(sub) -> None:
     p.add_argument("--format", default="onnx", choices=["onnx", "litert", "saved_model"])
     p.add_argument("--quantize", default="none", choices=["none", "float16", "int8"], help="ONNX only")
     p.add_argument("--out", default="exported", help="output folder (default: exported/)")
+    p.add_argument(
+        "--twin",
+        action="store_true",
+        help="write the model's ONNX twin beside it (onnx/<name>.onnx) that predict runs instead of Keras",
+    )
     add_data(p, "int8 calibration faces: FER-2013 root")
     p.set_defaults(func=cmd_export)
 

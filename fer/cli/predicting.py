@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
-from fer.cli.common import UsageError, add_model, add_tta, write_atomic
+from fer.cli.common import UsageError, add_engine, add_model, add_tta, write_atomic
 
 
 def _expand_inputs(items: list[str]) -> tuple[list[Path], list[Path], list[Path]]:
@@ -49,41 +50,36 @@ def _error_row(path: Path, message: str) -> dict:
     return {"path": str(path), "face": None, "status": "error", "emotion": None, "error": message}
 
 
-def _predict_images(paths: list[Path], args, model, out: Path | None, stems: dict[Path, Path]) -> list[dict]:
-    """Rows for one chunk of image files, in the order given; an unreadable file gets an error row."""
-    from fer.data.images import as_array, read_photo
-    from fer.errors import ImageError
-    from fer.inference.drawing import annotate
-    from fer.inference.predict import in_original_pixels, predict_emotions, predict_photos
+def _predict_images(paths: list[Path], args, model, out: Path | None, stems: dict[Path, Path]):
+    """Row lists, one per image file in the order given (as each is done); an unreadable file gets an error row.
 
-    rows: dict[int, list[dict]] = {}
-    arrays, scales, ok = [], [], []
-    for i, path in enumerate(paths):
-        try:
-            arr, scale = (as_array(path), 1.0) if args.crop else read_photo(path)  # big photos decode reduced
-            arrays.append(arr)
-            scales.append(scale)
-            ok.append(i)
-        except (ImageError, OSError) as exc:
-            rows[i] = [_error_row(path, str(exc))]
+    Photos go through fer.inference.predict.iter_photos: detected one by one, classified --chunk at a time in
+    batches, the next chunk read and detected while this one is classified."""
+    from fer.inference.drawing import annotate
+    from fer.inference.predict import iter_photos, predict_emotion
+
     if args.crop:
-        for i, p in zip(ok, predict_emotions(arrays, model=model, tta=args.tta)):
-            rows[i] = [{"path": str(paths[i]), "face": 0, "status": "ok", **p.to_dict()}]
-    elif arrays:
-        results = predict_photos(arrays, model=model, detector=args.detector, tta=args.tta, warn_no_face=False)
-        for i, arr, scale, faces in zip(ok, arrays, scales, results):
-            path = paths[i]
-            if not faces:
-                rows[i] = [{"path": str(path), "face": -1, "status": "no face", "emotion": None}]
-                continue
-            original = in_original_pixels(faces, scale)  # boxes in the photo's own pixels
-            rows[i] = [{"path": str(path), "face": k, "status": "ok", **p.to_dict()} for k, p in enumerate(original)]
+        for start in range(0, len(paths), args.chunk):
+            chunk = paths[start : start + args.chunk]
+            for path, faces in zip(chunk, predict_emotion(chunk, model=model, face_crop=True, tta=args.tta)):
+                if faces.error:
+                    yield [_error_row(path, faces.error)]
+                else:
+                    yield [{"path": str(path), "face": 0, "status": "ok", **faces[0].to_dict()}]
+        return
+    for result in iter_photos(paths, model, chunk=args.chunk, detector=args.detector, tta=args.tta):
+        path, faces = paths[result.index], result.faces
+        if faces.error:
+            yield [_error_row(path, faces.error)]
+        elif not faces:
+            yield [{"path": str(path), "face": -1, "status": "no face", "emotion": None}]
+        else:
+            yield [{"path": str(path), "face": k, "status": "ok", **p.to_dict()} for k, p in enumerate(faces)]
             if out is not None:
-                out.mkdir(parents=True, exist_ok=True)
                 stem = stems[path]
                 (out / stem).parent.mkdir(parents=True, exist_ok=True)
-                annotate(arr, faces, out / stem.parent / f"{stem.name}_annotated.png")
-    return [row for i in sorted(rows) for row in rows[i]]
+                drawn = [replace(p, box=tuple(int(round(v / result.scale)) for v in p.box)) for p in faces]
+                annotate(result.array, drawn, out / stem.parent / f"{stem.name}_annotated.png")
 
 
 def _predict_video(video: Path, args, model, out: Path | None, stems: dict[Path, Path]) -> dict:
@@ -160,13 +156,13 @@ def cmd_predict(args) -> int:
     from fer.errors import ImageError
     from fer.inference.predict import resolve_model
 
-    model = resolve_model(args.model)
+    model = resolve_model(args.model, engine=args.engine)
     out = Path(args.out) if args.out else None
     stems = _output_stems(args.paths, images + videos)
     interrupted = False
     try:
-        for start in range(0, len(readable), args.chunk):  # chunks bound memory on big folders
-            rows += _predict_images(readable[start : start + args.chunk], args, model, out, stems)
+        for image_rows in _predict_images(readable, args, model, out, stems):  # --chunk bounds memory
+            rows += image_rows
         for video in videos:
             try:
                 rows.append(_predict_video(video, args, model, out, stems))
@@ -202,6 +198,7 @@ def add_predict(sub) -> None:
     p = sub.add_parser("predict", help="emotions of the faces in photos, folders and videos")
     p.add_argument("paths", nargs="+", help="image files, video files, or folders of them")
     add_model(p)
+    add_engine(p, "auto")
     p.add_argument("--crop", action="store_true", help="images are face crops: no face detection")
     # default: fer.inference.faces.DEFAULT_DETECTOR (a literal here: the CLI imports OpenCV only when it needs it)
     p.add_argument("--detector", default="blazeface", choices=["blazeface", "haar", "mtcnn"])

@@ -5,15 +5,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from fer.data.images import to_model_input  # noqa: F401  (re-exported: the input every model takes)
 from fer.data.loading import EMOTIONS
-
-
-def to_model_input(images: np.ndarray) -> np.ndarray:
-    """(N, 48, 48) uint8 -> (N, 48, 48, 1) float32 in 0..255 (models rescale internally)."""
-    images = np.asarray(images)
-    if images.ndim == 3:
-        images = images[..., None]
-    return images.astype(np.float32, copy=False)
 
 
 class FaceBatches(keras.utils.PyDataset):

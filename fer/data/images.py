@@ -143,3 +143,11 @@ def to_face(image: np.ndarray, size: int = FACE_SIZE) -> np.ndarray:
     shrinking = gray.shape[0] > size or gray.shape[1] > size
     resample = Image.Resampling.BOX if shrinking else Image.Resampling.BICUBIC
     return np.asarray(Image.fromarray(gray).resize((size, size), resample), dtype=np.uint8)
+
+
+def to_model_input(images: np.ndarray) -> np.ndarray:
+    """(N, 48, 48) uint8 -> (N, 48, 48, 1) float32 in 0..255 (models rescale internally)."""
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[..., None]
+    return images.astype(np.float32, copy=False)

@@ -4,8 +4,9 @@ BlazeFace (Bazarevsky et al. 2019, "BlazeFace: Sub-millisecond Neural Face Detec
 GPUs") is MediaPipe's selfie-range face detector: a 128x128 RGB input, 896 anchor boxes, six
 landmarks per face (eyes, nose, mouth, ears). Its model file, `assets/blazeface_short_range.tflite`,
 is MediaPipe's `face_detection_short_range.tflite` (Apache License 2.0; see
-`assets/NOTICE-blazeface.md`); it ships inside this package and runs on the LiteRT interpreter
-(`ai-edge-litert`, or TensorFlow's `tf.lite.Interpreter`), so detection stays offline.
+`assets/NOTICE-blazeface.md`); it ships inside this package with its ONNX conversion
+(`blazeface_short_range.onnx`), which ONNX Runtime runs by default, so detection stays offline and
+needs neither TensorFlow nor LiteRT (a `.tflite` path runs on LiteRT, or TensorFlow's `tf.lite.Interpreter`).
 
 Why it is the default detector (benchmarks/bench_detection.py): about 1.5 ms a pass instead of the
 cascade's 70+ ms on a 512x512 photo, and it finds faces that fill the frame (selfies, close-ups),
@@ -23,10 +24,19 @@ confirm a face (a profile, a tilted head) the mapped box is kept if BlazeFace is
 
 The cascade's box is kept rather than the mapped one: it scores better on real photos (wild-dev),
 the mapped one only on images made from FER-2013 faces (docs/experiments.md, "Face crops").
+
+A face that fills the photo (a portrait, a selfie, a crop) is the exception: without background
+around it the cascade boxes it too tight, and getting FER-2013's framing took a second search of a
+bordered copy of the photo (most of a portrait's time). Such a face's BlazeFace box is mapped
+straight to that framing with CLOSE_UP_FRAMING instead (fitted on validation close-ups:
+benchmarks/fit_close_up_framing.py), and the tiles, which only hold faces too small to stand beside it,
+are skipped: one network pass per portrait.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import warnings
 from contextlib import nullcontext
 from pathlib import Path
@@ -38,7 +48,9 @@ from fer.inference.detectors import Face, HaarDetector, iou, mostly_inside
 from fer.inference.litert_model import _interpreter_class
 from fer.quiet import stderr_silenced, verbose
 
-MODEL_PATH = Path(__file__).resolve().parent.parent / "assets" / "blazeface_short_range.tflite"
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+MODEL_PATH = ASSETS / "blazeface_short_range.onnx"  # tf2onnx's conversion of the .tflite (NOTICE-blazeface.md)
+TFLITE_PATH = ASSETS / "blazeface_short_range.tflite"
 INPUT_SIZE = 128
 # MediaPipe's face_detection_short_range graph: score threshold 0.5, anchors from strides 8 and 16.
 MIN_SCORE = 0.5
@@ -49,11 +61,22 @@ MIN_UNCONFIRMED_SCORE = 0.75
 # over 500 faces of close-ups and pasted scenes made from the VALIDATION split (never test).
 TO_FER_FRAMING = (-0.006, -0.087, 1.156)
 # Tiles: a face under a sixth of the image side is too small for one 128x128 pass, so images of at
-# least TILE_MIN_SIDE px are also searched in 3x3 overlapping tiles of half the side; a tile keeps
-# only faces up to TILE_MAX_FACE of its side (bigger ones are parts of a face the whole-image pass has).
+# least TILE_MIN_SIDE px are also searched in overlapping tiles of half the longer side (faces down to
+# about a twelfth of the side). A tile keeps only faces up to TILE_MAX_FACE of its side (bigger ones are
+# parts of a face the whole-image pass has), so tiles overlap by that much: as many per axis as that needs
+# (3 x 2 for a 640x480 frame, 3 x 3 for a square photo; 0.2 always searched 3 x 3: `tiles=3`).
 TILE_MIN_SIDE = 256
+# No tiles beside a face of at least this share of the image's shorter side (a portrait's subject): on 100 scenes
+# of 1-3 validation faces pasted at 60-200 px, 164 of 201 faces found against 166 with tiles (0.4: 161; a third: 153).
+SUBJECT_SIDE = 0.45
 TILE_MAX_FACE = 0.4
 NMS_IOU = 0.3
+# A face whose box in FER-2013's framing covers at least this share of the image fills the frame
+# (fer.inference.faces.REFIT_AREA: where detect_faces re-measured faces on a bordered copy).
+FRAME_FILLING_AREA = 0.4
+# BlazeFace box -> the cascade's box for a frame-filling face on a bordered copy: centre shift in box widths (x)
+# and heights (y), width ratio; medians over validation close-ups (benchmarks/fit_close_up_framing.py).
+CLOSE_UP_FRAMING = (-0.01, -0.078, 1.082)
 
 
 def anchors() -> np.ndarray:
@@ -81,22 +104,51 @@ class BlazeFace:
                 f"The BlazeFace model file is missing ({path}); it ships inside the package. "
                 "Reinstall the project (`make setup`), or use detector='haar'."
             )
+        self._run = self._onnx_runner(path) if path.suffix == ".onnx" else self._litert_runner(path)
+        self.anchors, self.min_score = anchors(), min_score
+
+    @staticmethod
+    def _onnx_runner(path: Path):
+        """x (1, 128, 128, 3) -> (regressors (896, 16), score logits (896,)) by ONNX Runtime, one thread."""
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1  # a 128x128 pass: threads cost more than they give
+        options.log_severity_level = 3
+        try:
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT raises its own types for a corrupt file
+            raise _broken(path, "ONNX", exc) from exc
+        name = session.get_inputs()[0].name
+        order = sorted(range(2), key=lambda i: -int(session.get_outputs()[i].shape[-1]))  # regressors first
+
+        def run(x):
+            outputs = session.run(None, {name: x})
+            return outputs[order[0]][0], outputs[order[1]][0, :, 0]
+
+        return run
+
+    @staticmethod
+    def _litert_runner(path: Path):
+        """The same by the LiteRT interpreter (`ai-edge-litert`, else TensorFlow's tf.lite.Interpreter)."""
         # The runtime prints an XNNPACK INFO line; TensorFlow's fallback interpreter warns it is deprecated.
         try:
             with nullcontext() if verbose() else stderr_silenced(), warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
-                self.interpreter = _interpreter_class()(model_path=str(path), num_threads=1)
-                self.interpreter.allocate_tensors()
+                interpreter = _interpreter_class()(model_path=str(path), num_threads=1)
+                interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:  # what the runtimes raise for a corrupt flatbuffer
-            raise RuntimeError(
-                f"The BlazeFace model file {path} is not a loadable LiteRT model ({type(exc).__name__}). "
-                "Reinstall the project (`make setup`), or use detector='haar'."
-            ) from exc
-        self._input = self.interpreter.get_input_details()[0]["index"]
+            raise _broken(path, "LiteRT", exc) from exc
+        index = interpreter.get_input_details()[0]["index"]
         # Two outputs: regressors (1, 896, 16) and scores (1, 896, 1).
-        outputs = sorted(self.interpreter.get_output_details(), key=lambda o: -int(o["shape"][-1]))
-        self._boxes, self._scores = outputs[0]["index"], outputs[1]["index"]
-        self.anchors, self.min_score = anchors(), min_score
+        outputs = sorted(interpreter.get_output_details(), key=lambda o: -int(o["shape"][-1]))
+
+        def run(x):
+            interpreter.set_tensor(index, x)
+            interpreter.invoke()
+            return interpreter.get_tensor(outputs[0]["index"])[0], interpreter.get_tensor(outputs[1]["index"])[0, :, 0]
+
+        return run
 
     def __call__(self, image: np.ndarray) -> list[tuple[float, np.ndarray, np.ndarray]]:
         rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) if image.ndim == 2 else image
@@ -104,10 +156,8 @@ class BlazeFace:
         side = max(h, w)
         square = cv2.copyMakeBorder(rgb, 0, side - h, 0, side - w, cv2.BORDER_CONSTANT, value=(0, 0, 0))
         x = cv2.resize(square, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA).astype(np.float32)
-        self.interpreter.set_tensor(self._input, (x / 127.5 - 1.0)[None])
-        self.interpreter.invoke()
-        raw = self.interpreter.get_tensor(self._boxes)[0]
-        logits = self.interpreter.get_tensor(self._scores)[0, :, 0].astype(np.float64)
+        raw, logits = self._run((x / 127.5 - 1.0)[None])
+        logits = logits.astype(np.float64)
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -80, 80)))
         found = []
         for i in np.flatnonzero(scores >= self.min_score):
@@ -116,6 +166,13 @@ class BlazeFace:
             box = np.array([cx - r[2] / 2, cy - r[3] / 2, r[2], r[3]]) * side
             found.append((float(scores[i]), box, (r[4:].reshape(6, 2) + self.anchors[i]) * side))
         return _weighted_nms(found)
+
+
+def _broken(path: Path, runtime: str, exc: Exception) -> RuntimeError:
+    return RuntimeError(
+        f"The BlazeFace model file {path} is not a loadable {runtime} model ({type(exc).__name__}). "
+        "Reinstall the project (`make setup`), or use detector='haar'."
+    )
 
 
 def _weighted_nms(found):
@@ -133,6 +190,37 @@ def _weighted_nms(found):
     return merged
 
 
+def _starts(length: int, t: int, three: bool = False) -> list[int]:
+    """Where tiles of side `t` start along an axis of `length` px, overlapping by at least TILE_MAX_FACE * t."""
+    if three:  # the 0.2 layout
+        return sorted({0, max(0, (length - t) // 2), max(0, length - t)})
+    if length <= t:
+        return [0]
+    n = 1 + math.ceil((length - t) / ((1 - TILE_MAX_FACE) * t))
+    return [round(i * (length - t) / (n - 1)) for i in range(n)]
+
+
+_threads: list = []
+
+
+def _pool():
+    """The two threads that run tiles (one per core on the 2-core machines this is measured on), made once."""
+    if not _threads:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _threads.append(ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1), thread_name_prefix="blazeface"))
+    return _threads[0]
+
+
+def _framed(box, framing) -> tuple[int, int, int, int]:
+    """A BlazeFace box (x, y, w, h) mapped by `framing` (centre shift in box widths, width ratio) to a square."""
+    x, y, w, h = box
+    dx, dy, scale = framing
+    side = max(w, h) * scale
+    cx, cy = x + w / 2 + dx * w, y + h / 2 + dy * h
+    return tuple(int(round(v)) for v in (cx - side / 2, cy - side / 2, side, side))
+
+
 def _same_face(box, kept) -> bool:
     return iou(box, kept) >= NMS_IOU or mostly_inside(box, kept)
 
@@ -145,28 +233,57 @@ class BlazeFaceDetector:
     uses for its close-up second opinions, and searches the image with when BlazeFace finds nothing).
     `min_side` (detect_faces' retries): only faces at least that many px wide, so tiles (which hold
     faces under TILE_MAX_FACE of half the image) and the cascade's small scales are skipped.
+    `close_up_framing` (default on): a frame-filling face is framed by CLOSE_UP_FRAMING, without the
+    cascade, and detect_faces skips its bordered re-measure (`frames_close_ups`); off: the cascade
+    re-measures every face and detect_faces re-measures frame-filling ones on a bordered copy (the
+    path before 0.3, kept for comparison: benchmarks/bench_inference.py, fit_close_up_framing.py).
     """
 
     takes_min_side = True
 
     def __init__(
-        self, min_unconfirmed_score: float = MIN_UNCONFIRMED_SCORE, tiles: bool = True, haar_fallback: bool = True
+        self,
+        min_unconfirmed_score: float = MIN_UNCONFIRMED_SCORE,
+        tiles: bool | int = True,
+        haar_fallback: bool = False,
+        close_up_framing: bool = True,
     ):
         self.net, self.haar = BlazeFace(), HaarDetector()
-        self.min_unconfirmed_score, self.tiles, self.haar_fallback = min_unconfirmed_score, tiles, haar_fallback
+        self.min_unconfirmed_score, self.haar_fallback = min_unconfirmed_score, haar_fallback
+        self.tiles = int(tiles)  # False/0: none; True/1: as many as the overlap needs; 3: always 3 x 3 (0.2)
+        self.frames_close_ups = close_up_framing
+
+    def _fills_frame(self, box, shape) -> bool:
+        side = max(box[2], box[3]) * TO_FER_FRAMING[2]
+        return side * side >= FRAME_FILLING_AREA * shape[0] * shape[1]
 
     def proposals(self, image: np.ndarray, min_side: int = 0) -> list[tuple[float, np.ndarray, np.ndarray]]:
-        """BlazeFace's faces in the whole image and, for larger images, in 3x3 half-size tiles; no duplicates."""
+        """BlazeFace's faces in the whole image and, for larger images, in overlapping tiles; no duplicates."""
         found = self.net(image)
         h, w = image.shape[:2]
         t = max(h, w) // 2
-        if self.tiles and max(h, w) >= TILE_MIN_SIDE and min_side <= TILE_MAX_FACE * t * TO_FER_FRAMING[2]:
-            for y0 in sorted({0, max(0, (h - t) // 2), max(0, h - t)}):
-                for x0 in sorted({0, max(0, (w - t) // 2), max(0, w - t)}):
-                    offset = np.array([x0, y0])
-                    for score, box, points in self.net(image[y0 : y0 + t, x0 : x0 + t]):
-                        if box[2] <= TILE_MAX_FACE * t:
-                            found.append((score, box + np.array([x0, y0, 0, 0]), points + offset))
+        # A portrait's subject (a face of at least SUBJECT_SIDE of the shorter side) seldom stands beside faces
+        # small enough to need tiles; beside a frame-filling face they would not be kept anyway (detect_faces'
+        # close-up subject rule).
+        portrait = self.frames_close_ups and any(
+            self._fills_frame(f[1], (h, w)) or max(f[1][2], f[1][3]) * TO_FER_FRAMING[2] >= SUBJECT_SIDE * min(h, w)
+            for f in found
+        )
+        if (
+            self.tiles
+            and not portrait
+            and max(h, w) >= TILE_MIN_SIDE
+            and min_side <= TILE_MAX_FACE * t * TO_FER_FRAMING[2]
+        ):
+            corners = [(y0, x0) for y0 in _starts(h, t, self.tiles == 3) for x0 in _starts(w, t, self.tiles == 3)]
+            # Two tiles at a time: resizing and ONNX Runtime release the GIL, and one pass is too small to
+            # gain from ONNX Runtime's own threads (4 passes: 5.5 ms in one thread, 3.5 ms in two).
+            tiles = _pool().map(lambda c: self.net(image[c[0] : c[0] + t, c[1] : c[1] + t]), corners)
+            for (y0, x0), faces in zip(corners, tiles):
+                offset = np.array([x0, y0])
+                for score, box, points in faces:
+                    if box[2] <= TILE_MAX_FACE * t:
+                        found.append((score, box + np.array([x0, y0, 0, 0]), points + offset))
         kept = []
         for face in sorted(found, key=lambda f: -f[0]):  # best first; a box mostly inside a kept one is a duplicate
             if not any(_same_face(tuple(face[1]), tuple(k[1])) for k in kept):
@@ -178,16 +295,18 @@ class BlazeFaceDetector:
         equalized = cv2.equalizeHist(gray)
         faces = []
         for score, box, points in self.proposals(image, min_side):
-            x, y, w, h = box
-            dx, dy, scale = TO_FER_FRAMING
-            side = max(w, h) * scale
-            if side < min_side:
+            close_up = self.frames_close_ups and self._fills_frame(box, gray.shape)
+            framed = _framed(box, CLOSE_UP_FRAMING if close_up else TO_FER_FRAMING)
+            if framed[2] < min_side:
                 continue
-            cx, cy = x + w / 2 + dx * w, y + h / 2 + dy * h
-            framed = tuple(int(round(v)) for v in (cx - side / 2, cy - side / 2, side, side))
-            measured = self.haar.remeasure(equalized, framed)
-            if measured is None and score < self.min_unconfirmed_score:
+            # A frame-filling face has no background around it for the cascade to box it by: its mapped box is
+            # the framing, and the cascade is asked only to confirm a face BlazeFace is unsure of.
+            confident = score >= self.min_unconfirmed_score
+            measured = None if close_up and confident else self.haar.remeasure(equalized, framed)
+            if measured is None and not confident:
                 continue
+            if close_up:
+                measured = None
             # MediaPipe names the eyes from the subject's side: point 0 is the right eye, 1 the left.
             right_eye, left_eye = (tuple(float(v) for v in p) for p in points[:2])
             faces.append(Face(framed if measured is None else measured[0], score, left_eye, right_eye, "detector"))

@@ -216,5 +216,28 @@ def export(
     return out
 
 
+def write_twin(model: str | Path | None = None, precision: str = "float32", data: str | Path | None = None) -> Path:
+    """Write the ONNX twin of a `.keras` or `.json` model file (default: the shipped default) that inference runs
+    instead of Keras: `onnx/<name>.onnx` beside it, with `onnx/<name>.json` recording the source's SHA-256.
+    precision="int8": its int8 twin `onnx/<name>.int8.onnx` (static, calibrated on 512 training faces of `data`)."""
+    from fer.inference.onnx_model import source_digest, twin_path
+    from fer.inference.predict import default_model_path
+
+    if precision not in ("float32", "int8"):
+        raise ValueError(f"precision must be 'float32' or 'int8', got {precision!r}")
+    source = Path(model) if model is not None else default_model_path()
+    twin = twin_path(source, precision)
+    quantize = None if precision == "float32" else precision
+    out = export(source, "onnx", twin.parent, name=twin.name[: -len(".onnx")], quantize=quantize, data=data)
+    info_path = out.with_suffix(".json")
+    info = json.loads(info_path.read_text())
+    info["source_model"] = source.name
+    info["source_sha256"] = source_digest(source)
+    engine = "'auto'" if precision == "float32" else "'int8'"
+    info["twin_of"] = f"../{source.name}: run by ONNX Runtime wherever the package predicts with it (engine {engine})"
+    info_path.write_text(json.dumps(info, indent=2))
+    return out
+
+
 def _size(path: Path) -> int:
     return path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.rglob("*") if f.is_file())

@@ -82,12 +82,22 @@ def _mapped(face: Face, scale: float, offset: float, shape, source: str) -> Face
     return Face(box, face.score, point(face.left_eye), point(face.right_eye), source)
 
 
-def _close_up_detectors(haar: HaarDetector):
-    yield HaarDetector(haar.scale_factor, min_neighbors=2, min_size=haar.min_size)
-    try:
-        yield get_detector("mtcnn")
-    except RuntimeError:  # mtcnn not installed: the cascade's retries are all there is
-        return
+_relaxed: dict[tuple, HaarDetector] = {}
+
+
+def _close_up_detectors(haar: HaarDetector, mtcnn: bool):
+    """The second opinions on a close-up nothing else found: the cascade with fewer neighbours required,
+    then MTCNN (`mtcnn`: not behind BlazeFace with its close-up framing, which has already looked at the
+    bordered copy: there MTCNN found 2 of 300 validation close-ups and cost a photo without a face ~100 ms)."""
+    key = (haar.scale_factor, haar.min_size)
+    if key not in _relaxed:  # loading the cascade file costs ~10 ms: once per setting
+        _relaxed[key] = HaarDetector(haar.scale_factor, min_neighbors=2, min_size=haar.min_size)
+    yield _relaxed[key]
+    if mtcnn:
+        try:
+            yield get_detector("mtcnn")
+        except RuntimeError:  # mtcnn not installed: the cascade's retries are all there is
+            return
 
 
 def _face_shaped(gray: np.ndarray) -> bool:
@@ -147,7 +157,7 @@ def detect_faces(
             # Two second opinions that only accept a face filling much of the image (a close-up holds
             # one face): the cascade with fewer neighbours required, then MTCNN where it is installed.
             area = CLOSE_UP_AREA * copy.inner[0] * copy.inner[1]
-            for second in _close_up_detectors(haar):
+            for second in _close_up_detectors(haar, mtcnn=not getattr(found, "frames_close_ups", False)):
                 candidates = _faces_at_least(second, copy.image, AREA_SIDE_SLACK * math.sqrt(area))
                 big = [f for f in candidates if f.box[2] * f.box[3] >= area]
                 if big:
@@ -157,7 +167,9 @@ def detect_faces(
     else:
         faces = _close_up_subject(faces, gray.shape)
         area = gray.shape[0] * gray.shape[1]
-        if max(gray.shape) <= SMALL_SIDE or max(f.box[2] * f.box[3] for f in faces) >= REFIT_AREA * area:
+        # BlazeFace frames frame-filling faces itself (fer.inference.blazeface.CLOSE_UP_FRAMING): no second search.
+        refit = not getattr(found, "frames_close_ups", False)
+        if refit and (max(gray.shape) <= SMALL_SIDE or max(f.box[2] * f.box[3] for f in faces) >= REFIT_AREA * area):
             # A face that fills the frame (a close-up, or a crop someone already cut around the face)
             # has no background around it, and the cascade then boxes it too tight or finds only part of it
             # (an eye, the mouth); on the bordered copy it gets the whole-face box (docs/experiments.md).

@@ -8,13 +8,9 @@ import warnings
 import zipfile
 from pathlib import Path
 
-import keras
-
-from fer.data.augment import allow_xla_on_jax
 from fer.data.ferplus import FERPLUS_CLASSES, classes_for_size
 from fer.data.loading import EMOTIONS
 from fer.errors import ModelError
-from fer.modeling.architectures import build_ensemble
 
 # The shipped models live in the repository's models/ folder (editable install, as the README sets
 # up); FER_MODEL points elsewhere. The default is the more accurate model that still classifies at
@@ -54,6 +50,10 @@ def load_network(path: str | Path | None = None):
             f"{path}: not a Keras 3 .keras model file (corrupt, truncated, or another format). "
             "Re-download or re-train it; legacy .h5 files are not supported (exported .onnx and .tflite files are)."
         )
+    import keras  # here, not at the top: predicting through an ONNX twin never loads Keras (or TensorFlow)
+
+    from fer.data.augment import allow_xla_on_jax
+
     try:
         with warnings.catch_warnings():
             # A file trained on JAX was compiled with jit_compile=True; on TensorFlow its augmentation layers
@@ -65,7 +65,7 @@ def load_network(path: str | Path | None = None):
     return check_model(allow_xla_on_jax(model), path)
 
 
-def _assembled_ensemble(path: Path) -> keras.Model:
+def _assembled_ensemble(path: Path):
     """The ensemble a `.json` file describes (fer.ensemble(..., "x.json")): the mean of its member files."""
     try:
         spec = json.loads(path.read_text())
@@ -80,6 +80,8 @@ def _assembled_ensemble(path: Path) -> keras.Model:
     files = [path.parent / m for m in members]
     if len(files) < 2 or any(f.suffix != ".keras" for f in files):
         raise ModelError(f"{path}: an ensemble file lists at least two .keras member files, got {members}")
+    from fer.modeling.architectures import build_ensemble
+
     return build_ensemble([load_network(f) for f in files])
 
 

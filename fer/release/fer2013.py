@@ -189,11 +189,32 @@ def ship(
         "train_seconds": round(train_seconds),
         "hardware": hardware,
         "cpu_faces_per_second": round(cpu_throughput(model, n=throughput_faces)),
+        "onnx_twin": onnx_twin(models_dir / name),
         "config": config,
     }
     (models_dir / f"{stem}.metrics.json").write_text(json.dumps(metrics, indent=2))
     (models_dir / "MODEL_CARD.md").write_text(model_card(metrics, plain, tta, notes))
     return metrics
+
+
+def onnx_twin(model_file: Path) -> str | None:
+    """Write a shipped model's ONNX twin (what predict_emotion runs: fer.inference.onnx_model); its path
+    relative to the model's folder, or None, with a one-line warning, where the export packages are missing."""
+    import importlib.util
+    import warnings
+
+    from fer.inference.exporting import write_twin
+
+    missing = [m for m in ("tf2onnx", "onnx") if importlib.util.find_spec(m) is None]
+    if missing:
+        warnings.warn(
+            f"{model_file.name} shipped without its ONNX twin ({', '.join(missing)} not installed: "
+            f"pip install -e '.[onnx]', then python -m fer export --twin --model {model_file}); "
+            "predict_emotion runs it on Keras meanwhile",
+            stacklevel=2,
+        )
+        return None
+    return write_twin(model_file).relative_to(model_file.parent).as_posix()
 
 
 def model_card(metrics: dict, plain: Evaluation, tta: Evaluation, notes: str = "") -> str:
