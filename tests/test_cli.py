@@ -228,7 +228,8 @@ def test_main_job_shows_the_models_result_then_a_labelled_demonstration(trained,
     out = capsys.readouterr().out
     result, demo = out.index(f"Model {model}: test (dataset labels) n=56"), out.index("DEMONSTRATION training run")
     assert result < demo  # the model's own result comes first
-    assert "NOT the project's result" in out and "Full recipe: python -m fer sweep sweeps/ferplus.yaml" in out
+    assert "NOT the project's result" in out
+    assert "Full recipe: python -m fer sweep sweeps/gpu_lease.yaml --index 1" in out
     assert (tmp_path / "run" / "eda" / "eda.json").is_file() and (tmp_path / "run" / "demo" / "train").is_dir()
     assert not (tmp_path / "run" / "train").exists()  # the default run trains nothing but the demo
 
