@@ -52,7 +52,7 @@ def test_the_default_is_the_ferplus_model_and_every_file_is_small():
 def test_the_fer2013_ensemble_is_the_mean_of_its_members():
     path = MODELS_DIR / "fer_ensemble.json"
     members = json.loads(path.read_text())["members"]
-    assert members[0] == "fer_emotion.keras" and len(members) == 2
+    assert members[0] == "fer_emotion.keras" and len(members) == 4
     face = np.full((48, 48), 128, np.uint8)
     p = predict_crop(face, model=path)
     assert list(p.probabilities) == list(EMOTIONS)
