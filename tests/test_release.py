@@ -28,6 +28,11 @@ def test_ship_exports_evaluates_and_writes_the_card(trained, sample_root, tmp_pa
     assert metrics["accuracy"] == round(evaluate(best, faces.images, faces.labels).accuracy, 4)
     assert metrics["accuracy_tta"] == round(evaluate(best, faces.images, faces.labels, tta=True).accuracy, 4)
     assert metrics["cpu_faces_per_second"] > 0 and metrics["checkpoint"] == "best.keras"
+    # Both ONNX twins are (re)written with the model, so neither engine is left running a stale one.
+    from fer.inference.onnx_model import fresh_twin
+
+    assert metrics["onnx_twin"] == "onnx/fer_emotion.onnx" and fresh_twin(shipped) == models / metrics["onnx_twin"]
+    assert fresh_twin(shipped, "int8") == models / "onnx" / "fer_emotion.int8.onnx"
     assert "best of 1 epochs" in metrics["selection"] and "nothing was selected on PublicTest" in metrics["selection"]
     assert set(metrics["per_class"]) == {"angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"}
     card = (models / "MODEL_CARD.md").read_text()

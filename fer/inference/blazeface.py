@@ -212,6 +212,11 @@ def _pool():
     return _threads[0]
 
 
+def _fer_side(box) -> float:
+    """The side of a BlazeFace box once mapped to FER-2013's framing (TO_FER_FRAMING's width ratio)."""
+    return max(box[2], box[3]) * TO_FER_FRAMING[2]
+
+
 def _framed(box, framing) -> tuple[int, int, int, int]:
     """A BlazeFace box (x, y, w, h) mapped by `framing` (centre shift in box widths, width ratio) to a square."""
     x, y, w, h = box
@@ -253,9 +258,9 @@ class BlazeFaceDetector:
         self.tiles = int(tiles)  # False/0: none; True/1: as many as the overlap needs; 3: always 3 x 3 (0.2)
         self.frames_close_ups = close_up_framing
 
-    def _fills_frame(self, box, shape) -> bool:
-        side = max(box[2], box[3]) * TO_FER_FRAMING[2]
-        return side * side >= FRAME_FILLING_AREA * shape[0] * shape[1]
+    @staticmethod
+    def _fills_frame(box, shape) -> bool:
+        return _fer_side(box) ** 2 >= FRAME_FILLING_AREA * shape[0] * shape[1]
 
     def proposals(self, image: np.ndarray, min_side: int = 0) -> list[tuple[float, np.ndarray, np.ndarray]]:
         """BlazeFace's faces in the whole image and, for larger images, in overlapping tiles; no duplicates."""
@@ -266,8 +271,7 @@ class BlazeFaceDetector:
         # small enough to need tiles; beside a frame-filling face they would not be kept anyway (detect_faces'
         # close-up subject rule).
         portrait = self.frames_close_ups and any(
-            self._fills_frame(f[1], (h, w)) or max(f[1][2], f[1][3]) * TO_FER_FRAMING[2] >= SUBJECT_SIDE * min(h, w)
-            for f in found
+            self._fills_frame(f[1], (h, w)) or _fer_side(f[1]) >= SUBJECT_SIDE * min(h, w) for f in found
         )
         if (
             self.tiles
@@ -299,17 +303,20 @@ class BlazeFaceDetector:
             framed = _framed(box, CLOSE_UP_FRAMING if close_up else TO_FER_FRAMING)
             if framed[2] < min_side:
                 continue
-            # A frame-filling face has no background around it for the cascade to box it by: its mapped box is
-            # the framing, and the cascade is asked only to confirm a face BlazeFace is unsure of.
             confident = score >= self.min_unconfirmed_score
-            measured = None if close_up and confident else self.haar.remeasure(equalized, framed)
-            if measured is None and not confident:
-                continue
             if close_up:
-                measured = None
+                # No background around the face for the cascade to box it by: the mapped box is the framing, and
+                # the cascade is asked only to confirm a face BlazeFace is unsure of.
+                if not confident and self.haar.remeasure(equalized, framed) is None:
+                    continue
+            else:
+                measured = self.haar.remeasure(equalized, framed)
+                if measured is None and not confident:
+                    continue
+                framed = framed if measured is None else measured[0]
             # MediaPipe names the eyes from the subject's side: point 0 is the right eye, 1 the left.
             right_eye, left_eye = (tuple(float(v) for v in p) for p in points[:2])
-            faces.append(Face(framed if measured is None else measured[0], score, left_eye, right_eye, "detector"))
+            faces.append(Face(framed, score, left_eye, right_eye, "detector"))
         if not faces and self.haar_fallback:
             # Nothing BlazeFace can see: faces under about a twelfth of the image side (a crowd, a
             # distant group) are beyond its reach even on tiles, so the cascade searches the image.

@@ -189,7 +189,7 @@ def ship(
         "train_seconds": round(train_seconds),
         "hardware": hardware,
         "cpu_faces_per_second": round(cpu_throughput(model, n=throughput_faces)),
-        "onnx_twin": onnx_twin(models_dir / name),
+        "onnx_twin": onnx_twin(models_dir / name, data),
         "config": config,
     }
     (models_dir / f"{stem}.metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -197,9 +197,11 @@ def ship(
     return metrics
 
 
-def onnx_twin(model_file: Path) -> str | None:
-    """Write a shipped model's ONNX twin (what predict_emotion runs: fer.inference.onnx_model); its path
-    relative to the model's folder, or None, with a one-line warning, where the export packages are missing."""
+def onnx_twin(model_file: Path, data: str | Path | None = None) -> str | None:
+    """Write a shipped model's ONNX twins, float32 (what predict_emotion runs: fer.inference.onnx_model) and int8
+    (engine "int8", calibrated on training faces of `data`), so that neither is left stale by a new ship; the float32
+    one's path relative to the model's folder, or None, with a one-line warning, where the export packages are
+    missing."""
     import importlib.util
     import warnings
 
@@ -214,6 +216,7 @@ def onnx_twin(model_file: Path) -> str | None:
             stacklevel=2,
         )
         return None
+    write_twin(model_file, "int8", data=data)
     return write_twin(model_file).relative_to(model_file.parent).as_posix()
 
 

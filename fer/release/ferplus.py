@@ -173,7 +173,7 @@ def ship_ferplus(
         "hardware": hardware or f"{platform.machine()} CPU, {keras.backend.backend()} backend",
         "cpu_faces_per_second": round(cpu_throughput(model, n=throughput_faces)),
         # One network gets its ONNX twin; an ensemble's would be its members' sizes together (over 16 MB).
-        "onnx_twin": onnx_twin(models_dir / model_file) if model_file.endswith(".keras") else None,
+        "onnx_twin": onnx_twin(models_dir / model_file, data) if model_file.endswith(".keras") else None,
         "config": config,
     }
     (models_dir / f"{name}.metrics.json").write_text(json.dumps(metrics, indent=2))
