@@ -1,6 +1,7 @@
 """Which model should `predict_emotion` use? FER-2013 and FER+ models side by side on both label sets and on photos.
 
     python benchmarks/eval_label_sets.py [--models A B ...] [--combine A+B ...] [--data DIR] [--tta] [--test]
+                                         [--prior training uniform half]
                                          [--wild ../shared/wild-dev] [--out reports/ferplus/eval_label_sets.csv]
 
 For every model, and every combination named by --combine (the mean of those models' probabilities over
@@ -11,12 +12,16 @@ computes for mixed members; default: the first two models), on
 - wild-dev (web close-ups with crowd labels, 5 classes): the same detected boxes for every model, top-emotion
   accuracy per class and its macro average (a contempt answer counts as wrong);
 - with --test only: PublicTest on both label sets (report it; choose nothing on it).
+A dual-head model is scored through each head (`name[ferplus]`, `name[fer2013]`). --prior scores each model under
+several class priors (fer.predict_crop's prior=): training, uniform, and half (the training prior's square root:
+halfway to uniform on a log scale); a model without a recorded prior reads summary.json beside it (a run folder).
 Prints one table and writes it as CSV. Choose on the validation rows, read the photo rows by class.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -28,6 +33,7 @@ sys.path.insert(0, str(REPO))
 
 import fer  # noqa: E402  (fer before keras: its start-up lines stay off the terminal)
 from fer.analysis.evaluation import Evaluation, predict_proba  # noqa: E402
+from fer.analysis.probabilities import adjust, classes_of, heads_of, prior_weights, training_prior  # noqa: E402
 from fer.data.ferplus import FERPLUS_CLASSES, classes_for_size, convert_probabilities  # noqa: E402
 from fer.data.images import read_photo  # noqa: E402
 from fer.data.loading import EMOTIONS  # noqa: E402
@@ -36,12 +42,29 @@ from fer.inference.predict import load_model  # noqa: E402
 from fer.modeling.training import TrainConfig, split_data  # noqa: E402
 
 
-def probabilities(models: dict, combos: list[str], images: np.ndarray, tta) -> dict[str, np.ndarray]:
-    """{name: (N, 8) probabilities over FERPLUS_CLASSES}; FER-2013 models get contempt 0; combos averaged."""
+def prior_setting(setting: str, model, head: str | None):
+    """fer's prior= argument for `setting`: training, uniform, or half (the training prior ** 0.5)."""
+    if setting != "half":
+        return setting
+    recorded = training_prior(model, head)
+    return {c: v**0.5 for c, v in recorded.items()}
+
+
+def probabilities(
+    models: dict, combos: list[str], images: np.ndarray, tta, prior: str = "training"
+) -> dict[str, np.ndarray]:
+    """{name: (N, 8) probabilities over FERPLUS_CLASSES}; FER-2013 models get contempt 0; combos averaged;
+    a dual-head model gives one entry per head."""
     out = {}
     for name, model in models.items():
-        p = predict_proba(model, images, tta=tta)
-        out[name] = convert_probabilities(p, classes_for_size(p.shape[1]), FERPLUS_CLASSES)
+        heads = list(heads_of(model))
+        for head in heads:
+            p = predict_proba(model, images, tta=tta, labels=head)
+            weights = prior_weights(
+                prior_setting(prior, model, head), training_prior(model, head), classes_of(model, head)
+            )
+            key = f"{name}[{head}]" if len(heads) > 1 else name
+            out[key] = convert_probabilities(adjust(p, weights), classes_for_size(p.shape[1]), FERPLUS_CLASSES)
     for combo in combos:
         parts = combo.split("+")
         out[combo] = sum(out[part] for part in parts) / len(parts)
@@ -82,12 +105,20 @@ def main() -> None:
     parser.add_argument("--wild", default=str(REPO.parent / "shared" / "wild-dev"))
     parser.add_argument("--tta", action="store_true", help="also with test-time augmentation (shift)")
     parser.add_argument("--test", action="store_true", help="also PublicTest (report only)")
+    parser.add_argument("--prior", nargs="+", default=["training"], choices=["training", "uniform", "half"])
     parser.add_argument("--out", default=str(REPO / "reports" / "ferplus" / "eval_label_sets.csv"))
     args = parser.parse_args()
 
     data = fer.data_dir(args.data)
-    models = {Path(m).name: load_model(REPO / m if not Path(m).is_absolute() else m) for m in args.models}
-    combos = args.combine if args.combine is not None else ["+".join(list(models)[:2])]
+    models = {}
+    for m in args.models:
+        path = REPO / m if not Path(m).is_absolute() else Path(m)
+        model = load_model(path)
+        summary = path.parent / "summary.json"
+        if getattr(model, "training_prior", None) is None and summary.is_file():  # a run folder's model
+            object.__setattr__(model, "training_prior", json.loads(summary.read_text()).get("training_prior"))
+        models[path.name if path.parent.name == "models" else f"{path.parent.name}/{path.name}"] = model
+    combos = args.combine if args.combine is not None else []
     _, val13 = split_data(TrainConfig(data=str(data)))
     _, val_plus = split_data(TrainConfig(data=str(data), labels="ferplus_votes"))
     sets = {"validation": (val13, val_plus)}
@@ -98,10 +129,11 @@ def main() -> None:
     rows = []
     # Detection runs once: every model and TTA setting is scored on the same wild-dev crops.
     wild = wild_faces(Path(args.wild)) if Path(args.wild).is_dir() else None
-    for tta in [False, "shift"] if args.tta else [False]:
+    settings = [(tta, prior) for tta in ([False, "shift"] if args.tta else [False]) for prior in args.prior]
+    for tta, prior in settings:
         for split, (faces13, faces_plus) in sets.items():
-            p13 = probabilities(models, combos, faces13.images, tta)
-            p_plus = probabilities(models, combos, faces_plus.images, tta)
+            p13 = probabilities(models, combos, faces13.images, tta, prior)
+            p_plus = probabilities(models, combos, faces_plus.images, tta, prior)
             for name in p13:
                 on13 = score(p13[name], faces13.labels, EMOTIONS)
                 on_plus = score(p_plus[name], faces_plus.labels, FERPLUS_CLASSES, faces_plus.votes)
@@ -110,17 +142,20 @@ def main() -> None:
                         "set": split,
                         "model": name,
                         "tta": tta or "off",
+                        "prior": prior,
                         "fer2013_acc": on13.accuracy,
+                        "fer2013_macro_recall": float(on13.per_class["recall"].mean()),
                         "fer2013_macro_f1": on13.macro_f1,
                         "ferplus_acc": on_plus.accuracy,
                         "ferplus_macro_f1": on_plus.macro_f1,
+                        "ferplus_macro_recall": float(on_plus.per_class["recall"].mean()),
                         "crowd_agreement": on_plus.crowd_agreement,
                     }
                 )
         if wild is not None:
             faces, labels = wild
             present = sorted(set(labels.tolist()))
-            for name, probs in probabilities(models, combos, faces, tta).items():
+            for name, probs in probabilities(models, combos, faces, tta, prior).items():
                 predicted = probs.argmax(axis=1)  # over 8 classes: contempt is a wrong answer here
                 truth = np.array([FERPLUS_CLASSES.index(EMOTIONS[i]) for i in labels])
                 recall = {EMOTIONS[c]: float((predicted[labels == c] == truth[labels == c]).mean()) for c in present}
@@ -129,6 +164,7 @@ def main() -> None:
                         "set": f"wild-dev ({len(labels)} faces)",
                         "model": name,
                         "tta": tta or "off",
+                        "prior": prior,
                         "wild_acc": float((predicted == truth).mean()),
                         "wild_macro_recall": float(np.mean(list(recall.values()))),
                         **{f"wild_{k}": v for k, v in recall.items()},

@@ -3,32 +3,49 @@
     from fer import predict_crop, predict_emotion
     [p.emotion for p in predict_emotion("group.jpg")]     # every face in a photo
     predict_crop("face48.png").emotion                    # one face crop
+    fer.model_classes()                                   # what the default model answers in
 
-Keras (and TensorFlow or JAX behind it) is imported only when a name that needs it is
-first used, so `import fer` and the data utilities stay fast.
+Every name is imported when first used, so `import fer` is fast and changes nothing in the process;
+prediction needs only the core install (ONNX Runtime), training and evaluation the research extra.
 """
 
+import os as _os
 from importlib import import_module
 
-from fer import quiet
-from fer.data.ferplus import FERPLUS_CLASSES, load_ferplus_split
-from fer.data.loading import EMOTIONS, FaceSet, class_distribution, class_weights, data_dir, load_fer2013, load_split
-from fer.errors import DataError, ImageError, ModelError
+__version__ = "0.4.0"
 
-quiet.install()  # before anything imports TensorFlow (nothing above does): no absl/oneDNN lines on stderr
+if _os.environ.get("FER_QUIET_KERNEL") == "1":  # a notebook kernel fer.pipeline started: TensorFlow's lines kept off
+    from fer import quiet as _quiet
 
-__version__ = "0.3.0"
+    _quiet.install()
 
 _LAZY = {
+    # Prediction (the core install)
     "predict_emotion": "fer.inference.predict",
     "predict_crop": "fer.inference.predict",
-    "predict_emotions": "fer.inference.predict",
-    "predict_faces": "fer.inference.predict",
-    "predict_photos": "fer.inference.predict",
-    "annotate": "fer.inference.drawing",
-    "analyze_video": "fer.inference.video",
+    "model_classes": "fer.inference.predict",
     "load_model": "fer.inference.predict",
     "Prediction": "fer.inference.predict",
+    "Faces": "fer.inference.predict",
+    "explain": "fer.inference.explain",
+    "Explanation": "fer.inference.explain",
+    "annotate": "fer.inference.drawing",
+    "analyze_video": "fer.inference.video",
+    "EMOTIONS": "fer.data.classes",
+    "FERPLUS_CLASSES": "fer.data.classes",
+    "DataError": "fer.errors",
+    "ImageError": "fer.errors",
+    "ModelError": "fer.errors",
+    "MissingPackageError": "fer.errors",
+    # Data
+    "FaceSet": "fer.data.loading",
+    "class_distribution": "fer.data.loading",
+    "class_weights": "fer.data.loading",
+    "data_dir": "fer.data.loading",
+    "load_fer2013": "fer.data.loading",
+    "load_split": "fer.data.loading",
+    "load_ferplus_split": "fer.data.ferplus",
+    # Research (the research extra: Keras, scikit-learn, ...)
     "build_model": "fer.modeling.architectures",
     "train": "fer.modeling.training",
     "TrainConfig": "fer.modeling.training",
@@ -36,26 +53,28 @@ _LAZY = {
     "ensemble": "fer.modeling.ensembling",
     "export": "fer.inference.exporting",
     "Augmentation": "fer.data.augment",
+    # Deprecated in 0.4, gone in 0.5 (each warns and says what to call instead)
+    "predict_emotions": "fer.inference.predict",
+    "predict_faces": "fer.inference.predict",
+    "predict_photos": "fer.inference.predict",
 }
 
-__all__ = [
-    "EMOTIONS",
-    "FERPLUS_CLASSES",
-    "load_ferplus_split",
-    "DataError",
-    "ImageError",
-    "ModelError",
-    "FaceSet",
-    "class_distribution",
-    "class_weights",
-    "data_dir",
-    "load_fer2013",
-    "load_split",
-    *_LAZY,
-]
+__all__ = sorted(_LAZY)
 
 
 def __getattr__(name):
     if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
+        try:
+            module = import_module(_LAZY[name])
+        except ModuleNotFoundError as exc:  # a research name in a core install: say what to install, in one line
+            from fer.errors import research_extra_error
+
+            raise (research_extra_error(f"fer.{name}", exc) or exc) from None
+        value = getattr(module, name)
+        globals()[name] = value  # looked up once
+        return value
     raise AttributeError(f"module 'fer' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *_LAZY})

@@ -91,28 +91,43 @@ def _looked_in() -> str:
 
 
 def kernel_manager_class():
-    """The kernel manager papermill starts kernels with: CurveZMQ-encrypted where pyzmq supports it.
+    """The kernel manager papermill starts kernels with: CurveZMQ-encrypted where pyzmq supports it, and quiet.
 
     ipykernel >= 7.3 warns on every start of a kernel bound over plain TCP ("Kernel is running
     over TCP without encryption ..."); asking the manager to provision Curve keys is the fix
     that ipykernel's message names. Without libsodium in pyzmq, the plain manager is used.
     """
+    import os
+
     import zmq
     from jupyter_client.manager import AsyncKernelManager
 
-    if not zmq.has("curve"):
-        return AsyncKernelManager
+    from fer.quiet import QUIET_KERNEL_ENV
 
-    class EncryptedKernelManager(AsyncKernelManager):
+    class QuietKernelManager(AsyncKernelManager):
+        """Kernels that `import fer` with TensorFlow's start-up lines kept off stderr (our runs print their own)."""
+
         def __init__(self, **kwargs):
-            kwargs.setdefault("transport_encryption", "auto")
+            if zmq.has("curve"):
+                kwargs.setdefault("transport_encryption", "auto")
             super().__init__(**kwargs)
 
-    return EncryptedKernelManager
+        async def _async_pre_start_kernel(self, **kw):
+            kw["env"] = {**(kw.get("env") or os.environ), QUIET_KERNEL_ENV: "1"}
+            return await super()._async_pre_start_kernel(**kw)
+
+    return QuietKernelManager
 
 
 def check_parameters(params: dict, steps, notebooks_dir: Path = NOTEBOOKS) -> dict[str, dict]:
     """Raise ValueError for unknown steps or parameters; return each step's declared parameters."""
+    if not notebooks_dir.is_dir():
+        from fer.errors import CheckoutError
+
+        raise CheckoutError(
+            f"{notebooks_dir}: the notebooks live in the repository checkout, not in an installed package: "
+            "clone the repository and run `make run` there (or pass notebooks_dir)"
+        )
     unknown_steps = [s for s in steps if s not in STEPS]
     if unknown_steps:
         raise ValueError(f"Unknown step(s) {unknown_steps}; choose from {list(STEPS)}")

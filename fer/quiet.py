@@ -16,27 +16,44 @@ import importlib.abc
 import importlib.util
 import os
 import sys
+import threading
 from contextlib import contextmanager
 
 VERBOSE_ENV = "FER_VERBOSE"
+# Set by fer.pipeline in the notebook kernels it starts (a project command): `import fer` there calls install().
+QUIET_KERNEL_ENV = "FER_QUIET_KERNEL"
 
 
 def verbose() -> bool:
     return os.environ.get(VERBOSE_ENV, "").lower() in ("1", "true", "yes")
 
 
+_lock = threading.Lock()
+_silenced = {"depth": 0, "saved": -1}
+
+
 @contextmanager
 def stderr_silenced():
-    """Point file descriptor 2 at /dev/null (C libraries included) inside the block."""
-    sys.stderr.flush()
-    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 2)
+    """Point file descriptor 2 at /dev/null (C libraries included) inside the block.
+
+    Counted under a lock: blocks that overlap in several threads restore the real stderr once, when the last
+    one ends (saving and restoring in turns would leave fd 2 on /dev/null for good)."""
+    with _lock:
+        if _silenced["depth"] == 0:
+            sys.stderr.flush()
+            _silenced["saved"] = os.dup(2)
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 2)
+            os.close(null)
+        _silenced["depth"] += 1
     try:
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(null)
+        with _lock:
+            _silenced["depth"] -= 1
+            if _silenced["depth"] == 0:
+                os.dup2(_silenced["saved"], 2)
+                os.close(_silenced["saved"])
 
 
 class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):

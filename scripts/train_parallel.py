@@ -72,12 +72,19 @@ def fit_epochs(seconds_left: float, seconds_per_epoch: float, overhead: float, m
     return max(0, min(max_epochs, math.floor((seconds_left - overhead) / (1.10 * seconds_per_epoch))))
 
 
-def launch(configs: list[tuple[str, dict]], out: Path, **overrides) -> dict[str, subprocess.Popen]:
-    """Start one `python -m fer train` process per run, its config updated with `overrides`."""
+def launch(
+    configs: list[tuple[str, dict]], out: Path, teacher_cache: Path | None = None, **overrides
+) -> dict[str, subprocess.Popen]:
+    """Start one `python -m fer train` process per run, its config updated with `overrides`; `teacher_cache`: a
+    folder of teacher_*.npz (a distillation run's cached teacher probabilities) copied into each run folder."""
+    import shutil
+
     procs = {}
     for run_id, config in configs:
         run_dir = out / run_id
         run_dir.mkdir(parents=True, exist_ok=True)
+        for cached in sorted(Path(teacher_cache).glob("teacher*.npz")) if teacher_cache else []:
+            shutil.copy(cached, run_dir / cached.name)  # used where its key (teacher, TTA, faces) matches the run
         config_path = run_dir.parent / f"{run_id}.request.json"
         config_path.write_text(json.dumps({**config, **overrides}, indent=2))
         cmd = [sys.executable, "-m", "fer", "train", "--config", str(config_path), "--out", str(run_dir)]
@@ -131,7 +138,8 @@ def pack(run_dir: Path, dest: Path) -> Path:
 def probe(configs: list[tuple[str, dict]], out: Path, args, start: float, report: dict) -> tuple[int, float]:
     """Run every run for args.probe_epochs side by side; (epochs that fit what is left, seconds left)."""
     probe_start = time.monotonic()
-    codes = wait_all(launch(configs, out / "_probe", epochs=args.probe_epochs, warmup_epochs=0), start + args.budget)
+    probe_runs = launch(configs, out / "_probe", args.teacher_cache, epochs=args.probe_epochs, warmup_epochs=0)
+    codes = wait_all(probe_runs, start + args.budget)
     failed = {r: c for r, c in codes.items() if c != 0}
     if failed:
         for run_id in failed:
@@ -173,6 +181,10 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=200)
     parser.add_argument("--pack", help="also write each finished run as <run_id>.tar here, plus train_parallel.json")
     parser.add_argument("--data", help="FER-2013 for every run (default: $FER2013_DIR, else data/fer2013)")
+    parser.add_argument(
+        "--teacher-cache",
+        help="folder of teacher_*.npz from a CPU run of the same teachers (distillation without the teacher files)",
+    )
     args = parser.parse_args()
     configs = train_configs(load_yaml(Path(args.sweep).read_text()) or {}, args.data)
     out = Path(args.out)
@@ -189,7 +201,7 @@ def main() -> None:
     if epochs <= max(c.get("warmup_epochs", 0) for _, c in configs):
         raise SystemExit("too few epochs fit the budget left for the runs' warm-up")
 
-    codes = wait_all(launch(configs, out, epochs=epochs), start + args.budget + 0.15 * left)
+    codes = wait_all(launch(configs, out, args.teacher_cache, epochs=epochs), start + args.budget + 0.15 * left)
     report["status"] = {
         r: ("finished" if c == 0 else f"failed ({c})" if c is not None else "stopped") for r, c in codes.items()
     }

@@ -28,6 +28,7 @@ def test_evaluate_json(trained, sample_root, capsys):
 
 def test_evaluate_accepts_a_folder_of_emotion_folders_and_tta(trained, sample_root, capsys, monkeypatch):
     import fer.analysis.evaluation
+    import fer.analysis.probabilities
     from fer.data.loading import load_split
 
     model = trained[0].run_dir / "best.keras"
@@ -37,8 +38,10 @@ def test_evaluate_accepts_a_folder_of_emotion_folders_and_tta(trained, sample_ro
 
     # The scores come from averaged views, not just the label: count the views the network sees.
     seen = []
-    views = fer.analysis.evaluation.tta_views
-    monkeypatch.setattr(fer.analysis.evaluation, "tta_views", lambda x, scheme: seen.append(scheme) or views(x, scheme))
+    views = fer.analysis.probabilities.tta_views
+    monkeypatch.setattr(
+        fer.analysis.probabilities, "tta_views", lambda x, scheme: seen.append(scheme) or views(x, scheme)
+    )
     assert main(["evaluate", "--model", str(model), "--data", str(sample_root), "--tta", "shift", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert seen == ["shift"] and data["tta"] == "shift"
@@ -53,7 +56,7 @@ def test_predict_folder_prints_one_line_per_image(trained, sample_root, capsys):
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 8 and all(r["path"].endswith(".png") for r in rows)
     # 48x48 images are face crops: predicted whole, no detection (which finds no cartoon face).
-    assert all(r["emotion"] in EMOTIONS and r["box"] == [0, 0, 48, 48] for r in rows)
+    assert all(r["emotion"] in EMOTIONS and r["box"] is None and r["source"] == "crop" for r in rows)
 
 
 def test_errors_are_reported_without_a_traceback(tmp_path, capsys, sample_root):
@@ -316,7 +319,7 @@ def test_a_missing_optional_package_is_one_line_that_says_what_to_install(tmp_pa
     err = capsys.readouterr().err
     assert err == "error: ONNX export needs the tf2onnx package: pip install -e '.[onnx]'\n"
     monkeypatch.setitem(sys.modules, "mtcnn", None)
-    monkeypatch.setattr("fer.inference.faces._instances", {})  # no MTCNN made earlier in this session
+    monkeypatch.setattr("fer.inference.faces._idle", {})  # no MTCNN made earlier in this session
     photo = tmp_path / "p.png"
     from PIL import Image
 

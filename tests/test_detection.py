@@ -1,5 +1,7 @@
 """Face detection on close-ups, small crops and photos without faces (fer.inference.faces.detect_faces)."""
 
+from contextlib import nullcontext
+
 import cv2
 import numpy as np
 import pytest
@@ -129,7 +131,8 @@ def test_boxes_from_a_bordered_upscaled_copy_map_back_to_the_original():
 def test_a_small_face_shaped_image_becomes_one_whole_image_face_with_a_marker(astronaut, face_box, monkeypatch):
     import fer.inference.faces
 
-    monkeypatch.setattr(fer.inference.faces, "get_detector", lambda detector: lambda gray: [])  # nothing detects
+    # Nothing detects.
+    monkeypatch.setattr(fer.inference.faces, "borrowed_detector", lambda detector: nullcontext(lambda gray: []))
     monkeypatch.setattr(fer.inference.faces, "_close_up_detectors", lambda haar: iter(()))
     x, y, w, h = face_box
     crop = cv2.resize(astronaut[y : y + h, x : x + w], (120, 120), interpolation=cv2.INTER_AREA)
@@ -142,7 +145,7 @@ def test_a_small_face_shaped_image_becomes_one_whole_image_face_with_a_marker(as
 def test_whole_image_predictions_say_so_and_warn(trained, monkeypatch):
     import fer.inference.faces
 
-    monkeypatch.setattr(fer.inference.faces, "get_detector", lambda detector: lambda gray: [])
+    monkeypatch.setattr(fer.inference.faces, "borrowed_detector", lambda detector: nullcontext(lambda gray: []))
     monkeypatch.setattr(fer.inference.faces, "_close_up_detectors", lambda haar: iter(()))
     face = cv2.resize(trained[2].images[3], (100, 100), interpolation=cv2.INTER_CUBIC)
     with pytest.warns(UserWarning, match="whole image was taken as one face crop"):

@@ -216,6 +216,7 @@ def test_publishable_runs_show_no_dataset_faces(sample_root, trained, tmp_path):
         "confusion_matrix.png",
         "confusion_matrix_normalized.png",
         "reliability_diagram.png",
+        "saliency_by_emotion.png",  # maps over the mean of 30 faces per emotion, like mean_faces.png: no one face
     }
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["n"] == 56
 

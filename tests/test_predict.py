@@ -5,6 +5,7 @@ from PIL import Image
 from fer.data.loading import EMOTIONS
 from fer.errors import ModelError
 from fer.inference.predict import Prediction, load_model, predict_crop, predict_emotion, predict_emotions
+from fer.modeling.files import packaged_default
 
 
 @pytest.fixture(scope="module")
@@ -82,17 +83,22 @@ def test_missing_corrupt_and_wrong_model_files(tmp_path, monkeypatch):
     monkeypatch.setenv("FER_MODEL", str(tmp_path / "elsewhere.keras"))
     with pytest.raises(ModelError, match="elsewhere.keras: model file not found"):
         predict_emotion(np.zeros((48, 48), np.uint8))
-    # The default model missing (an install without the checkout's models/): say how to get it.
+    # Without the checkout's models/ (a plain install) the default predicts through its twin inside the package;
+    # only the Keras engine needs the research store, and says so.
     monkeypatch.delenv("FER_MODEL")
     monkeypatch.setattr("fer.modeling.files.MODELS_DIR", tmp_path / "models")
-    with pytest.raises(ModelError, match=r"ferplus_votes.keras: model file not found.*pip install -e \."):
-        predict_emotion(np.zeros((48, 48), np.uint8))
+    face = np.zeros((48, 48), np.uint8)
+    assert predict_emotion(face, model=None)[0].probabilities == pytest.approx(
+        predict_emotion(face, model=packaged_default())[0].probabilities
+    )
+    with pytest.raises(ModelError, match=r"engine='keras' runs the default model's Keras file.*engine='auto'"):
+        load_model(None, engine="keras")
     # ... or only a member of a shipped ensemble is missing.
     models = tmp_path / "models"
     models.mkdir()
     (models / "fer_ensemble.json").write_text('{"members": ["fer_emotion.keras", "fer_ensemble/b.keras"]}')
     monkeypatch.setenv("FER_MODEL", str(models / "fer_ensemble.json"))
-    with pytest.raises(ModelError, match=r"fer_emotion.keras: model file not found.*pip install -e \."):
+    with pytest.raises(ModelError, match=r"fer_emotion.keras: model file not found.*pip install -e '\.\[research\]'"):
         predict_emotion(np.zeros((48, 48), np.uint8))
 
 
@@ -103,7 +109,7 @@ def test_a_model_for_other_inputs_is_refused(tmp_path):
     other.save(tmp_path / "other.keras")
     with pytest.raises(
         ModelError,
-        match=r"expected a model from 48x48x1 faces to 7 \(FER-2013\) or 8 \(FER\+\) emotions, got \(32, 32, 3\)",
+        match=r"expected a model from 48x48x1 faces to 7 \(FER-2013\) or 8 \(FER\+\) emotions.*got \(32, 32, 3\)",
     ):
         load_model(tmp_path / "other.keras")
 
@@ -140,9 +146,14 @@ def test_a_list_of_photos_is_one_batched_call_that_matches_one_at_a_time(model_p
     (tmp_path / "bad.jpg").write_text("not an image")
     blank = np.full((200, 300, 3), 128, np.uint8)
     inputs = [tmp_path / "astronaut.png", tmp_path / "bad.jpg", blank, photo[::-1], trained[2].images[0]]
-    with pytest.warns(UserWarning):  # the blank photo has no face; one call per photo warns, the list does not
+    with pytest.warns(UserWarning, match="No face found"):  # the blank photo has no face
         one_by_one = [predict_emotion(x, model=model_path) if i != 1 else None for i, x in enumerate(inputs)]
-    many = predict_emotion(inputs, model=model_path, batch_size=2)  # batches smaller than the faces: several
+    # The list form warns alike (and names what it skipped); batches smaller than the faces: several.
+    with pytest.warns(UserWarning) as caught:
+        many = predict_emotion(inputs, model=model_path, batch_size=2)
+    said = [str(w.message) for w in caught]
+    assert any("No face found in the ndarray image at index 2" in m for m in said), said
+    assert any(m.startswith("Skipped") and "bad.jpg" in m for m in said), said
     assert len(many) == len(inputs)
     assert "bad.jpg" in many[1].error and not many[1]
     assert many[0].error is None and len(many[2]) == 0 and len(many[4]) == 1
@@ -154,7 +165,7 @@ def test_a_list_of_photos_is_one_batched_call_that_matches_one_at_a_time(model_p
     chunked = list(iter_photos(inputs, model_path, chunk=2))
     assert [r.index for r in chunked] == list(range(len(inputs)))
     assert [[p.emotion for p in r.faces] for r in chunked] == [[p.emotion for p in f] for f in many]
-    assert chunked[0].faces[0].box == many[0][0].box and chunked[4].faces[0].box == (0, 0, 48, 48)
+    assert chunked[0].faces[0].box == many[0][0].box and chunked[4].faces[0].box is None  # a crop: no box
     crops = predict_emotion([trained[2].images[1], tmp_path / "bad.jpg"], model=model_path, face_crop=True)
     assert crops[0][0].emotion == predict_crop(trained[2].images[1], model=model_path).emotion and crops[1].error
     with pytest.raises(ValueError, match="one list of boxes per image"):

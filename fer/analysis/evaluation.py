@@ -10,70 +10,26 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
+# Re-exported: these lived here before prediction needed them without pandas and scikit-learn.
+from fer.analysis.probabilities import (  # noqa: F401
+    DEFAULT_TTA,
+    TTA_SCHEMES,
+    TTA_SHIFT,
+    adjust,
+    classes_of,
+    heads_of,
+    predict_proba,
+    prior_weights,
+    training_prior,
+    tta_scheme,
+    tta_views,
+)
 from fer.data import ferplus
-from fer.data.images import to_model_input
 from fer.data.loading import EMOTIONS
 from fer.data.quality import duplicates_of
 
 if TYPE_CHECKING:  # Keras is imported by whoever built the model; ONNX twins need none
     import keras
-
-# Test-time augmentation schemes: the views of each face whose predictions are averaged.
-#   flip:  the face and its mirror image (2 views).
-#   shift: flip x {centre, 2 px left/right/up/down} (10 views; edges repeated into the gap).
-# `tta=True` means DEFAULT_TTA, the scheme that scored best on a validation split held out of train
-# (benchmarks/eval_tta.py, never the test split; the numbers are in docs/experiments.md, "Test-time augmentation").
-TTA_SCHEMES = ("flip", "shift")
-DEFAULT_TTA = "shift"
-TTA_SHIFT = 2
-
-
-def tta_scheme(tta: bool | str | None) -> str | None:
-    """Normalise a `tta` argument: False/None -> None, True -> DEFAULT_TTA, a scheme name -> itself."""
-    if tta is None or tta is False or tta == "none":
-        return None
-    if tta is True:
-        return DEFAULT_TTA
-    if tta not in TTA_SCHEMES:
-        raise ValueError(f"tta must be True, False or one of {TTA_SCHEMES}, got {tta!r}")
-    return tta
-
-
-def tta_views(x: np.ndarray, scheme: str | None) -> list[np.ndarray]:
-    """The views of (N, 48, 48, 1) faces that `scheme` averages over (the faces themselves first)."""
-    if scheme is None:
-        return [x]
-    views = [x]
-    if scheme == "shift":
-        s = TTA_SHIFT
-        padded = np.pad(x, ((0, 0), (s, s), (s, s), (0, 0)), mode="edge")
-        h, w = x.shape[1:3]
-        for dy, dx in ((0, -s), (0, s), (-s, 0), (s, 0)):
-            views.append(padded[:, s + dy : s + dy + h, s + dx : s + dx + w])
-    return views + [v[:, :, ::-1] for v in views]
-
-
-def predict_proba(model: keras.Model, images: np.ndarray, tta: bool | str = False, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities (N, n_classes) for (N, 48, 48) uint8 faces.
-
-    tta: average over several views of each face (see TTA_SCHEMES): True is the default
-    scheme (the face and its mirror image: faces are roughly symmetric and the models are
-    trained with flips), or name one: "flip", "shift".
-    """
-    scheme = tta_scheme(tta)
-    x = to_model_input(images)
-    if len(x) == 0:
-        return np.zeros((0, model.output_shape[-1]), dtype=np.float32)
-
-    def run(batch):
-        # predict() sets up a data pipeline per call: for one batch, predict_on_batch is ~5x faster.
-        if len(batch) <= batch_size:
-            return np.asarray(model.predict_on_batch(batch))
-        return model.predict(batch, batch_size=batch_size, verbose=0)
-
-    views = tta_views(x, scheme)
-    probs = sum(run(np.ascontiguousarray(v)) for v in views) / len(views)
-    return np.asarray(probs, dtype=np.float32)
 
 
 def calibration_table(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> pd.DataFrame:
@@ -259,6 +215,8 @@ def evaluate(
     train_images: np.ndarray | None = None,
     classes: tuple[str, ...] = EMOTIONS,
     votes: np.ndarray | None = None,
+    head: str | None = None,
+    prior="training",
 ) -> Evaluation:
     """Score `model` on (N, 48, 48) uint8 faces with int labels into `classes` (EMOTIONS, or FER+'s eight).
 
@@ -266,7 +224,9 @@ def evaluate(
     result also reports accuracy without them (`Evaluation.deduplicated`). A model of the other
     label set is scored through fer.data.ferplus.convert_probabilities: a FER+ model on FER-2013
     labels drops contempt, a FER-2013 model on FER+ labels never predicts it. `votes`: the faces'
-    FER+ votes, for crowd agreement and calibration against the vote shares.
+    FER+ votes, for crowd agreement and calibration against the vote shares. `head`: which head of a
+    dual-head model answers ("ferplus", "fer2013"; None: the one in `classes`' label set where it has it).
+    `prior`: "training", "uniform" or {class: share}, as in fer.predict_crop (logit adjustment).
     """
     labels = np.asarray(labels)
     if len(labels) == 0:
@@ -274,7 +234,11 @@ def evaluate(
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
     duplicates = None if train_images is None else duplicates_of(images, train_images)
-    probs = predict_proba(model, images, tta=tta, batch_size=batch_size)
+    if head is None and isinstance(getattr(model, "output_shape", None), list):  # a dual-head model
+        head = "ferplus" if tuple(classes) == ferplus.FERPLUS_CLASSES else "fer2013"
+    probs = predict_proba(model, images, tta=tta, batch_size=batch_size, labels=head)
+    if not (isinstance(prior, str) and prior == "training"):
+        probs = adjust(probs, prior_weights(prior, training_prior(model, head), classes_of(model, head)))
     source = ferplus.classes_for_size(probs.shape[1])
     if source is None:
         raise ValueError(f"The model gives {probs.shape[1]} probabilities per face; expected 7 (FER-2013) or 8 (FER+)")

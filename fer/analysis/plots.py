@@ -99,13 +99,17 @@ def intensity_histograms(faces: FaceSet) -> plt.Figure:
 
 
 def learning_curves(history: pd.DataFrame) -> plt.Figure:
-    """Loss and accuracy per epoch, train vs validation."""
+    """Loss and accuracy per epoch, train vs validation (a dual-head run: each head's accuracy)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     epochs = history["epoch"] + 1
+    heads = [h for h in ("ferplus", "fer2013") if f"{h}_accuracy" in history]
     for ax, metric in zip(axes, ("loss", "accuracy")):
-        ax.plot(epochs, history[metric], marker=".", label="train")
-        if f"val_{metric}" in history:
-            ax.plot(epochs, history[f"val_{metric}"], marker=".", label="validation")
+        names = [f"{h}_{metric}" for h in heads] if metric == "accuracy" and heads else [metric]
+        for name in names:
+            prefix = f"{name.removesuffix('_' + metric)} " if name != metric else ""
+            ax.plot(epochs, history[name], marker=".", label=f"{prefix}train")
+            if f"val_{name}" in history:
+                ax.plot(epochs, history[f"val_{name}"], marker=".", label=f"{prefix}validation")
         ax.set_xlabel("epoch")
         ax.set_title(metric)
         ax.legend()
@@ -243,4 +247,20 @@ def vote_entropy_by_label(entropy: np.ndarray, labels: np.ndarray, classes) -> p
     fig, ax = plt.subplots(figsize=(7, 3.5))
     sns.boxplot(frame, x="label", y="vote entropy (bits)", order=list(classes), ax=ax, color="#9ecae1")
     ax.set_title("Crowd disagreement per FER-2013 label (0 = unanimous)")
+    return fig
+
+
+def saliency_maps(
+    faces: list[np.ndarray], maps: list[np.ndarray], titles: list[str], ncols: int = 4, size: float = 2.2
+) -> plt.Figure:
+    """Faces in gray with their saliency maps (0..1) over them in inferno: fer.explain's maps, or their means."""
+    nrows = max(1, -(-len(faces) // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, face, heat, title in zip(axes.ravel(), faces, maps, titles):
+        ax.imshow(face, cmap="gray", vmin=0, vmax=255)
+        ax.imshow(heat, cmap="inferno", alpha=0.5, vmin=0, vmax=1, interpolation="bicubic")
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
     return fig

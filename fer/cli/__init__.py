@@ -51,14 +51,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.show_logs:
         os.environ[quiet.VERBOSE_ENV] = "1"
         quiet.uninstall()
-    from fer.errors import DataError, ImageError, MissingPackageError, ModelError
+    else:  # the commands print their own output: no absl/oneDNN lines while TensorFlow loads (not on `import fer`)
+        quiet.install()
+    from fer.errors import CheckoutError, DataError, ImageError, MissingPackageError, ModelError, research_extra_error
 
     try:
-        return args.func(args)
+        try:
+            return args.func(args)
+        except ModuleNotFoundError as exc:  # a research command in a core install
+            missing = research_extra_error(f"`python -m fer {args.command}`", exc)
+            if missing is None:
+                raise
+            raise missing from exc
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         sys.stderr.close()
         return 0
-    except (UsageError, DataError, ImageError, ModelError, MissingPackageError, ValueError) as exc:
+    except (UsageError, CheckoutError, DataError, ImageError, ModelError, MissingPackageError, ValueError) as exc:
         if args.show_logs:  # --verbose: the whole story, for a bug report
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)

@@ -79,6 +79,42 @@ def add_tta(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_answer(p: argparse.ArgumentParser) -> None:
+    """--labels and --prior: which head of a dual-head model answers, and the class prior to answer under."""
+    p.add_argument(
+        "--labels",
+        choices=["ferplus", "fer2013"],
+        help="which label set a dual-head model answers in (default: its first, FER+); a single-head model "
+        "takes only its own",
+    )
+    p.add_argument(
+        "--prior",
+        type=parse_prior,
+        default="training",
+        metavar="PRIOR",
+        help="training (default: as the model learned), uniform (every emotion equally likely, e.g. posed photo "
+        "sets), or shares such as angry=1,happy=2,neutral=1 (normalised; unlisted emotions 0)",
+    )
+
+
+def parse_prior(text: str):
+    """--prior's value: "training", "uniform" or a mapping from `emotion=share,...` (argparse type)."""
+    if text in ("training", "uniform"):
+        return text
+    shares = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            shares[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: expected training, uniform or EMOTION=SHARE,... (e.g. angry=1,happy=2)"
+            )
+    return shares
+
+
 def write_atomic(path: Path, write) -> None:
     """`write(tmp_path)`, then rename over `path`: an interrupted run never leaves half a file."""
     tmp = path.with_name(f".{path.name}.tmp")

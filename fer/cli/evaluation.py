@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fer.cli.common import add_data, add_engine, add_model, add_tta
+from fer.cli.common import add_answer, add_data, add_engine, add_model, add_tta
 
 
 def cmd_evaluate(args) -> int:
+    from fer.analysis.evaluation import classes_of, evaluate  # the research extra (scikit-learn): said first
     from fer.data.loading import data_dir, load_split, train_images_beside
     from fer.inference.predict import default_model_path, load_model
 
@@ -17,7 +18,7 @@ def cmd_evaluate(args) -> int:
     else:
         faces = load_split(data, args.split)
     model = load_model(args.model, engine=args.engine)
-    from fer.analysis.evaluation import evaluate
+    classes_of(model, args.labels)  # --labels naming a head the model lacks: a usage error (exit 2) up front
 
     train_images = None if args.no_dedup else train_images_beside(data, args.split)
     result = evaluate(
@@ -28,6 +29,8 @@ def cmd_evaluate(args) -> int:
         train_images=train_images,
         classes=faces.classes,
         votes=faces.votes,
+        head=args.labels,
+        prior=args.prior,
     )
     if args.json:
         print(result.to_json())
@@ -45,7 +48,7 @@ def add_evaluate(sub) -> None:
     """The `evaluate` subcommand's arguments."""
     p = sub.add_parser("evaluate", help="score a model on a labelled split")
     add_model(p)
-    add_engine(p, "keras")
+    add_engine(p, "auto")
     add_data(p, "dataset root, fer2013.csv, or folder of <emotion>/ folders")
     p.add_argument("--split", default="test", help="train | test | private (default: test)")
     p.add_argument(
@@ -59,5 +62,6 @@ def add_evaluate(sub) -> None:
         "dataset root); accuracy is then the FER+ majority accuracy (8 classes), with crowd agreement",
     )
     add_tta(p)
+    add_answer(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_evaluate)

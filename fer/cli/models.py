@@ -6,10 +6,23 @@ from fer.cli.common import UsageError, add_data, add_model
 
 
 def cmd_ship(args) -> int:
-    from fer.release import ship, ship_ensemble, ship_ferplus
+    from fer.release import ship, ship_dual, ship_ensemble, ship_ferplus
 
     where = {"models_dir": args.models_dir} if args.models_dir else {}
     several = {**where, "hardware": args.hardware, "selection": args.selection or ""}
+    if args.dual:
+        if len(args.run) != 1:
+            raise UsageError("--dual ships one run (a dual-head network)")
+        metrics = ship_dual(
+            args.run[0], args.data, name=args.name or "fer_dual", prior_table=args.prior_table, **several
+        )
+        fp, f13 = metrics["ferplus"], metrics["fer2013"]
+        print(
+            f"Shipped {metrics['model_file']} (dual head): FER+ majority {fp['accuracy']:.4f} (TTA "
+            f"{fp['accuracy_tta']:.4f}), FER-2013 labels {f13['accuracy']:.4f} (TTA {f13['accuracy_tta']:.4f}), "
+            f"{metrics['cpu_faces_per_second']:,} faces/s; card written next to it"
+        )
+        return 0
     if args.ferplus:
         metrics = ship_ferplus(args.run, args.data, name=args.name or "ferplus", include=args.include or (), **several)
         fp = metrics["ferplus"]
@@ -54,6 +67,13 @@ def add_ship(sub) -> None:
         help="FER+ runs (labels ferplus_*): ship as models/ferplus.keras (several runs: ferplus.json), scored "
         "against the FER+ crowd majority and FER-2013's labels",
     )
+    p.add_argument(
+        "--dual",
+        action="store_true",
+        help="a dual-head run (labels dual): ship as models/fer_dual.keras with its ONNX twins, scored through each "
+        "head on its own label set",
+    )
+    p.add_argument("--prior-table", help="with --dual: benchmarks/eval_label_sets.py's CSV with --prior rows")
     p.add_argument(
         "--include",
         nargs="+",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import warnings
 from dataclasses import replace
 from pathlib import Path
 
-from fer.cli.common import UsageError, add_engine, add_model, add_tta, write_atomic
+from fer.cli.common import UsageError, add_answer, add_engine, add_model, add_tta, write_atomic
 
 
 def _expand_inputs(items: list[str]) -> tuple[list[Path], list[Path], list[Path]]:
@@ -56,18 +57,20 @@ def _predict_images(paths: list[Path], args, model, out: Path | None, stems: dic
     Photos go through fer.inference.predict.iter_photos: detected one by one, classified --chunk at a time in
     batches, the next chunk read and detected while this one is classified."""
     from fer.inference.drawing import annotate
-    from fer.inference.predict import iter_photos, predict_emotion
+    from fer.inference.predict import iter_photos
 
+    answer = {"labels": args.labels, "prior": args.prior, "tta": args.tta, "chunk": args.chunk}
     if args.crop:
-        for start in range(0, len(paths), args.chunk):
-            chunk = paths[start : start + args.chunk]
-            for path, faces in zip(chunk, predict_emotion(chunk, model=model, face_crop=True, tta=args.tta)):
-                if faces.error:
-                    yield [_error_row(path, faces.error)]
-                else:
-                    yield [{"path": str(path), "face": 0, "status": "ok", **faces[0].to_dict()}]
+        for result in iter_photos(paths, model, face_crop=True, **answer):
+            path, faces = paths[result.index], result.faces
+            if faces.error:
+                yield [_error_row(path, faces.error)]
+            else:
+                yield [{"path": str(path), "face": 0, "status": "ok", **faces[0].to_dict()}]
+                if out is not None and args.explain:
+                    _write_explanations(result, model, args, out / stems[path])
         return
-    for result in iter_photos(paths, model, chunk=args.chunk, detector=args.detector, tta=args.tta):
+    for result in iter_photos(paths, model, detector=args.detector, **answer):
         path, faces = paths[result.index], result.faces
         if faces.error:
             yield [_error_row(path, faces.error)]
@@ -78,12 +81,34 @@ def _predict_images(paths: list[Path], args, model, out: Path | None, stems: dic
             if out is not None:
                 stem = stems[path]
                 (out / stem).parent.mkdir(parents=True, exist_ok=True)
-                drawn = [replace(p, box=tuple(int(round(v / result.scale)) for v in p.box)) for p in faces]
+                whole = (0, 0, result.array.shape[1], result.array.shape[0])  # a face crop: the whole image
+                drawn = [
+                    replace(p, box=tuple(int(round(v / result.scale)) for v in p.box) if p.box else whole)
+                    for p in faces
+                ]
                 annotate(result.array, drawn, out / stem.parent / f"{stem.name}_annotated.png")
+                if args.explain:
+                    _write_explanations(result, model, args, out / stem)
+
+
+def _write_explanations(result, model, args, base: Path) -> None:
+    """`<name>_face<k>_explain.png` per face: its crop beside the crop with the saliency map (fer.explain)."""
+    import numpy as np
+    from PIL import Image
+
+    from fer.inference.explain import explain
+
+    # The faces predict found, in the decoded image's pixels (a crop: the whole image): explained as predicted.
+    boxes = None if args.crop else [tuple(int(round(v / result.scale)) for v in p.box) for p in result.faces]
+    found = explain(result.array, model, labels=args.labels, prior=args.prior, face_crop=args.crop or None, boxes=boxes)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for k, e in enumerate(found):
+        plain = np.repeat(np.asarray(Image.fromarray(e.face).resize((192, 192), Image.BICUBIC))[..., None], 3, 2)
+        panel = np.concatenate([plain, e.overlay()], axis=1)
+        Image.fromarray(panel).save(base.parent / f"{base.name}_face{k}_{e.target}_explain.png")
 
 
 def _predict_video(video: Path, args, model, out: Path | None, stems: dict[Path, Path]) -> dict:
-    from fer.analysis import plots
     from fer.inference.video import analyze_video
 
     frames = analyze_video(
@@ -94,6 +119,8 @@ def _predict_video(video: Path, args, model, out: Path | None, stems: dict[Path,
         max_side=args.max_side,
         detector=args.detector,
         tta=args.tta,
+        labels=args.labels,
+        prior=args.prior,
         out_video=out / f"{stems[video]}_annotated.mp4" if out and args.annotate_video else None,
     )
     with_face = frames[frames["face"] >= 0]
@@ -102,7 +129,9 @@ def _predict_video(video: Path, args, model, out: Path | None, stems: dict[Path,
         base = out / stems[video]
         base.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(base.parent / f"{base.name}_frames.csv", lambda p: frames.to_csv(p, index=False))
-        if len(with_face):
+        if len(with_face) and importlib.util.find_spec("matplotlib") is not None:  # the plot: research extra
+            from fer.analysis import plots
+
             plots.save(plots.emotions_over_time(frames), base.parent, f"{base.name}_emotions")
     return {
         "path": str(video),
@@ -143,6 +172,8 @@ def _write_tables(table, out: Path) -> None:
 
 
 def cmd_predict(args) -> int:
+    if args.explain and not args.out:
+        raise UsageError("--explain writes one image per face: give the folder with --out DIR")
     # Paths and image headers are checked before TensorFlow and the model load (seconds): bad input is told at once.
     images, videos, missing = _expand_inputs(args.paths)
     if not images and not videos:
@@ -157,6 +188,9 @@ def cmd_predict(args) -> int:
     from fer.inference.predict import resolve_model
 
     model = resolve_model(args.model, engine=args.engine)
+    from fer.inference.predict import model_classes
+
+    model_classes(model, args.labels)  # --labels naming a head the model lacks: a usage error (exit 2) up front
     out = Path(args.out) if args.out else None
     stems = _output_stems(args.paths, images + videos)
     interrupted = False
@@ -220,7 +254,13 @@ def add_predict(sub) -> None:
     )
     p.add_argument("--out", help="folder for predictions.csv/.json, annotated images and video tables")
     p.add_argument("--annotate-video", action="store_true", help="with --out: also write annotated videos")
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="with --out: what the network looked at, per face: <name>_face<k>_<emotion>_explain.png (fer.explain)",
+    )
     p.add_argument("--chunk", type=int, default=64, help="images read and predicted together")
     add_tta(p)
+    add_answer(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_predict)

@@ -19,11 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer.data.loading import _REPO, EMOTIONS, FaceSet
+from fer.data.classes import EMOTIONS, FERPLUS_CLASSES, classes_for_size  # noqa: F401  (re-exported)
+from fer.data.loading import _REPO, FaceSet
 from fer.errors import DataError
 
-# Alphabetical like EMOTIONS: the 7 FER-2013 classes plus contempt.
-FERPLUS_CLASSES: tuple[str, ...] = ("angry", "contempt", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 # The vote columns of ferplus_votes.csv and Microsoft's fer2013new.csv, in their order.
 VOTE_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF")
 VOTE_CLASS = {
@@ -251,11 +250,6 @@ def vote_entropy(votes: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(p > 0, -p * np.log2(p), 0.0)
     return terms.sum(axis=1)
-
-
-def classes_for_size(n_outputs: int) -> tuple[str, ...] | None:
-    """The class list of a model with `n_outputs` outputs: FER-2013's 7 emotions, FER+'s 8, else None."""
-    return {len(EMOTIONS): EMOTIONS, len(FERPLUS_CLASSES): FERPLUS_CLASSES}.get(int(n_outputs))
 
 
 def convert_probabilities(probs: np.ndarray, source: tuple[str, ...], target: tuple[str, ...]) -> np.ndarray:

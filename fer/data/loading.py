@@ -18,12 +18,12 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from fer.data.classes import EMOTIONS
 from fer.data.images import FACE_SIZE, read_image, to_face
 from fer.errors import DataError, ImageError
 
 log = logging.getLogger(__name__)
 
-EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 
 # Spellings seen in FER-2013 mirrors, AffectNet/RAF-DB exports and people's own folders.
 _ALIASES = {

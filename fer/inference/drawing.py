@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from fer.data.classes import EMOTIONS
 from fer.data.images import as_array
-from fer.data.loading import EMOTIONS
 
 # One colour per emotion (RGB), so a glance at an annotated group photo tells them apart.
 COLORS = {

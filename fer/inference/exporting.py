@@ -24,11 +24,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from fer.analysis.probabilities import heads_of
 from fer.data.images import FACE_SIZE
 from fer.data.loading import EMOTIONS
 from fer.errors import ModelError, optional_import
 from fer.inference.faces import DEFAULT_MARGIN
-from fer.modeling.files import model_classes
+from fer.modeling.files import model_classes, model_metadata
 
 FORMATS = ("onnx", "litert", "saved_model")
 QUANTIZATIONS = (None, "float16", "int8")
@@ -54,8 +55,16 @@ def inference_model(model: keras.Model) -> keras.Model:
     return copy
 
 
-def metadata(source: str | Path, accuracy: float | None = None, classes: tuple[str, ...] = EMOTIONS, **extra) -> dict:
-    """What a user of an exported file needs to feed it and read its output (`classes`: the output order)."""
+def metadata(
+    source: str | Path, accuracy: float | None = None, classes: tuple[str, ...] = EMOTIONS, heads=None, **extra
+) -> dict:
+    """What a user of an exported file needs to feed it and read its output (`classes`: the output order;
+    `heads`: {label set: classes} of a dual-head model's outputs, in order)."""
+    if heads and len(heads) > 1:
+        extra["outputs"] = [
+            {"name": name, "shape": [None, len(c)], "meaning": "softmax probabilities", "classes": list(c)}
+            for name, c in heads.items()
+        ]
     return {
         "source_model": str(source),
         "input": {
@@ -207,6 +216,7 @@ def export(
         source,
         _source_accuracy(source),
         classes=model_classes(keras_model),
+        heads=heads_of(keras_model),
         format=format,
         quantization=quantize or "float32",
     )
@@ -233,6 +243,7 @@ def write_twin(model: str | Path | None = None, precision: str = "float32", data
     info = json.loads(info_path.read_text())
     info["source_model"] = source.name
     info["source_sha256"] = source_digest(source)
+    info["training_prior"] = model_metadata(source).get("training_prior")  # what prior= re-weights from
     engine = "'auto'" if precision == "float32" else "'int8'"
     info["twin_of"] = f"../{source.name}: run by ONNX Runtime wherever the package predicts with it (engine {engine})"
     info_path.write_text(json.dumps(info, indent=2))

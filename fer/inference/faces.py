@@ -17,13 +17,16 @@ follow it (docs/detection.md); DEFAULT_MARGIN was chosen on validation accuracy.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import cv2
 import numpy as np
 
 from fer.data.images import FACE_SIZE, to_face, to_gray
+from fer.errors import MissingPackageError
 from fer.inference.blazeface import BlazeFaceDetector
 from fer.inference.detectors import Face, HaarDetector, MTCNNDetector, iou, mostly_inside  # noqa: F401  (re-exported)
 
@@ -54,18 +57,40 @@ _DETECTORS: dict[str, Callable[[], Callable]] = {
     "haar": HaarDetector,
     "mtcnn": MTCNNDetector,
 }
-_instances: dict[str, Callable] = {}
+# Idle detectors by name. OpenCV's cascade (the Haar detector, BlazeFace's re-measure) keeps per-call state, so
+# two threads sharing one instance get wrong boxes or a cv2.error: each call borrows one no other thread holds.
+_idle: dict[str, list[Callable]] = {}
+_idle_lock = threading.Lock()
 
 
 def get_detector(detector=DEFAULT_DETECTOR) -> Callable[[np.ndarray], list[Face]]:
-    """A detector by name ("blazeface", "haar", "mtcnn"), created once; a callable is returned as is."""
+    """A new detector by name ("blazeface", "haar", "mtcnn"); a callable is returned as is.
+
+    An instance is for one thread at a time; detect_faces borrows pooled ones (borrowed_detector)."""
     if callable(detector):
         return detector
     if detector not in _DETECTORS:
         raise ValueError(f"Unknown face detector {detector!r}; choose from {sorted(_DETECTORS)} or pass a callable")
-    if detector not in _instances:
-        _instances[detector] = _DETECTORS[detector]()
-    return _instances[detector]
+    return _DETECTORS[detector]()
+
+
+@contextmanager
+def borrowed_detector(detector=DEFAULT_DETECTOR) -> Iterator[Callable[[np.ndarray], list[Face]]]:
+    """A detector this thread alone uses inside the block: an idle pooled one, or a new one; pooled again after.
+    A callable passed in is used as it is (thread safety is then its own)."""
+    if callable(detector):
+        yield detector
+        return
+    with _idle_lock:
+        idle = _idle.setdefault(detector, [])
+        found = idle.pop() if idle else None
+    if found is None:
+        found = get_detector(detector)
+    try:
+        yield found
+    finally:
+        with _idle_lock:
+            _idle[detector].append(found)
 
 
 def _mapped(face: Face, scale: float, offset: float, shape, source: str) -> Face:
@@ -82,21 +107,20 @@ def _mapped(face: Face, scale: float, offset: float, shape, source: str) -> Face
     return Face(box, face.score, point(face.left_eye), point(face.right_eye), source)
 
 
-_relaxed: dict[tuple, HaarDetector] = {}
-
-
 def _close_up_detectors(haar: HaarDetector, mtcnn: bool):
     """The second opinions on a close-up nothing else found: the cascade with fewer neighbours required,
     then MTCNN (`mtcnn`: not behind BlazeFace with its close-up framing, which has already looked at the
     bordered copy: there MTCNN found 2 of 300 validation close-ups and cost a photo without a face ~100 ms)."""
-    key = (haar.scale_factor, haar.min_size)
-    if key not in _relaxed:  # loading the cascade file costs ~10 ms: once per setting
-        _relaxed[key] = HaarDetector(haar.scale_factor, min_neighbors=2, min_size=haar.min_size)
-    yield _relaxed[key]
+    # Loading the cascade file costs ~10 ms: once per detector, kept on it (so it is this thread's too).
+    relaxed = getattr(haar, "relaxed", None)
+    if relaxed is None:
+        relaxed = haar.relaxed = HaarDetector(haar.scale_factor, min_neighbors=2, min_size=haar.min_size)
+    yield relaxed
     if mtcnn:
         try:
-            yield get_detector("mtcnn")
-        except RuntimeError:  # mtcnn not installed: the cascade's retries are all there is
+            with borrowed_detector("mtcnn") as second:
+                yield second
+        except MissingPackageError:  # mtcnn not installed (the research extra): the cascade's retries are all
             return
 
 
@@ -136,9 +160,14 @@ def detect_faces(
     SMALL_SIDE px), is re-measured on the bordered copy (FER-2013's framing).
     """
     gray = to_gray(image)
+    with borrowed_detector(detector) as found:
+        return _detect(gray, found, max_side, close_ups, whole_image)
+
+
+def _detect(gray: np.ndarray, found, max_side: int, close_ups: bool, whole_image: bool) -> list[Face]:
+    """detect_faces with the detector `found` (held by this thread alone)."""
     scale = min(1.0, max_side / max(gray.shape))
     small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
-    found = get_detector(detector)
     faces = [_mapped(f, scale, 0, gray.shape, "detector") for f in found(small)]
     if not close_ups:
         pass

@@ -64,17 +64,30 @@ def source_digest(source: str | Path) -> str:
     return hashlib.sha256(" ".join(parts).encode()).hexdigest()
 
 
-def fresh_twin(source: str | Path, precision: str = "float32") -> Path | None:
-    """The ONNX twin of `source` if there is one made from exactly this file (else None: stale or missing)."""
-    source, twin = Path(source), twin_path(source, precision)
+def _made_from(twin: Path, source: Path) -> bool:
+    """Whether `twin`'s JSON records exactly `source`'s SHA-256."""
     info = twin.with_suffix(".json")
-    if not (source.is_file() and twin.is_file() and info.is_file()):
-        return None
+    if not (twin.is_file() and info.is_file()):
+        return False
     try:
         recorded = json.loads(info.read_text()).get("source_sha256")
     except ValueError:
+        return False
+    return recorded == source_digest(source)
+
+
+def fresh_twin(source: str | Path, precision: str = "float32") -> Path | None:
+    """The ONNX twin of `source` if there is one made from exactly this file (else None: stale or missing):
+    `onnx/<stem>.onnx` beside it, or the package's own default twin when `source` is the default's Keras file."""
+    from fer.modeling.files import packaged_default
+
+    source = Path(source)
+    if not source.is_file():
         return None
-    return twin if recorded == source_digest(source) else None
+    for twin in (twin_path(source, precision), packaged_default(precision)):
+        if _made_from(twin, source):
+            return twin
+    return None
 
 
 class ExportedModel:
@@ -86,9 +99,14 @@ class ExportedModel:
     def predict_on_batch(self, x) -> np.ndarray:
         raise NotImplementedError
 
-    def predict(self, x, batch_size: int = 256, verbose=0) -> np.ndarray:
+    def predict(self, x, batch_size: int = 256, verbose=0):
         x = np.asarray(x, dtype=np.float32)
         parts = [self.predict_on_batch(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+        if isinstance(self.output_shape, list):  # several outputs: each concatenated over the batches
+            return [
+                np.concatenate([p[k] for p in parts]) if parts else np.zeros((0, s[-1]), np.float32)
+                for k, s in enumerate(self.output_shape)
+            ]
         return np.concatenate(parts) if parts else np.zeros((0, self.output_shape[-1]), np.float32)
 
     def __repr__(self) -> str:
@@ -122,11 +140,17 @@ class OnnxModel(ExportedModel):
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         self.input_name = inputs[0].name
         self.input_shape = tuple(None if not isinstance(d, int) else d for d in inputs[0].shape)
-        self.output_shape = tuple(None if not isinstance(d, int) else d for d in outputs[0].shape)
+        shapes = [tuple(None if not isinstance(d, int) else d for d in out.shape) for out in outputs]
+        # A dual-head model has two outputs (FER+, FER-2013), as its Keras model does: a list of shapes then.
+        self.output_shape = shapes[0] if len(shapes) == 1 else shapes
         self.name = self.path.stem
+        from fer.modeling.files import model_metadata
 
-    def predict_on_batch(self, x) -> np.ndarray:
-        return self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+        self.training_prior = model_metadata(self.path).get("training_prior")  # what prior= re-weights against
+
+    def predict_on_batch(self, x):
+        out = self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})
+        return out[0] if len(out) == 1 else out
 
     def count_params(self) -> int:
         from fer.errors import optional_import

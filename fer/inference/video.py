@@ -14,8 +14,7 @@ from fer.data.images import VIDEO_SUFFIXES  # noqa: F401  (re-exported: fer.infe
 from fer.errors import ImageError
 from fer.inference.drawing import annotate
 from fer.inference.faces import DEFAULT_DETECTOR, DEFAULT_MARGIN, detect_faces
-from fer.inference.predict import predict_photos, resolve_model
-from fer.modeling.files import model_classes
+from fer.inference.predict import iter_photos, model_classes, resolve_model
 
 
 def analyze_video(
@@ -31,6 +30,8 @@ def analyze_video(
     tta: bool | str = False,
     detect_every: int = 1,
     max_side: int = 1024,
+    labels: str | None = None,
+    prior="training",
 ) -> pd.DataFrame:
     """Predict the faces of every `stride`-th frame; one row per face.
 
@@ -38,7 +39,7 @@ def analyze_video(
     detected (True where the boxes were found in this frame), x, y, w, h, emotion,
     probability and one probability column per emotion. Frames go through the network
     `chunk` at a time. `out_video` writes the processed frames with boxes and labels (mp4v
-    codec) at fps / stride. `tta`: test-time augmentation (see fer.analysis.evaluation.predict_proba).
+    codec) at fps / stride. `tta`, `labels` (a dual-head model's head) and `prior`: as in predict_crop.
 
     Speed: face detection, not the network, is what limits frames per second. `detect_every=N`
     runs the detector on every N-th analysed frame and classifies the frames between in the
@@ -60,6 +61,7 @@ def analyze_video(
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     model = resolve_model(model)
+    classes = model_classes(model, labels)  # a head the model lacks: ValueError before any frame is read
     writer = None
     rows: list[dict] = []
     frames: list = []
@@ -77,7 +79,8 @@ def analyze_video(
                 boxes[:] = [f.box for f in found]
             per_frame.append(list(boxes))
             fresh.append(detect)
-        results = predict_photos(frames, model, boxes=per_frame, margin=margin, tta=tta, warn_no_face=False)
+        done = iter_photos(frames, model, boxes=per_frame, margin=margin, tta=tta, labels=labels, prior=prior)
+        results = [r.faces for r in done]
         for index, rgb, faces, detected in zip(indices, frames, results, fresh):
             base = {"frame": index, "time_s": round(index / fps, 3), "detected": detected}
             if not faces:
@@ -130,6 +133,5 @@ def analyze_video(
             writer.release()
     if index == 0:
         raise ImageError(f"{path}: no frame could be decoded")
-    classes = model_classes(model)
     columns = ["frame", "time_s", "face", "detected", "x", "y", "w", "h", "emotion", "probability", *classes]
     return pd.DataFrame(rows).reindex(columns=columns)

@@ -8,21 +8,44 @@ import warnings
 import zipfile
 from pathlib import Path
 
-from fer.data.ferplus import FERPLUS_CLASSES, classes_for_size
-from fer.data.loading import EMOTIONS
+from fer.data.classes import EMOTIONS, FERPLUS_CLASSES, classes_for_size
 from fer.errors import ModelError
 
-# The shipped models live in the repository's models/ folder (editable install, as the README sets
-# up); FER_MODEL points elsewhere. The default is the more accurate model that still classifies at
-# least 350 faces/s on 2 cores; the single network is the fast option (docs/experiments.md: the choice).
+# The research store: every shipped model's Keras file lives in the repository's models/ folder (a clone with
+# the research extra). The default model also travels inside the package as its ONNX twin (PACKAGED_DEFAULT),
+# so a plain `pip install` predicts without the clone, Keras or TensorFlow. FER_MODEL points elsewhere.
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 DEFAULT_MODEL_NAME = "ferplus_votes.keras"
 SINGLE_MODEL_NAME = "fer_emotion.keras"
+MODEL_ENV = "FER_MODEL"
 
 
 def default_model_path() -> Path:
-    """The default model's file: $FER_MODEL, else models/fer_ensemble.json."""
-    return Path(os.environ.get("FER_MODEL", MODELS_DIR / DEFAULT_MODEL_NAME))
+    """The default model's source file: $FER_MODEL, else models/<DEFAULT_MODEL_NAME> (which a plain install
+    lacks: prediction then runs the packaged twin, packaged_default())."""
+    return Path(os.environ.get(MODEL_ENV, MODELS_DIR / DEFAULT_MODEL_NAME))
+
+
+def packaged_default(precision: str = "float32") -> Path:
+    """The default model's ONNX twin inside the package (`fer/assets/model/default[.int8].onnx`), with its
+    metadata beside it (`.json`: classes, source file and SHA-256, training prior)."""
+    from importlib.resources import files
+
+    name = "default.onnx" if precision == "float32" else f"default.{precision}.onnx"
+    return Path(str(files("fer").joinpath("assets", "model", name)))
+
+
+def model_metadata(path: str | Path) -> dict:
+    """What is recorded beside a model file: `<stem>.metrics.json` (shipped `.keras`/`.json` models), a run
+    folder's `summary.json`, or the `.json` of an `.onnx` twin; {} when there is none."""
+    path = Path(path)
+    side = path.with_suffix(".json") if path.suffix == ".onnx" else path.with_name(f"{path.stem}.metrics.json")
+    if not side.is_file() and path.suffix == ".keras" and (path.parent / "summary.json").is_file():
+        side = path.parent / "summary.json"  # a run folder's checkpoint: its run's summary (training_prior)
+    try:
+        return json.loads(side.read_text()) if side.is_file() else {}
+    except (ValueError, OSError):
+        return {}
 
 
 def load_network(path: str | Path | None = None):
@@ -36,15 +59,17 @@ def load_network(path: str | Path | None = None):
     path = Path(path) if path is not None else default_model_path()
     if not path.is_file():
         hint = (
-            "The shipped models live in the repository's models/ folder, which a plain "
-            "`pip install <url>` does not carry: install the checkout with `pip install -e .`, "
-            "pass model=PATH (e.g. a run's best.keras), or set FER_MODEL."
+            "The shipped models' Keras files live in the repository's models/ folder, which a plain "
+            "`pip install` does not carry (it predicts with the default's ONNX twin inside the package): clone the "
+            "repository and install it with `pip install -e '.[research]'`, pass model=PATH, or set FER_MODEL."
             if path.resolve().is_relative_to(MODELS_DIR.resolve())  # the default or one of its members
             else "Check the path, or train a model with `python -m fer train`."
         )
         raise ModelError(f"{path}: model file not found. {hint}")
     if path.suffix == ".json":
-        return check_model(_assembled_ensemble(path), path)
+        model = check_model(_assembled_ensemble(path), path)
+        object.__setattr__(model, "training_prior", model_metadata(path).get("training_prior"))
+        return model
     if path.suffix != ".keras" or not zipfile.is_zipfile(path):
         raise ModelError(
             f"{path}: not a Keras 3 .keras model file (corrupt, truncated, or another format). "
@@ -62,7 +87,10 @@ def load_network(path: str | Path | None = None):
             model = keras.models.load_model(path, safe_mode=True)
     except Exception as exc:  # Keras raises many types for a damaged archive
         raise ModelError(f"{path}: could not load the model ({type(exc).__name__}: {exc})") from exc
-    return check_model(allow_xla_on_jax(model), path)
+    model = check_model(allow_xla_on_jax(model), path)
+    # prior= re-weights against it; object.__setattr__: not a Keras-tracked attribute (nothing to save)
+    object.__setattr__(model, "training_prior", model_metadata(path).get("training_prior"))
+    return model
 
 
 def _assembled_ensemble(path: Path):
@@ -85,25 +113,27 @@ def _assembled_ensemble(path: Path):
     return build_ensemble([load_network(f) for f in files])
 
 
-def model_classes(model) -> tuple[str, ...]:
-    """The class names of `model`'s outputs in order: FER-2013's seven emotions, or FER+'s eight (contempt too).
+def model_classes(model, labels: str | None = None) -> tuple[str, ...]:
+    """The class names of `model`'s answer in order: FER-2013's seven emotions, or FER+'s eight (contempt too).
 
-    A model's output size says which label set it was trained on.
+    A model's output size says which label set it was trained on; a dual-head model answers in both (labels=
+    "ferplus" or "fer2013"; None: its first head, FER+).
     """
-    classes = classes_for_size(model.output_shape[-1])
-    if classes is None:
-        raise ModelError(
-            f"A model with {model.output_shape[-1]} outputs is neither a FER-2013 (7) nor a FER+ (8) emotion model"
-        )
-    return classes
+    from fer.analysis.probabilities import classes_of
+
+    return classes_of(model, labels)
 
 
 def check_model(model, path: Path):
-    """`model` itself, after checking it maps 48x48x1 faces to FER-2013's 7 or FER+'s 8 classes (else ModelError)."""
-    shape, out = tuple(model.input_shape[1:]), model.output_shape[-1]
-    if shape != (48, 48, 1) or classes_for_size(out) is None:
+    """`model` itself, after checking it maps 48x48x1 faces to FER-2013's 7 or FER+'s 8 classes, or to both
+    (a dual-head model), else ModelError."""
+    from fer.analysis.probabilities import output_sizes
+
+    shape, sizes = tuple(model.input_shape[1:]), output_sizes(model)
+    known = all(classes_for_size(n) is not None for n in sizes) and len(set(sizes)) == len(sizes)
+    if shape != (48, 48, 1) or not known:
         raise ModelError(
             f"{path}: expected a model from 48x48x1 faces to {len(EMOTIONS)} (FER-2013) or "
-            f"{len(FERPLUS_CLASSES)} (FER+) emotions, got {shape} -> {out}"
+            f"{len(FERPLUS_CLASSES)} (FER+) emotions (or both: a dual-head model), got {shape} -> {sizes}"
         )
     return model

@@ -36,20 +36,23 @@ from fer.data.batches import FaceBatches, to_model_input
 from fer.data.loading import EMOTIONS, FaceSet, class_weights, data_dir, load_split, train_val_split
 from fer.data.quality import duplicates_of
 from fer.errors import DataError
+from fer.modeling import dual_head
 from fer.modeling.architectures import build_model, check_model_options
 from fer.modeling.files import load_network
+from fer.modeling.recipes import RECIPES, SHIPPED  # noqa: F401  (re-exported: fer.modeling.training.RECIPES)
 
 PRECISIONS = ("auto", "float32", "bfloat16")
 # How a run spreads over devices: "auto" = data parallel over every local accelerator on JAX when there are
 # several (one device otherwise); "none" = one device; "data_parallel" = keras.distribution.DataParallel, required.
 DISTRIBUTE = ("auto", "none", "data_parallel")
-# Which labels a run learns: FER-2013's own (7 classes), or FER+'s crowd votes (8 classes, fer.data.ferplus).
-LABELS = ("fer2013", "ferplus_majority", "ferplus_votes")
+# Which labels a run learns: FER-2013's own (7 classes), FER+'s crowd votes (8 classes, fer.data.ferplus), or
+# both at once: "dual", one trunk with a FER+ head and a FER-2013 head (fer.modeling.dual_head).
+LABELS = ("fer2013", "ferplus_majority", "ferplus_votes", "dual")
 
 
 def classes_of(config: TrainConfig) -> tuple[str, ...]:
-    """The class names (output order) of the model `config` trains."""
-    return ferplus.FERPLUS_CLASSES if config.labels.startswith("ferplus") else EMOTIONS
+    """The class names (output order) of the model `config` trains (a dual run's: its FER+ head's)."""
+    return ferplus.FERPLUS_CLASSES if config.labels.startswith("ferplus") or config.labels == "dual" else EMOTIONS
 
 
 def native_bfloat16() -> bool:
@@ -89,12 +92,13 @@ def build_for_training(config: TrainConfig, precision: str = "float32") -> keras
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
     try:
-        return build_model(
+        model = build_model(
             config.model,
             augmentation=Augmentation.from_dict(config.augmentation),
             seed=config.seed,
             **{"n_classes": len(classes_of(config)), **config.model_options},
         )
+        return dual_head.add_heads(model) if config.labels == "dual" else model
     finally:
         keras.config.set_dtype_policy(previous)
 
@@ -168,6 +172,9 @@ class TrainConfig:
     # Test-time augmentation for the teacher's probabilities ("flip", "shift"; False: the faces only):
     # a TTA-averaged teacher is a more accurate teacher, computed once before training.
     teacher_tta: bool | str = False
+    # Dual runs (labels="dual"): `teacher` teaches the FER-2013 head, `ferplus_teacher` (e.g. models/ferplus.json)
+    # the FER+ head; each head's targets mix its labels and its teacher by distill_weight.
+    ferplus_teacher: str | None = None
     # Start from the weights of a trained model of the same architecture (a .keras file, e.g.
     # models/fer_emotion.keras) instead of a random initialisation: fine-tuning on your own faces,
     # or a warm restart (a further cosine cycle) that takes a network past one session's time.
@@ -242,32 +249,13 @@ class TrainConfig:
             raise ValueError(f"distribute must be one of {DISTRIBUTE}, got {self.distribute!r}")
         if self.labels not in LABELS:
             raise ValueError(f"labels must be one of {LABELS}, got {self.labels!r}")
-        if self.teacher and self.labels != "fer2013":
+        if self.teacher and self.labels not in ("fer2013", "dual"):
             raise ValueError("Distillation (teacher) is for FER-2013 labels; FER+ runs learn the crowd's votes instead")
+        if self.ferplus_teacher and self.labels != "dual":
+            raise ValueError("ferplus_teacher teaches the FER+ head of a dual run (labels='dual')")
         if float(self.class_weighting) < 0:
             raise ValueError(f"class_weighting must be True, False or a power >= 0, got {self.class_weighting!r}")
         Augmentation.from_dict(self.augmentation)
-
-
-# Named starting points for a run's settings (the CLI's --recipe, default "shipped"): the shipped single
-# network's first 45 epochs (sweeps/vgg_lite_cosine_cw05.yaml; docs/experiments.md), and the seed baseline.
-RECIPES: dict[str, dict] = {
-    "shipped": {
-        "model": "vgg_lite",
-        "epochs": 45,
-        "optimizer": "sgd",
-        "learning_rate": 0.01,
-        "momentum": 0.9,
-        "weight_decay": 0.0005,
-        "label_smoothing": 0.1,
-        "class_weighting": 0.5,
-        "augmentation": {"rotation": 10.0, "flip": True, "shift": 0.1, "zoom": 0.1, "erasing": 0.3, "contrast": 0.0},
-        "lr_schedule": "cosine",
-        "warmup_epochs": 2,
-        "checkpoint": "final",
-    },
-    "seed": {},  # TrainConfig's defaults
-}
 
 
 @dataclass
@@ -341,6 +329,17 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int = 1) -> keras.optim
 
 
 def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int = 1) -> keras.Model:
+    if config.labels == "dual":  # label smoothing for FER-2013's noisy labels only; FER+ targets are vote shares
+        model.compile(
+            optimizer=make_optimizer(config, steps_per_epoch),
+            loss={
+                "ferplus": keras.losses.CategoricalCrossentropy(),
+                "fer2013": keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+            },
+            # Weighted: a validation face without a FER+ majority weighs 0 in the FER+ head's accuracy.
+            weighted_metrics={name: ["accuracy"] for name in dual_head.HEADS},
+        )
+        return model
     model.compile(
         optimizer=make_optimizer(config, steps_per_epoch),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
@@ -391,6 +390,9 @@ def _apply_labels(config: TrainConfig, train: FaceSet, val: FaceSet) -> tuple[Fa
     table = ferplus.read_votes(path)
     root = data_dir(config.data)
     train_votes = ferplus.votes_for(train, root, table, path)
+    if config.labels == "dual":  # every face keeps its FER-2013 label and carries its votes for the FER+ head
+        train.votes, val.votes = train_votes, ferplus.votes_for(val, root, table, path)
+        return train, val
     if config.labels == "fer2013":
         return ferplus.drop_not_faces(train, train_votes), val
     mode = config.labels.removeprefix("ferplus_")
@@ -428,12 +430,88 @@ def soft_targets(labels: np.ndarray, teacher_probs: np.ndarray, weight: float, t
     return ((1 - weight) * onehot + weight * tempered).astype(np.float32)
 
 
-def _teacher_targets(config: TrainConfig, train_set: FaceSet) -> np.ndarray | None:
+def teacher_probs(teacher: str, faces: FaceSet, tta: bool | str, cache: Path | None = None) -> np.ndarray:
+    """`teacher`'s probabilities on the (un-augmented) `faces`, computed once: kept in `cache` (an .npz in the
+    run folder) and read back when the teacher file, its TTA and the faces are the same."""
+    key = {"teacher": str(teacher), "tta": str(tta), "n": len(faces), "checksum": int(faces.images[:, ::7, ::7].sum())}
+    if cache is not None and cache.is_file():
+        stored = np.load(cache)
+        if json.loads(str(stored["key"])) == key:
+            return stored["probs"]
+    probs = predict_proba(load_network(teacher), faces.images, tta=tta)
+    if cache is not None:
+        np.savez(cache, probs=probs, key=json.dumps(key))
+    return probs
+
+
+def _teacher_targets(config: TrainConfig, train_set: FaceSet, run_dir: Path | None = None) -> np.ndarray | None:
     """Soft targets from `config.teacher` on the (un-augmented) training faces, or None without a teacher."""
     if not config.teacher:
         return None
-    probs = predict_proba(load_network(config.teacher), train_set.images, tta=config.teacher_tta)
+    cache = run_dir / "teacher.npz" if run_dir is not None else None
+    probs = teacher_probs(config.teacher, train_set, config.teacher_tta, cache)
     return soft_targets(train_set.labels, probs, config.distill_weight, config.distill_temperature)
+
+
+def _dual_batches(config: TrainConfig, train_set: FaceSet, run: TrainConfig, run_dir: Path, n_devices: int):
+    """A dual run's training batches: each head's targets (labels mixed with its teacher) and sample weights."""
+    teachers = {
+        name: teacher_probs(path, train_set, config.teacher_tta, run_dir / f"teacher_{name}.npz") if path else None
+        for name, path in (("ferplus", config.ferplus_teacher), ("fer2013", config.teacher))
+    }
+    targets, usable = dual_head.head_targets(train_set, teachers, config.distill_weight, config.distill_temperature)
+    weights = dual_head.head_weights(targets, usable, float(config.class_weighting))
+    return dual_head.DualBatches(
+        train_set.images, targets, weights, run.batch_size, shuffle=True, seed=config.seed, multiple_of=n_devices
+    )
+
+
+def learned_prior(config: TrainConfig, train_set: FaceSet | None = None, run_dir: Path | None = None) -> dict:
+    """{label set: {class: share}}: the class shares the run's loss sees, per head: the training targets (label
+    smoothing and a teacher's probabilities included), each face weighted by its class weight. This is the prior
+    the network learns, and what `prior=` re-weights from (fer.analysis.probabilities.prior_weights).
+
+    Computed from `config` (its split; a teacher's probabilities from `run_dir`'s cache where there is one).
+    """
+    if train_set is None:
+        train_set, _ = split_data(config)
+    run_dir = Path(run_dir) if run_dir is not None else None
+    if config.labels == "dual":
+        teachers = {
+            name: teacher_probs(
+                path, train_set, config.teacher_tta, run_dir / f"teacher_{name}.npz" if run_dir else None
+            )
+            if path
+            else None
+            for name, path in (("ferplus", config.ferplus_teacher), ("fer2013", config.teacher))
+        }
+        targets, usable = dual_head.head_targets(train_set, teachers, config.distill_weight, config.distill_temperature)
+        weights = dual_head.head_weights(targets, usable, float(config.class_weighting))
+        smoothing = {"ferplus": 0.0, "fer2013": config.label_smoothing}
+    else:
+        classes = classes_of(config)
+        if config.labels == "ferplus_votes":
+            y = ferplus.vote_distribution(train_set.votes)
+        else:
+            y = _teacher_targets(config, train_set, run_dir)
+            y = np.eye(len(classes), dtype=np.float32)[train_set.labels] if y is None else y
+        table = (
+            class_weights(train_set.labels, float(config.class_weighting), len(classes))
+            if config.class_weighting
+            else {}
+        )
+        name = "ferplus" if classes == ferplus.FERPLUS_CLASSES else "fer2013"
+        targets = {name: y}
+        weights = {name: np.array([table.get(int(c), 1.0) for c in y.argmax(axis=1)], np.float32)}
+        smoothing = {name: config.label_smoothing}
+    prior = {}
+    for name, y in targets.items():
+        k = y.shape[1]
+        y = y * (1 - smoothing[name]) + smoothing[name] / k  # what Keras' label smoothing makes of the targets
+        shares = (y * weights[name][:, None]).sum(axis=0)
+        classes = dual_head.HEADS[name]
+        prior[name] = {c: round(float(v), 5) for c, v in zip(classes, shares / shares.sum())}
+    return prior
 
 
 def _transfer_all_but_head(model: keras.Model, source: keras.Model) -> bool:
@@ -457,6 +535,10 @@ def load_init_weights(model: keras.Model, config: TrainConfig) -> None:
     A network with another number of classes gives every layer but the output layer, which starts afresh.
     """
     source = load_network(config.init_weights)  # a missing or corrupt file: ModelError
+    if config.labels == "dual":
+        dual_head.transfer_weights(model, source)
+        print(f"init_weights: {config.init_weights} (trunk and matching head columns)", flush=True)
+        return
     if source.output_shape[-1] != model.output_shape[-1] and _transfer_all_but_head(model, source):
         print(
             f"init_weights: {source.output_shape[-1]}-class network, all layers but the "
@@ -605,8 +687,11 @@ def train(
     train_set, val_set = split_data(config, train_faces, val_faces)
     classes = classes_of(config)
     # With soft targets (FER+ votes) Keras weighs each face by its target's top class.
-    weights = (
-        class_weights(train_set.labels, float(config.class_weighting), len(classes)) if config.class_weighting else None
+    dual = config.labels == "dual"
+    weights = (  # a dual run weighs each head's faces itself (Keras' class_weight takes one output)
+        class_weights(train_set.labels, float(config.class_weighting), len(classes))
+        if config.class_weighting and not dual
+        else None
     )
 
     distribution = data_parallel(config)
@@ -641,6 +726,8 @@ def train(
             checkpoint.best = float(history[config.monitor].max())  # don't overwrite a better checkpoint
 
         callbacks = [_EpochInfo(), keras.callbacks.CSVLogger(history_path, append=done > 0), checkpoint]
+        if dual:  # first: the CSV log and the checkpoint read the val_accuracy it writes
+            callbacks.insert(0, dual_head.MeanValAccuracy())
         stateful = {}
         if config.reduce_lr_patience is not None and config.lr_schedule == "plateau":
             stateful["reduce_lr"] = keras.callbacks.ReduceLROnPlateau(
@@ -659,23 +746,29 @@ def train(
         # The backup goes last: an epoch is only "finished" once everything above has seen it.
         callbacks += [keras.callbacks.TerminateOnNaN(), EpochBackup(backup_dir, stateful)]
 
-        batches = FaceBatches(
-            train_set.images,
-            train_set.labels,
-            run.batch_size,
-            shuffle=True,
-            seed=config.seed,
-            targets=ferplus.vote_distribution(train_set.votes)
-            if config.labels == "ferplus_votes"
-            else _teacher_targets(config, train_set),
-            n_classes=len(classes),
-            multiple_of=n_devices,  # a data-parallel batch splits evenly across the devices
+        batches = (
+            _dual_batches(config, train_set, run, run_dir, n_devices)
+            if dual
+            else FaceBatches(
+                train_set.images,
+                train_set.labels,
+                run.batch_size,
+                shuffle=True,
+                seed=config.seed,
+                targets=ferplus.vote_distribution(train_set.votes)
+                if config.labels == "ferplus_votes"
+                else _teacher_targets(config, train_set, run_dir),
+                n_classes=len(classes),
+                multiple_of=n_devices,  # a data-parallel batch splits evenly across the devices
+            )
         )
         batches.set_epoch(done)
         start = time.perf_counter()
         model.fit(
             batches,
-            validation_data=(to_model_input(val_set.images), np.eye(len(classes), dtype=np.float32)[val_set.labels]),
+            validation_data=dual_head.validation_data(val_set, to_model_input)
+            if dual
+            else (to_model_input(val_set.images), np.eye(len(classes), dtype=np.float32)[val_set.labels]),
             epochs=config.epochs,
             initial_epoch=done,
             class_weight=weights,
@@ -704,7 +797,7 @@ def train(
         else None,
         "train_samples": int(len(train_set)),
         "val_samples": int(len(val_set)),
-        "classes": list(classes),
+        "classes": {name: list(c) for name, c in dual_head.HEADS.items()} if dual else list(classes),
         "class_weights": {classes[k]: round(v, 4) for k, v in weights.items()} if weights else None,
         "precision": precision,
         "devices": n_devices,
@@ -712,6 +805,7 @@ def train(
         "checkpoint": f"{config.checkpoint}.keras",
         "train_seconds": round(float(seconds), 1),
         "images_per_second": round(len(train_set) * len(history) / max(float(seconds), 1e-9), 1),
+        "training_prior": learned_prior(config, train_set, run_dir),
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return TrainResult(_chosen_model(run_dir, config), history, run_dir, summary)
