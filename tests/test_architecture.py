@@ -12,6 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fer"
 LAYERS = {
     "fer.errors": 0,
     "fer.quiet": 0,
+    "fer.paths": 0,
     "fer.data": 1,
     "fer.analysis": 2,
     "fer.modeling": 3,

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer.pipeline import NOTEBOOKS, REPO, STEPS, check_parameters, expand_sweep, run_pipeline, run_sweep
+from fer.paths import REPO
+from fer.pipeline import NOTEBOOKS, STEPS, check_parameters, expand_sweep, run_pipeline, run_sweep
 
 NOTEBOOK_FILES = sorted(NOTEBOOKS.glob("*.ipynb"))
 

@@ -163,7 +163,8 @@ def _headline(metrics: dict, label: str) -> str:
 
 
 def cmd_run(args) -> int:
-    from fer.pipeline import REPO, run_pipeline
+    from fer.paths import REPO
+    from fer.pipeline import run_pipeline
 
     run_dir = (
         Path(args.out) if args.out else REPO / "reports" / "runs" / (args.run_id or time.strftime("%Y%m%d-%H%M%S"))

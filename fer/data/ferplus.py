@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 
 from fer.data.classes import EMOTIONS, FERPLUS_CLASSES, classes_for_size  # noqa: F401  (re-exported)
-from fer.data.loading import _REPO, FaceSet
+from fer.data.loading import FaceSet
 from fer.errors import DataError
+from fer.paths import DATA_DIR
 
 # The vote columns of ferplus_votes.csv and Microsoft's fer2013new.csv, in their order.
 VOTE_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF")
@@ -51,7 +52,7 @@ def votes_path(explicit: str | Path | None = None) -> Path:
     env = os.environ.get(VOTES_ENV)
     if env:
         return Path(env).expanduser()
-    return _REPO / "data" / "ferplus_votes.csv"
+    return DATA_DIR / "ferplus_votes.csv"
 
 
 def read_votes(path: str | Path) -> pd.DataFrame:

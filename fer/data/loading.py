@@ -21,6 +21,7 @@ from PIL import Image
 from fer.data.classes import EMOTIONS
 from fer.data.images import FACE_SIZE, read_image, to_face
 from fer.errors import DataError, ImageError
+from fer.paths import REPO
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +228,6 @@ def load_csv(path: str | Path) -> dict[str, FaceSet]:
 
 
 DATA_ENV = "FER2013_DIR"
-_REPO = Path(__file__).resolve().parents[2]  # the checkout (editable install)
 
 
 def data_dir(explicit: str | Path | None = None) -> Path:
@@ -243,8 +243,8 @@ def data_dir(explicit: str | Path | None = None) -> Path:
     env = os.environ.get(DATA_ENV)
     if env:
         return Path(env).expanduser()
-    checkout = _REPO / "data"
-    base = _REPO if (checkout / "README.md").is_file() else Path.cwd()
+    checkout = REPO / "data"
+    base = REPO if (checkout / "README.md").is_file() else Path.cwd()
     return base / "data" / "fer2013"
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from fer.data.classes import EMOTIONS, FERPLUS_CLASSES, classes_for_size
 from fer.errors import ModelError
+from fer.paths import MODELS_DIR
 
 # The research store: every shipped model's Keras file lives in the repository's models/ folder (a clone with
 # the research extra). The default model also travels inside the package as its ONNX twin (PACKAGED_DEFAULT),
 # so a plain `pip install` predicts without the clone, Keras or TensorFlow. FER_MODEL points elsewhere.
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 DEFAULT_MODEL_NAME = "ferplus_votes.keras"
 SINGLE_MODEL_NAME = "fer_emotion.keras"
 MODEL_ENV = "FER_MODEL"
