@@ -105,7 +105,7 @@ def test_the_onnx_conversion_finds_what_the_original_tflite_finds(astronaut, det
 def test_tensorflows_interpreter_gives_the_same_faces(astronaut, detector, monkeypatch):
     import tensorflow as tf
 
-    monkeypatch.setattr(bf, "_interpreter_class", lambda: tf.lite.Interpreter)
+    monkeypatch.setattr(bf, "interpreter_class", lambda: tf.lite.Interpreter)
     ((score, box, points),) = bf.BlazeFace(bf.TFLITE_PATH)(astronaut)
     ((score2, box2, points2),) = detector.net(astronaut)
     assert score == pytest.approx(score2, abs=1e-4) and np.allclose(box, box2, atol=0.05)

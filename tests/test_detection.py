@@ -178,3 +178,35 @@ def test_group_photo_keeps_one_box_per_face(astronaut, face_box, detector):
     assert len(faces) == 3 and all(f.source == "detector" for f in faces)
     xs = [f.box[0] for f in faces]
     assert xs == sorted(xs) and min(np.diff(xs)) > face.shape[1] // 2  # three distinct faces
+
+
+def test_the_close_up_second_opinions_go_on_without_mtcnn(monkeypatch):
+    """MTCNN missing (it is in the research extra) raises MissingPackageError, an ImportError: the cascade's relaxed
+    retry is then the only second opinion, with no error (a RuntimeError catch let it through once)."""
+    import sys
+
+    import fer.inference.faces as faces
+
+    monkeypatch.setitem(sys.modules, "mtcnn", None)
+    monkeypatch.setattr(faces, "_idle", {})  # no MTCNN made earlier in this session
+    haar = faces.HaarDetector()
+    seconds = list(faces._close_up_detectors(haar, mtcnn=True))
+    assert len(seconds) == 1 and seconds[0] is haar.relaxed and seconds[0].min_neighbors == 2
+    assert list(faces._close_up_detectors(haar, mtcnn=False)) == [haar.relaxed]  # made once, kept on the detector
+
+
+def test_every_detector_declares_what_it_can_do():
+    from fer.inference.blazeface import BlazeFaceDetector
+    from fer.inference.detectors import Detector, FunctionDetector, HaarDetector, as_detector
+
+    for detector in (HaarDetector(), BlazeFaceDetector()):
+        assert isinstance(detector, Detector) and detector.takes_min_side and detector.haar is not None
+    assert BlazeFaceDetector().frames_close_ups and not HaarDetector().frames_close_ups
+
+    def mine(gray):
+        return [Face((1, 2, 3, 4))]
+
+    wrapped = as_detector(mine)
+    assert isinstance(wrapped, FunctionDetector) and isinstance(wrapped, Detector)
+    assert not wrapped.takes_min_side and wrapped.haar is None and wrapped(np.zeros((9, 9), np.uint8), min_side=5)
+    assert detect_faces(np.zeros((300, 300), np.uint8), detector=mine)[0].box == (1, 2, 3, 4)

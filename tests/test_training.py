@@ -256,3 +256,19 @@ def test_members_with_other_seeds_share_the_validation_split(sample_root):
     _, val_b = split_data(TrainConfig(data=str(sample_root), seed=2))
     _, val_c = split_data(TrainConfig(data=str(sample_root), seed=2, split_seed=7))
     assert val_a.sources == val_b.sources and val_a.sources != val_c.sources
+
+
+def test_a_one_epoch_run_is_one_epoch_whatever_the_warm_up_and_recipes_are_named(tmp_path, capsys):
+    """`train --epochs 1` on a recipe with a 2-epoch warm-up trains one epoch (no warm-up), and says so."""
+    from fer.data.sample import make_sample
+    from fer.modeling.recipes import RECIPES
+
+    faces = {"train_faces": make_sample(6, seed=0), "val_faces": make_sample(2, seed=1), "verbose": 0}
+    result = train(recipe="shipped", model="seed", epochs=1, batch_size=16, out_dir=tmp_path / "one", **faces)
+    assert len(result.history) == 1 and "no warm-up in this short run" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "one" / "config.json").read_text())
+    assert saved["warmup_epochs"] == 0 and saved["optimizer"] == RECIPES["shipped"]["optimizer"] == "sgd"
+    with pytest.raises(ValueError, match="Unknown recipe 'best'"):
+        train(recipe="best", out_dir=tmp_path / "x", **faces)
+    with pytest.raises(ValueError, match="either config or recipe"):
+        train({"epochs": 1}, recipe="seed", out_dir=tmp_path / "y", **faces)

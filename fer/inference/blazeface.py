@@ -45,7 +45,7 @@ import cv2
 import numpy as np
 
 from fer.inference.detectors import Face, HaarDetector, iou, mostly_inside
-from fer.inference.litert_model import _interpreter_class
+from fer.inference.litert_model import interpreter_class
 from fer.quiet import stderr_silenced, verbose
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -135,7 +135,7 @@ class BlazeFace:
         try:
             with nullcontext() if verbose() else stderr_silenced(), warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
-                interpreter = _interpreter_class()(model_path=str(path), num_threads=1)
+                interpreter = interpreter_class()(model_path=str(path), num_threads=1)
                 interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:  # what the runtimes raise for a corrupt flatbuffer
             raise _broken(path, "LiteRT", exc) from exc

@@ -1,8 +1,9 @@
-"""Face detectors that need no download: OpenCV's Haar cascade and MTCNN, the Face they return, and box geometry."""
+"""Face detectors that need no download: the Detector interface, OpenCV's Haar cascade, MTCNN, and box geometry."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -34,10 +35,46 @@ class Face:
     source: str = "detector"
 
 
+@runtime_checkable
+class Detector(Protocol):
+    """What fer.inference.faces.detect_faces asks of a face detector: called on a gray uint8 image, it returns
+    the faces in that image's pixels. Three attributes say what more it can do."""
+
+    takes_min_side: bool  # __call__(gray, min_side=N) can skip the scales of faces under N px (much faster)
+    frames_close_ups: bool  # it frames a frame-filling face itself: no bordered re-measure, no MTCNN opinion
+    haar: HaarDetector | None  # the cascade behind it, for the close-up second opinions (None: none)
+
+    def __call__(self, gray: np.ndarray, min_side: int = 0) -> list[Face]: ...
+
+
+class FunctionDetector:
+    """Your own detector, a callable gray -> list[Face], as a Detector: the abilities it declares (any of the
+    three attributes), none that it does not."""
+
+    def __init__(self, function):
+        self.function = function
+        self.takes_min_side = bool(getattr(function, "takes_min_side", False))
+        self.frames_close_ups = bool(getattr(function, "frames_close_ups", False))
+        self.haar = getattr(function, "haar", None)
+
+    def __call__(self, gray: np.ndarray, min_side: int = 0) -> list[Face]:
+        return self.function(gray, min_side=min_side) if self.takes_min_side else self.function(gray)
+
+
+def as_detector(detector) -> Detector:
+    """`detector` itself where it is a Detector, else a callable wrapped as one."""
+    return detector if isinstance(detector, Detector) else FunctionDetector(detector)
+
+
 class HaarDetector:
     """OpenCV's frontal-face Haar cascade. Fast on a CPU; frontal, upright faces only."""
 
     takes_min_side = True  # __call__(gray, min_side=N) skips the scales of faces under N px (see _faces_at_least)
+    frames_close_ups = False
+
+    @property
+    def haar(self) -> HaarDetector:
+        return self  # its own second opinion (with fewer neighbours: fer.inference.faces._close_up_detectors)
 
     # scale_factor 1.1: a coarser step (1.2) halves the time but missed small faces in scenes
     # (pasted-scene recall 0.63 against 0.68; benchmarks/bench_detection.py).
@@ -107,6 +144,8 @@ class MTCNNDetector:
     """MTCNN (Zhang et al. 2016) from the `mtcnn` package: faces, scores and eye landmarks."""
 
     takes_min_side = True
+    frames_close_ups = False
+    haar = None
 
     def __init__(self, min_score: float = 0.9):
         mtcnn = optional_import("mtcnn", "detector='mtcnn'", "pip install mtcnn (installed with the project)")

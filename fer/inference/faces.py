@@ -28,7 +28,15 @@ import numpy as np
 from fer.data.images import FACE_SIZE, to_face, to_gray
 from fer.errors import MissingPackageError
 from fer.inference.blazeface import BlazeFaceDetector
-from fer.inference.detectors import Face, HaarDetector, MTCNNDetector, iou, mostly_inside  # noqa: F401  (re-exported)
+from fer.inference.detectors import (  # noqa: F401  (re-exported)
+    Detector,
+    Face,
+    HaarDetector,
+    MTCNNDetector,
+    as_detector,
+    iou,
+    mostly_inside,
+)
 
 # 4% of the box on each side: margin 0 reproduces FER-2013's pixels best, but the network is most accurate
 # on slightly looser crops (chosen on validation close-ups; numbers in docs/experiments.md, "Face crops").
@@ -166,57 +174,69 @@ def detect_faces(
 
 def _detect(gray: np.ndarray, found, max_side: int, close_ups: bool, whole_image: bool) -> list[Face]:
     """detect_faces with the detector `found` (held by this thread alone)."""
+    found = as_detector(found)
     scale = min(1.0, max_side / max(gray.shape))
     small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
     faces = [_mapped(f, scale, 0, gray.shape, "detector") for f in found(small)]
-    if not close_ups:
-        pass
-    elif not faces:  # a close-up or a small crop: retry with a border (and upscaled)
-        copy = _bordered(small)
-        # Only faces the border or the upscaling can reveal are looked for: ones that fill much of
-        # the frame, or sit in a small image. Skipping the small scales is what keeps photos without
-        # a face from costing every detector's full search again (no-face images: 639 -> 234 ms).
-        retried = [
-            _mapped(f, scale * copy.up, copy.border, gray.shape, "padded")
-            for f in _faces_at_least(found, copy.image, RETRY_MIN_FACE * min(copy.inner))
-        ]
-        faces = _close_up_subject(retried, gray.shape)
-        haar = found if isinstance(found, HaarDetector) else getattr(found, "haar", None)
-        if not faces and haar is not None:
-            # Two second opinions that only accept a face filling much of the image (a close-up holds
-            # one face): the cascade with fewer neighbours required, then MTCNN where it is installed.
-            area = CLOSE_UP_AREA * copy.inner[0] * copy.inner[1]
-            for second in _close_up_detectors(haar, mtcnn=not getattr(found, "frames_close_ups", False)):
-                candidates = _faces_at_least(second, copy.image, AREA_SIDE_SLACK * math.sqrt(area))
-                big = [f for f in candidates if f.box[2] * f.box[3] >= area]
-                if big:
-                    best = max(big, key=lambda f: f.box[2] * f.box[3])
-                    faces = [_mapped(best, scale * copy.up, copy.border, gray.shape, "close-up")]
-                    break
-    else:
-        faces = _close_up_subject(faces, gray.shape)
-        area = gray.shape[0] * gray.shape[1]
-        # BlazeFace frames frame-filling faces itself (fer.inference.blazeface.CLOSE_UP_FRAMING): no second search.
-        refit = not getattr(found, "frames_close_ups", False)
-        if refit and (max(gray.shape) <= SMALL_SIDE or max(f.box[2] * f.box[3] for f in faces) >= REFIT_AREA * area):
-            # A face that fills the frame (a close-up, or a crop someone already cut around the face)
-            # has no background around it, and the cascade then boxes it too tight or finds only part of it
-            # (an eye, the mouth); on the bordered copy it gets the whole-face box (docs/experiments.md).
-            copy = _bordered(small)
-            # Only the frame-filling subject is wanted here (REFIT_AREA of the image, so at least
-            # sqrt(REFIT_AREA) of its shorter side): the smaller scales need not be searched.
-            again = [
-                _mapped(f, scale * copy.up, copy.border, gray.shape, "padded")
-                for f in _faces_at_least(found, copy.image, AREA_SIDE_SLACK * math.sqrt(REFIT_AREA) * min(copy.inner))
-            ]
-            subject = max(again, key=lambda f: f.box[2] * f.box[3], default=None)
-            if subject is not None and subject.box[2] * subject.box[3] >= REFIT_AREA * area:
-                # The frame-filling face replaces the first-pass boxes it covers.
-                rest = [f for f in faces if not mostly_inside(f.box, subject.box, 0.5)]
-                faces = _close_up_subject([subject, *rest], gray.shape)
+    if close_ups and faces:
+        faces = _refit_subject(faces, found, small, scale, gray.shape)
+    elif close_ups:
+        faces = _close_up_retry(found, small, scale, gray.shape)
     if not faces and whole_image and _face_shaped(gray):
         faces = [Face((0, 0, gray.shape[1], gray.shape[0]), None, source="whole image")]
     return sorted(_without_nested(faces), key=lambda f: (f.box[0], f.box[1]))
+
+
+def _close_up_retry(found: Detector, small: np.ndarray, scale: float, shape) -> list[Face]:
+    """Nothing found: a close-up or a small crop. Retry on a bordered (and upscaled) copy, then ask the second
+    opinions that only accept a face filling much of the image."""
+    copy = _bordered(small)
+    # Only faces the border or the upscaling can reveal are looked for: ones that fill much of
+    # the frame, or sit in a small image. Skipping the small scales is what keeps photos without
+    # a face from costing every detector's full search again (no-face images: 639 -> 234 ms).
+    retried = [
+        _mapped(f, scale * copy.up, copy.border, shape, "padded")
+        for f in _faces_at_least(found, copy.image, RETRY_MIN_FACE * min(copy.inner))
+    ]
+    faces = _close_up_subject(retried, shape)
+    if faces or found.haar is None:
+        return faces
+    # Two second opinions that only accept a face filling much of the image (a close-up holds
+    # one face): the cascade with fewer neighbours required, then MTCNN where it is installed.
+    area = CLOSE_UP_AREA * copy.inner[0] * copy.inner[1]
+    for second in _close_up_detectors(found.haar, mtcnn=not found.frames_close_ups):
+        candidates = _faces_at_least(as_detector(second), copy.image, AREA_SIDE_SLACK * math.sqrt(area))
+        big = [f for f in candidates if f.box[2] * f.box[3] >= area]
+        if big:
+            best = max(big, key=lambda f: f.box[2] * f.box[3])
+            return [_mapped(best, scale * copy.up, copy.border, shape, "close-up")]
+    return []
+
+
+def _refit_subject(faces: list[Face], found: Detector, small: np.ndarray, scale: float, shape) -> list[Face]:
+    """Faces found: drop strays beside a frame-filling subject, and re-measure that subject on a bordered copy."""
+    faces = _close_up_subject(faces, shape)
+    area = shape[0] * shape[1]
+    # BlazeFace frames frame-filling faces itself (fer.inference.blazeface.CLOSE_UP_FRAMING): no second search.
+    fills = max(shape) <= SMALL_SIDE or max(f.box[2] * f.box[3] for f in faces) >= REFIT_AREA * area
+    if found.frames_close_ups or not fills:
+        return faces
+    # A face that fills the frame (a close-up, or a crop someone already cut around the face)
+    # has no background around it, and the cascade then boxes it too tight or finds only part of it
+    # (an eye, the mouth); on the bordered copy it gets the whole-face box (docs/experiments.md).
+    copy = _bordered(small)
+    # Only the frame-filling subject is wanted here (REFIT_AREA of the image, so at least
+    # sqrt(REFIT_AREA) of its shorter side): the smaller scales need not be searched.
+    again = [
+        _mapped(f, scale * copy.up, copy.border, shape, "padded")
+        for f in _faces_at_least(found, copy.image, AREA_SIDE_SLACK * math.sqrt(REFIT_AREA) * min(copy.inner))
+    ]
+    subject = max(again, key=lambda f: f.box[2] * f.box[3], default=None)
+    if subject is None or subject.box[2] * subject.box[3] < REFIT_AREA * area:
+        return faces
+    # The frame-filling face replaces the first-pass boxes it covers.
+    rest = [f for f in faces if not mostly_inside(f.box, subject.box, 0.5)]
+    return _close_up_subject([subject, *rest], shape)
 
 
 def _faces_at_least(found, image: np.ndarray, min_side: float) -> list[Face]:
@@ -226,7 +246,7 @@ def _faces_at_least(found, image: np.ndarray, min_side: float) -> list[Face]:
     callable searches as usual and its smaller faces are dropped.
     """
     min_side = int(min_side)
-    faces = found(image, min_side=min_side) if getattr(found, "takes_min_side", False) else found(image)
+    faces = found(image, min_side=min_side) if found.takes_min_side else found(image)
     return [f for f in faces if max(f.box[2], f.box[3]) >= min_side]
 
 

@@ -21,7 +21,7 @@ from fer.inference.onnx_model import ExportedModel
 from fer.quiet import stderr_silenced, verbose
 
 
-def _interpreter_class():
+def interpreter_class():
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
@@ -41,7 +41,7 @@ class LiteRTModel(ExportedModel):
 
     def __init__(self, path: str | Path, threads: int | None = None):
         self.path = Path(path)
-        Interpreter = _interpreter_class()
+        Interpreter = interpreter_class()
         try:
             # The runtime prints "INFO: Created TensorFlow Lite XNNPACK delegate" from C++ on first use.
             with nullcontext() if verbose() else stderr_silenced(), warnings.catch_warnings():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -47,91 +48,132 @@ def analyze_video(
     emotion). `max_side` downscales frames for detection only (e.g. 320: faces under ~50 px of
     a 640x480 frame are then missed, but detection costs about a quarter).
     """
-    path = Path(path)
-    if stride < 1:
-        raise ValueError(f"stride must be at least 1, got {stride}")
-    if detect_every < 1:
-        raise ValueError(f"detect_every must be at least 1, got {detect_every}")
+    if stride < 1 or detect_every < 1:
+        raise ValueError(f"stride and detect_every must be at least 1, got {stride} and {detect_every}")
+    model = resolve_model(model)
+    classes = model_classes(model, labels)  # a head the model lacks: ValueError before any frame is read
+    capture, fps = _opened(Path(path))
+    rows, writer = [], _Writer(out_video, fps / stride)
+    frames = _Frames(capture, stride, max_frames, progress, Path(path).name)
+    boxes: list = []  # the boxes found last (detect_every > 1 re-uses them)
+    try:
+        for batch in _chunks(frames, chunk):
+            found = _detected(batch, boxes, stride, detect_every, detector, max_side)
+            faces = iter_photos(
+                [rgb for _, rgb in batch],
+                model,
+                boxes=[b for b, _ in found],
+                margin=margin,
+                tta=tta,
+                labels=labels,
+                prior=prior,
+            )
+            for (index, rgb), (_, fresh), result in zip(batch, found, faces):
+                rows += _rows(index, fps, fresh, result.faces)
+                writer.write(rgb, result.faces)
+    finally:
+        frames.close()
+        capture.release()
+        writer.close()
+    if not rows and frames.decoded == 0:
+        raise ImageError(f"{path}: no frame could be decoded")
+    columns = ["frame", "time_s", "face", "detected", "x", "y", "w", "h", "emotion", "probability", *classes]
+    return pd.DataFrame(rows).reindex(columns=columns)
+
+
+def _opened(path: Path) -> tuple[cv2.VideoCapture, float]:
+    """(the capture, its frames per second), or ImageError saying why the file cannot be read as a video."""
     if not path.is_file():
         raise ImageError(f"{path}: no such video file")
     with contextlib.nullcontext() if quiet.verbose() else quiet.stderr_silenced():
         capture = cv2.VideoCapture(str(path))  # ffmpeg prints raw lines ("moov atom not found") on bad files
     if not capture.isOpened():
         raise ImageError(f"{path}: cannot open as a video (unsupported codec or not a video file)")
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    model = resolve_model(model)
-    classes = model_classes(model, labels)  # a head the model lacks: ValueError before any frame is read
-    writer = None
-    rows: list[dict] = []
-    frames: list = []
-    indices: list[int] = []
-    boxes: list[list] = []  # the boxes found last (detect_every > 1 re-uses them)
+    return capture, capture.get(cv2.CAP_PROP_FPS) or 25.0
 
-    def flush():
-        nonlocal writer
-        per_frame, fresh = [], []
-        for k, rgb in zip(indices, frames):
-            detect = (k // stride) % detect_every == 0
-            if detect:
-                # Frames are scenes: no close-up retries (they would run on every frame without a face).
-                found = detect_faces(rgb, detector, max_side=max_side, close_ups=False, whole_image=False)
-                boxes[:] = [f.box for f in found]
-            per_frame.append(list(boxes))
-            fresh.append(detect)
-        done = iter_photos(frames, model, boxes=per_frame, margin=margin, tta=tta, labels=labels, prior=prior)
-        results = [r.faces for r in done]
-        for index, rgb, faces, detected in zip(indices, frames, results, fresh):
-            base = {"frame": index, "time_s": round(index / fps, 3), "detected": detected}
-            if not faces:
-                rows.append({**base, "face": -1})
-            for k, p in enumerate(faces):
-                x, y, w, h = p.box
-                rows.append(
-                    {
-                        **base,
-                        "face": k,
-                        "x": x,
-                        "y": y,
-                        "w": w,
-                        "h": h,
-                        "emotion": p.emotion,
-                        "probability": p.probability,
-                        **p.probabilities,
-                    }
-                )
-            if out_video is not None:
-                if writer is None:
-                    Path(out_video).parent.mkdir(parents=True, exist_ok=True)
-                    size = (rgb.shape[1], rgb.shape[0])
-                    writer = cv2.VideoWriter(str(out_video), cv2.VideoWriter_fourcc(*"mp4v"), fps / stride, size)
-                writer.write(cv2.cvtColor(annotate(rgb, faces), cv2.COLOR_RGB2BGR))
-        frames.clear()
-        indices.clear()
 
-    limit = min(total, max_frames) if total and max_frames else (max_frames or total)
-    bar = tqdm(total=limit, unit="frame", desc=path.name, disable=not progress)
-    index = 0
-    try:
-        while max_frames is None or index < max_frames:
-            ok, frame = capture.read()
+class _Frames:
+    """Decode: (frame index, RGB array) of every `stride`-th frame, with a progress bar; `decoded` counts frames."""
+
+    def __init__(self, capture, stride: int, max_frames: int | None, progress: bool, name: str):
+        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+        limit = min(total, max_frames) if total and max_frames else (max_frames or total)
+        self.capture, self.stride, self.max_frames, self.decoded = capture, stride, max_frames, 0
+        self.bar = tqdm(total=limit, unit="frame", desc=name, disable=not progress)
+
+    def __iter__(self) -> Iterator[tuple[int, object]]:
+        while self.max_frames is None or self.decoded < self.max_frames:
+            ok, frame = self.capture.read()
             if not ok:
-                break
-            if index % stride == 0:
-                frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-                indices.append(index)
-                if len(frames) == chunk:
-                    flush()
-            index += 1
-            bar.update(1)
-        if frames:
-            flush()
-    finally:
-        bar.close()
-        capture.release()
-        if writer is not None:
-            writer.release()
-    if index == 0:
-        raise ImageError(f"{path}: no frame could be decoded")
-    columns = ["frame", "time_s", "face", "detected", "x", "y", "w", "h", "emotion", "probability", *classes]
-    return pd.DataFrame(rows).reindex(columns=columns)
+                return
+            index, self.decoded = self.decoded, self.decoded + 1
+            self.bar.update(1)
+            if index % self.stride == 0:
+                yield index, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _chunks(frames, size: int):
+    """The frames `size` at a time (the network classifies a chunk's faces in one batch)."""
+    batch = []
+    for item in frames:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _detected(batch, boxes: list, stride: int, detect_every: int, detector, max_side: int) -> list[tuple[list, bool]]:
+    """Detect: (boxes, found in this frame) per frame; between detections the last boxes are re-used (`boxes`)."""
+    found = []
+    for index, rgb in batch:
+        fresh = (index // stride) % detect_every == 0
+        if fresh:
+            # Frames are scenes: no close-up retries (they would run on every frame without a face).
+            boxes[:] = [
+                f.box for f in detect_faces(rgb, detector, max_side=max_side, close_ups=False, whole_image=False)
+            ]
+        found.append((list(boxes), fresh))
+    return found
+
+
+def _rows(index: int, fps: float, detected: bool, faces) -> list[dict]:
+    """Table: one row per face of a frame (face -1 for a frame without one)."""
+    base = {"frame": index, "time_s": round(index / fps, 3), "detected": detected}
+    if not faces:
+        return [{**base, "face": -1}]
+    return [
+        {
+            **base,
+            "face": k,
+            **dict(zip("xywh", p.box)),
+            "emotion": p.emotion,
+            "probability": p.probability,
+            **p.probabilities,
+        }
+        for k, p in enumerate(faces)
+    ]
+
+
+class _Writer:
+    """The annotated copy of the analysed frames (mp4v), opened at the first frame; nothing without a path."""
+
+    def __init__(self, path: str | Path | None, fps: float):
+        self.path, self.fps, self.video = path, fps, None
+
+    def write(self, rgb, faces) -> None:
+        if self.path is None:
+            return
+        if self.video is None:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            size = (rgb.shape[1], rgb.shape[0])
+            self.video = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, size)
+        self.video.write(cv2.cvtColor(annotate(rgb, faces), cv2.COLOR_RGB2BGR))
+
+    def close(self) -> None:
+        if self.video is not None:
+            self.video.release()

@@ -649,155 +649,155 @@ def _check_same_config(run_dir: Path, config: TrainConfig) -> None:
         )
 
 
-def train(
-    config: TrainConfig | dict | None = None,
-    out_dir: str | Path = "runs/latest",
-    train_faces: FaceSet | None = None,
-    val_faces: FaceSet | None = None,
-    verbose: str | int = "auto",
-    **overrides,
-) -> TrainResult:
-    """Train `config.model` and write the run folder `out_dir` (see module doc).
-
-    `config` is a TrainConfig, a dict of its fields, or None for defaults; keyword
-    `overrides` replace single fields (train(epochs=5, model="vgg_lite")). Data comes
-    from `config.data` unless FaceSets are passed. Interrupted runs resume.
-    """
+def _resolved(config: TrainConfig | dict | None, overrides: dict, recipe: str | None = None) -> TrainConfig:
+    """The run's settings: `config` (a TrainConfig, a dict, or None: TrainConfig's defaults, or RECIPES[recipe])
+    with `overrides`, a warm-up longer than a short run cut to fit it (said once), checked."""
+    if recipe is not None:
+        if config is not None:
+            raise ValueError("Pass either config or recipe (a named starting point), not both")
+        if recipe not in RECIPES:
+            raise ValueError(f"Unknown recipe {recipe!r}; choose from {sorted(RECIPES)}")
+        config = dict(RECIPES[recipe])
     if config is None:
         config = TrainConfig()
     elif isinstance(config, dict):
         config = TrainConfig.from_dict(config)
     if overrides:
         config = TrainConfig.from_dict({**asdict(config), **overrides})
+    if isinstance(config.epochs, int) and isinstance(config.warmup_epochs, int) and config.epochs >= 1:
+        if config.warmup_epochs >= config.epochs:  # `train --epochs 1` means one epoch, warm-up or not
+            print(f"warmup_epochs {config.warmup_epochs} >= epochs {config.epochs}: no warm-up in this short run")
+            config = replace(config, warmup_epochs=0)
     config.validate()
-    run_dir = Path(out_dir)
-    backup_dir = run_dir / "backup"
+    return config
+
+
+def _finished(run_dir: Path, config: TrainConfig) -> TrainResult | None:
+    """The result of a run folder that already holds this finished run (None: train or resume it)."""
+    if not (run_dir / "config.json").is_file():
+        return None
+    _check_same_config(run_dir, config)
+    summary_path = run_dir / "summary.json"
+    if not summary_path.is_file() or (run_dir / "backup").exists():
+        return None
+    summary = json.loads(summary_path.read_text())
+    if summary["epochs_done"] < config.epochs and not summary.get("stopped_early"):
+        return None  # a finished run given more epochs goes on
+    return TrainResult(_chosen_model(run_dir, config), _read_history(run_dir / "history.csv"), run_dir, summary)
+
+
+def _prepared_model(config: TrainConfig, run: TrainConfig, precision: str, steps_per_epoch: int, run_dir: Path):
+    """(compiled model, finished epochs): resumed from the run's backup, else started from `init_weights`."""
+    model = build_for_training(config, precision)
+    compile_model(model, run, steps_per_epoch)
+    done = EpochBackup.restore(model, run_dir / "backup")
+    if done:
+        print(f"Resuming {run_dir} after epoch {done} of {config.epochs}", flush=True)
+    elif config.init_weights:
+        load_init_weights(model, config)
+    # Written once the run can start (data read, model built): a setting that fails above leaves no
+    # config.json behind to refuse the corrected re-run as "a run with different settings".
+    (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    return model, done
+
+
+def _callbacks(config: TrainConfig, run_dir: Path, done: int) -> tuple[list, keras.callbacks.Callback | None]:
+    """(callbacks, the early-stopping one or None): logging, checkpoint, plateau cuts, and the crash-safe backup.
+
+    Resume: history rows written after the last backup are dropped (the process died between logging an epoch
+    and backing it up), and the checkpoint keeps the best value so far."""
     history_path = run_dir / "history.csv"
-
-    if (run_dir / "config.json").is_file():
-        _check_same_config(run_dir, config)
-        summary_path = run_dir / "summary.json"
-        if summary_path.is_file() and not backup_dir.exists():
-            summary = json.loads(summary_path.read_text())
-            if summary["epochs_done"] >= config.epochs or summary.get("stopped_early"):
-                return TrainResult(_chosen_model(run_dir, config), _read_history(history_path), run_dir, summary)
-    run_dir.mkdir(parents=True, exist_ok=True)
-
-    keras.utils.set_random_seed(config.seed)
-    train_set, val_set = split_data(config, train_faces, val_faces)
-    classes = classes_of(config)
-    # With soft targets (FER+ votes) Keras weighs each face by its target's top class.
-    dual = config.labels == "dual"
-    weights = (  # a dual run weighs each head's faces itself (Keras' class_weight takes one output)
-        class_weights(train_set.labels, float(config.class_weighting), len(classes))
-        if config.class_weighting and not dual
-        else None
+    history = _read_history(history_path)
+    if not history.empty:
+        history = history[history["epoch"] < done]
+        history.to_csv(history_path, index=False)
+    checkpoint = keras.callbacks.ModelCheckpoint(
+        run_dir / "best.keras", monitor=config.monitor, mode="max", save_best_only=True
     )
-
-    distribution = data_parallel(config)
-    n_devices = int(distribution.device_mesh.devices.size) if distribution is not None else 1
-    run = scaled_for_devices(config, n_devices)  # the batch size and learning rate actually trained with
-    previous = keras.distribution.distribution()
-    keras.distribution.set_distribution(distribution)
-    try:
-        precision = resolve_precision(config.precision)
-        model = build_for_training(config, precision)
-        steps_per_epoch = -(-len(train_set) // run.batch_size)
-        compile_model(model, run, steps_per_epoch)
-
-        # Resume: restore the last backup, and drop history rows written after it (the
-        # process died between logging an epoch and backing it up).
-        done = EpochBackup.restore(model, backup_dir)
-        if done:
-            print(f"Resuming {run_dir} after epoch {done} of {config.epochs}", flush=True)
-        elif config.init_weights:
-            load_init_weights(model, config)
-        # Written once the run can start (data read, model built): a setting that fails above leaves no
-        # config.json behind to refuse the corrected re-run as "a run with different settings".
-        (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
-        history = _read_history(history_path)
-        if not history.empty:
-            history = history[history["epoch"] < done]
-            history.to_csv(history_path, index=False)
-        checkpoint = keras.callbacks.ModelCheckpoint(
-            run_dir / "best.keras", monitor=config.monitor, mode="max", save_best_only=True
+    if not history.empty and config.monitor in history:
+        checkpoint.best = float(history[config.monitor].max())  # don't overwrite a better checkpoint
+    callbacks = [_EpochInfo(), keras.callbacks.CSVLogger(history_path, append=done > 0), checkpoint]
+    if config.labels == "dual":  # first: the CSV log and the checkpoint read the val_accuracy it writes
+        callbacks.insert(0, dual_head.MeanValAccuracy())
+    stateful = {}
+    if config.reduce_lr_patience is not None and config.lr_schedule == "plateau":
+        stateful["reduce_lr"] = keras.callbacks.ReduceLROnPlateau(
+            config.monitor,
+            mode="max",
+            factor=config.reduce_lr_factor,
+            patience=config.reduce_lr_patience,
+            min_lr=config.min_learning_rate,
         )
-        if not history.empty and config.monitor in history:
-            checkpoint.best = float(history[config.monitor].max())  # don't overwrite a better checkpoint
-
-        callbacks = [_EpochInfo(), keras.callbacks.CSVLogger(history_path, append=done > 0), checkpoint]
-        if dual:  # first: the CSV log and the checkpoint read the val_accuracy it writes
-            callbacks.insert(0, dual_head.MeanValAccuracy())
-        stateful = {}
-        if config.reduce_lr_patience is not None and config.lr_schedule == "plateau":
-            stateful["reduce_lr"] = keras.callbacks.ReduceLROnPlateau(
-                config.monitor,
-                mode="max",
-                factor=config.reduce_lr_factor,
-                patience=config.reduce_lr_patience,
-                min_lr=config.min_learning_rate,
-            )
-        early = None
-        if config.early_stopping_patience is not None and config.lr_schedule == "plateau":
-            early = stateful["early_stopping"] = keras.callbacks.EarlyStopping(
-                config.monitor, mode="max", patience=config.early_stopping_patience, restore_best_weights=False
-            )
-        callbacks += list(stateful.values())
-        # The backup goes last: an epoch is only "finished" once everything above has seen it.
-        callbacks += [keras.callbacks.TerminateOnNaN(), EpochBackup(backup_dir, stateful)]
-
-        batches = (
-            _dual_batches(config, train_set, run, run_dir, n_devices)
-            if dual
-            else FaceBatches(
-                train_set.images,
-                train_set.labels,
-                run.batch_size,
-                shuffle=True,
-                seed=config.seed,
-                targets=ferplus.vote_distribution(train_set.votes)
-                if config.labels == "ferplus_votes"
-                else _teacher_targets(config, train_set, run_dir),
-                n_classes=len(classes),
-                multiple_of=n_devices,  # a data-parallel batch splits evenly across the devices
-            )
+    if config.early_stopping_patience is not None and config.lr_schedule == "plateau":
+        stateful["early_stopping"] = keras.callbacks.EarlyStopping(
+            config.monitor, mode="max", patience=config.early_stopping_patience, restore_best_weights=False
         )
-        batches.set_epoch(done)
-        start = time.perf_counter()
-        model.fit(
-            batches,
-            validation_data=dual_head.validation_data(val_set, to_model_input)
-            if dual
-            else (to_model_input(val_set.images), np.eye(len(classes), dtype=np.float32)[val_set.labels]),
-            epochs=config.epochs,
-            initial_epoch=done,
-            class_weight=weights,
-            callbacks=callbacks,
-            verbose=verbose,
-        )
-        wall = time.perf_counter() - start
-        save_float32(model, run, run_dir / "final.keras", steps_per_epoch)
-        history = _read_history(history_path)
-        best_path = run_dir / "best.keras"
-        if not best_path.is_file():  # monitored value never became finite (e.g. NaN loss)
-            save_float32(model, run, best_path, steps_per_epoch)
-        elif precision != "float32":  # the checkpoint callback saved the mixed-precision model
-            save_float32(keras.models.load_model(best_path, safe_mode=True), run, best_path, steps_per_epoch)
-    finally:
-        keras.distribution.set_distribution(previous)
+    # The backup goes last: an epoch is only "finished" once everything above has seen it.
+    callbacks += [*stateful.values(), keras.callbacks.TerminateOnNaN(), EpochBackup(run_dir / "backup", stateful)]
+    return callbacks, stateful.get("early_stopping")
+
+
+def _fit_inputs(
+    config: TrainConfig, run: TrainConfig, train_set: FaceSet, val_set: FaceSet, run_dir: Path, n_devices: int
+) -> dict:
+    """model.fit's data arguments: the training batches (targets, teachers), validation data and class weights."""
+    classes = classes_of(config)
+    if config.labels == "dual":  # each head weighs its own faces (Keras' class_weight takes one output)
+        batches = _dual_batches(config, train_set, run, run_dir, n_devices)
+        return {
+            "x": batches,
+            "validation_data": dual_head.validation_data(val_set, to_model_input),
+            "class_weight": None,
+        }
+    targets = (
+        ferplus.vote_distribution(train_set.votes)
+        if config.labels == "ferplus_votes"
+        else _teacher_targets(config, train_set, run_dir)
+    )
+    batches = FaceBatches(
+        train_set.images,
+        train_set.labels,
+        run.batch_size,
+        shuffle=True,
+        seed=config.seed,
+        targets=targets,
+        n_classes=len(classes),
+        multiple_of=n_devices,  # a data-parallel batch splits evenly across the devices
+    )
+    # With soft targets (FER+ votes) Keras weighs each face by its target's top class.
+    weights = (
+        class_weights(train_set.labels, float(config.class_weighting), len(classes)) if config.class_weighting else None
+    )
+    validation = (to_model_input(val_set.images), np.eye(len(classes), dtype=np.float32)[val_set.labels])
+    return {"x": batches, "validation_data": validation, "class_weight": weights}
+
+
+def _save_models(model, run: TrainConfig, run_dir: Path, precision: str, steps_per_epoch: int) -> None:
+    """final.keras and best.keras as float32 files, whatever precision trained them."""
+    save_float32(model, run, run_dir / "final.keras", steps_per_epoch)
+    best_path = run_dir / "best.keras"
+    if not best_path.is_file():  # monitored value never became finite (e.g. NaN loss)
+        save_float32(model, run, best_path, steps_per_epoch)
+    elif precision != "float32":  # the checkpoint callback saved the mixed-precision model
+        save_float32(keras.models.load_model(best_path, safe_mode=True), run, best_path, steps_per_epoch)
+
+
+def _summary(config, model, history, early, sets, weights, precision, run, n_devices, wall, run_dir) -> dict:
+    """summary.json: what the run did (epochs, best score, time, throughput, classes, its learned prior)."""
+    train_set, val_set = sets
+    classes = classes_of(config)
     seconds = history["seconds"].sum() if "seconds" in history else wall
-    summary = {
+    monitored = config.monitor in history and len(history)
+    return {
         "model": config.model,
         "params": int(model.count_params()),
         "epochs_done": int(len(history)),
         "stopped_early": bool(early is not None and early.stopped_epoch > 0),
-        f"best_{config.monitor}": float(history[config.monitor].max()) if config.monitor in history else None,
-        "best_epoch": int(history.loc[history[config.monitor].idxmax(), "epoch"]) + 1
-        if config.monitor in history and len(history)
-        else None,
+        f"best_{config.monitor}": float(history[config.monitor].max()) if monitored else None,
+        "best_epoch": int(history.loc[history[config.monitor].idxmax(), "epoch"]) + 1 if monitored else None,
         "train_samples": int(len(train_set)),
         "val_samples": int(len(val_set)),
-        "classes": {name: list(c) for name, c in dual_head.HEADS.items()} if dual else list(classes),
+        "classes": {n: list(c) for n, c in dual_head.HEADS.items()} if config.labels == "dual" else list(classes),
         "class_weights": {classes[k]: round(v, 4) for k, v in weights.items()} if weights else None,
         "precision": precision,
         "devices": n_devices,
@@ -807,5 +807,65 @@ def train(
         "images_per_second": round(len(train_set) * len(history) / max(float(seconds), 1e-9), 1),
         "training_prior": learned_prior(config, train_set, run_dir),
     }
+
+
+def train(
+    config: TrainConfig | dict | None = None,
+    out_dir: str | Path = "runs/latest",
+    train_faces: FaceSet | None = None,
+    val_faces: FaceSet | None = None,
+    verbose: str | int = "auto",
+    recipe: str | None = None,
+    **overrides,
+) -> TrainResult:
+    """Train `config.model` and write the run folder `out_dir` (see module doc).
+
+    `config` is a TrainConfig, a dict of its fields, or None: TrainConfig's defaults, the seed project's recipe
+    (the documented floor, reproduced as it was). `recipe` names a starting point instead, as `python -m fer train
+    --recipe` does: "shipped" (the CLI's and notebook 02's default), "dual", "seed" (fer.modeling.recipes).
+    Keyword `overrides` replace single fields (train(recipe="shipped", epochs=5)). Data comes from `config.data`
+    unless FaceSets are passed. Interrupted runs resume; a finished one is returned as it is. A warm-up as long as
+    the run is cut to none (a 1-epoch run is one epoch).
+    """
+    config = _resolved(config, overrides, recipe)
+    run_dir = Path(out_dir)
+    finished = _finished(run_dir, config)
+    if finished is not None:
+        return finished
+    run_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+    train_set, val_set = split_data(config, train_faces, val_faces)
+    distribution = data_parallel(config)
+    n_devices = int(distribution.device_mesh.devices.size) if distribution is not None else 1
+    run = scaled_for_devices(config, n_devices)  # the batch size and learning rate actually trained with
+    precision = resolve_precision(config.precision)
+    steps_per_epoch = -(-len(train_set) // run.batch_size)
+    previous = keras.distribution.distribution()
+    keras.distribution.set_distribution(distribution)
+    try:
+        model, done = _prepared_model(config, run, precision, steps_per_epoch, run_dir)
+        callbacks, early = _callbacks(config, run_dir, done)
+        inputs = _fit_inputs(config, run, train_set, val_set, run_dir, n_devices)
+        inputs["x"].set_epoch(done)
+        start = time.perf_counter()
+        model.fit(**inputs, epochs=config.epochs, initial_epoch=done, callbacks=callbacks, verbose=verbose)
+        wall = time.perf_counter() - start
+        _save_models(model, run, run_dir, precision, steps_per_epoch)
+    finally:
+        keras.distribution.set_distribution(previous)
+    history = _read_history(run_dir / "history.csv")
+    summary = _summary(
+        config,
+        model,
+        history,
+        early,
+        (train_set, val_set),
+        inputs["class_weight"],
+        precision,
+        run,
+        n_devices,
+        wall,
+        run_dir,
+    )
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return TrainResult(_chosen_model(run_dir, config), history, run_dir, summary)

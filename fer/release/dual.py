@@ -5,26 +5,16 @@ from __future__ import annotations
 import json
 import platform
 from pathlib import Path
-from string import Template
 
 import keras
 import pandas as pd
 
-from fer.analysis.evaluation import evaluate, tta_scheme
-from fer.data.ferplus import load_ferplus_split
-from fer.data.loading import data_dir, load_split, train_images_beside
+from fer.analysis.evaluation import tta_scheme
+from fer.data.loading import data_dir
 from fer.modeling.files import MODELS_DIR
-from fer.release.fer2013 import (
-    class_weighting_text,
-    cpu_throughput,
-    export_model,
-    markdown_table,
-    onnx_twin,
-    schedule_text,
-)
-from fer.release.ferplus import _scores
-
-TEMPLATE = Path(__file__).with_name("templates") / "dual_card.md"
+from fer.release.cards import markdown_table, per_class_table, percent, render
+from fer.release.fer2013 import class_weighting_text, cpu_throughput, export_model, onnx_twin, schedule_text
+from fer.release.ferplus import _evaluations, _scores
 
 
 def ship_dual(
@@ -50,31 +40,16 @@ def ship_dual(
     metrics = {"model_file": model_file.name, "training_prior": summary["training_prior"]}
     (models_dir / f"{name}.metrics.json").write_text(json.dumps(metrics))  # read by load_model (the prior)
     model = load_model(model_file)
-    train_images = train_images_beside(data, "test")
-    sets = {"ferplus": load_ferplus_split(data, "test", config.get("votes")), "fer2013": load_split(data, "test")}
-    evaluations = {
-        (head, tta): evaluate(
-            model,
-            faces.images,
-            faces.labels,
-            tta=tta,
-            train_images=train_images,
-            classes=faces.classes,
-            votes=faces.votes,
-            head=head,
-        )
-        for head, faces in sets.items()
-        for tta in (False, True)
-    }
+    crowd, fer2013, evaluations = _evaluations(model, data, config.get("votes"))  # each head on its own labels
     twin = onnx_twin(model_file, data)
     metrics.update(
         {
-            "heads": {head: list(faces.classes) for head, faces in sets.items()},
+            "heads": {"ferplus": list(crowd.classes), "fer2013": list(fer2013.classes)},
             "params": int(model.count_params()),
-            "test_split": f"PublicTest ({data.name}/test, {len(sets['fer2013']):,} faces)",
+            "test_split": f"PublicTest ({data.name}/test, {len(fer2013):,} faces)",
             "ferplus": _scores(evaluations["ferplus", False], evaluations["ferplus", True]),
             "fer2013": _scores(evaluations["fer2013", False], evaluations["fer2013", True]),
-            "per_class": {head: evaluations[head, False].to_dict()["per_class"] for head in sets},
+            "per_class": {head: evaluations[head, False].to_dict()["per_class"] for head in ("ferplus", "fer2013")},
             "validation": {
                 "ferplus": round(float(history["val_ferplus_accuracy"].iloc[-1]), 4),
                 "fer2013": round(float(history["val_fer2013_accuracy"].iloc[-1]), 4),
@@ -95,84 +70,89 @@ def ship_dual(
     return metrics
 
 
-def _percent(value) -> str:
-    return "" if value is None else f"{value:.2%}"
-
-
 def dual_card(metrics: dict, evaluations: dict, prior_table: pd.DataFrame | None = None) -> str:
-    """The dual model's Markdown card from its template, every number from `metrics` and its evaluations."""
-    fp, f13, config = metrics["ferplus"], metrics["fer2013"], metrics["config"]
-
-    def per_class(head):
-        frame = evaluations[head, False].per_class.round(3)
-        frame["support"] = frame["support"].astype(int)
-        return markdown_table(frame)
-
-    prior = markdown_table(pd.DataFrame(metrics["training_prior"]).T.rename_axis("head"))
+    """The dual model's Markdown card (templates/dual_card.md), every number from `metrics` and its evaluations."""
     shown = ""
     if prior_table is not None:
-        columns = [
-            c
-            for c in (
-                "set",
-                "model",
-                "prior",
-                "ferplus_acc",
-                "fer2013_acc",
-                "ferplus_macro_recall",
-                "fer2013_macro_recall",
-                "wild_acc",
-                "wild_macro_recall",
-            )
-            if c in prior_table
-        ]
+        columns = [c for c in PRIOR_COLUMNS if c in prior_table]
         shown = markdown_table(prior_table[columns].set_index("set"))
-    return Template(TEMPLATE.read_text()).substitute(
-        model_file=metrics["model_file"],
-        stem=Path(metrics["model_file"]).stem,
-        architecture=config["model"],
-        ferplus_classes=", ".join(metrics["heads"]["ferplus"]),
-        test_split=metrics["test_split"],
-        tta_scheme=metrics["tta_scheme"],
-        dups=fp["n_train_duplicates"],
-        n_ferplus=f"{fp['n']:,}",
-        n_fer2013=f"{f13['n']:,}",
-        fp_accuracy=_percent(fp["accuracy"]),
-        fp_accuracy_tta=_percent(fp["accuracy_tta"]),
-        fp_dedup=_percent(fp["accuracy_without_train_duplicates"]),
-        fp_macro_f1=f"{fp['macro_f1']:.3f}",
-        fp_agreement=f"{fp['crowd_agreement']:.3f}",
-        f13_accuracy=_percent(f13["accuracy"]),
-        f13_accuracy_tta=_percent(f13["accuracy_tta"]),
-        f13_dedup=_percent(f13["accuracy_without_train_duplicates"]),
-        f13_macro_f1=f"{f13['macro_f1']:.3f}",
-        split_seed=config["split_seed"],
-        val_ferplus=_percent(metrics["validation"]["ferplus"]),
-        val_fer2013=_percent(metrics["validation"]["fer2013"]),
-        per_class_ferplus=per_class("ferplus"),
-        per_class_fer2013=per_class("fer2013"),
-        training_prior=prior,
+    return render(
+        "dual",
+        **_result_fields(metrics, evaluations),
+        **_recipe_fields(metrics),
+        training_prior=markdown_table(pd.DataFrame(metrics["training_prior"]).T.rename_axis("head")),
         prior_table=shown,
-        params=f"{metrics['params']:,}",
-        faces_per_second=f"{metrics['cpu_faces_per_second']:,}",
-        init_weights=config.get("init_weights") or "a random initialisation",
-        epochs=metrics["epochs"],
-        train_hours=f"{metrics['train_hours']:.1f}",
-        hardware=metrics["hardware"],
-        label_smoothing=config["label_smoothing"],
-        distill_weight=config["distill_weight"],
-        teacher_tta=config["teacher_tta"] or "not",
-        ferplus_teacher=config.get("ferplus_teacher"),
-        fer2013_teacher=config.get("teacher"),
-        optimizer=config["optimizer"],
-        learning_rate=config["learning_rate"],
-        schedule=schedule_text(config),
-        batch_size=config["batch_size"],
-        weight_decay=config["weight_decay"],
-        class_weights=class_weighting_text(config["class_weighting"]),
-        augmentation=", ".join(f"{k}={v}" for k, v in config["augmentation"].items()),
-        selection=metrics["selection"] or "the final weights of a fixed cosine schedule (nothing chosen on PublicTest)",
     )
+
+
+PRIOR_COLUMNS = (
+    "set",
+    "model",
+    "prior",
+    "ferplus_acc",
+    "fer2013_acc",
+    "ferplus_macro_recall",
+    "fer2013_macro_recall",
+    "wild_acc",
+    "wild_macro_recall",
+)
+
+
+def _result_fields(metrics: dict, evaluations: dict) -> dict:
+    """The card's results: both heads on PublicTest (plain, TTA, w/o duplicates), validation, per class."""
+    fp, f13 = metrics["ferplus"], metrics["fer2013"]
+    return {
+        "model_file": metrics["model_file"],
+        "stem": Path(metrics["model_file"]).stem,
+        "ferplus_classes": ", ".join(metrics["heads"]["ferplus"]),
+        "test_split": metrics["test_split"],
+        "tta_scheme": metrics["tta_scheme"],
+        "dups": fp["n_train_duplicates"],
+        "n_ferplus": f"{fp['n']:,}",
+        "n_fer2013": f"{f13['n']:,}",
+        "fp_accuracy": percent(fp["accuracy"]),
+        "fp_accuracy_tta": percent(fp["accuracy_tta"]),
+        "fp_dedup": percent(fp["accuracy_without_train_duplicates"]),
+        "fp_macro_f1": f"{fp['macro_f1']:.3f}",
+        "fp_agreement": f"{fp['crowd_agreement']:.3f}",
+        "f13_accuracy": percent(f13["accuracy"]),
+        "f13_accuracy_tta": percent(f13["accuracy_tta"]),
+        "f13_dedup": percent(f13["accuracy_without_train_duplicates"]),
+        "f13_macro_f1": f"{f13['macro_f1']:.3f}",
+        "val_ferplus": percent(metrics["validation"]["ferplus"]),
+        "val_fer2013": percent(metrics["validation"]["fer2013"]),
+        "per_class_ferplus": per_class_table(evaluations["ferplus", False]),
+        "per_class_fer2013": per_class_table(evaluations["fer2013", False]),
+        "params": f"{metrics['params']:,}",
+        "faces_per_second": f"{metrics['cpu_faces_per_second']:,}",
+        "selection": metrics["selection"]
+        or "the final weights of a fixed cosine schedule (nothing chosen on PublicTest)",
+    }
+
+
+def _recipe_fields(metrics: dict) -> dict:
+    """The card's training section: start, teachers, recipe."""
+    config = metrics["config"]
+    return {
+        "architecture": config["model"],
+        "split_seed": config["split_seed"],
+        "init_weights": config.get("init_weights") or "a random initialisation",
+        "epochs": metrics["epochs"],
+        "train_hours": f"{metrics['train_hours']:.1f}",
+        "hardware": metrics["hardware"],
+        "label_smoothing": config["label_smoothing"],
+        "distill_weight": config["distill_weight"],
+        "teacher_tta": config["teacher_tta"] or "not",
+        "ferplus_teacher": config.get("ferplus_teacher"),
+        "fer2013_teacher": config.get("teacher"),
+        "optimizer": config["optimizer"],
+        "learning_rate": config["learning_rate"],
+        "schedule": schedule_text(config),
+        "batch_size": config["batch_size"],
+        "weight_decay": config["weight_decay"],
+        "class_weights": class_weighting_text(config["class_weighting"]),
+        "augmentation": ", ".join(f"{k}={v}" for k, v in config["augmentation"].items()),
+    }
 
 
 def package_default(model_file: str | Path, package_dir: str | Path | None = None) -> list[Path]:

@@ -25,6 +25,7 @@ from fer.analysis import plots
 from fer.analysis.evaluation import Evaluation, evaluate, predict_proba, tta_scheme
 from fer.data.loading import data_dir, load_split, train_images_beside
 from fer.modeling.files import DEFAULT_MODEL_NAME, MODELS_DIR, SINGLE_MODEL_NAME
+from fer.release.cards import markdown_table, per_class_table, render, results_rows  # noqa: F401  (re-exported)
 
 
 def export_model(src: str | Path, dst: str | Path) -> keras.Model:
@@ -64,16 +65,6 @@ def cpu_throughput(model: keras.Model, n: int = 2048, batch_size: int = 256, rep
         predict_proba(model, faces, batch_size=batch_size)
         best = min(best, time.perf_counter() - start)
     return n / best
-
-
-def markdown_table(frame) -> str:
-    """A pandas frame as a Markdown table (no extra dependency)."""
-    cols = [frame.index.name or ""] + [str(c) for c in frame.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    # itertuples keeps each column's type (iterrows would turn the support counts into floats).
-    for row in frame.itertuples():
-        lines.append("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |")
-    return "\n".join(lines)
 
 
 def _selection(config: dict, summary: dict, epochs_done: int) -> str:
@@ -221,84 +212,44 @@ def onnx_twin(model_file: Path, data: str | Path | None = None) -> str | None:
 
 
 def model_card(metrics: dict, plain: Evaluation, tta: Evaluation, notes: str = "") -> str:
-    """The Markdown model card, every word and number generated from `metrics` and the evaluations."""
+    """The Markdown model card (templates/fer2013_card.md), every word and number from `metrics` and the evaluations."""
     config, name = metrics["config"], metrics["model_file"]
-    stem = Path(name).stem
-    per_class = plain.per_class.round(3)
-    per_class["support"] = per_class["support"].astype(int)
-    aug = ", ".join(f"{k}={v}" for k, v in config["augmentation"].items())
-    rows = [
-        f"| plain | **{plain.accuracy:.2%}** | {plain.macro_f1:.3f} |",
-        f"| with test-time augmentation (`--tta`: {metrics['tta_scheme']}) | **{tta.accuracy:.2%}** | "
-        f"{tta.macro_f1:.3f} |",
-    ]
-    dedup, dedup_tta = plain.deduplicated, tta.deduplicated
-    if dedup is not None:
-        removed = plain.n - dedup.n
-        rows += [
-            f"| plain, without the {removed} faces that copy training images | {dedup.accuracy:.2%} | "
-            f"{dedup.macro_f1:.3f} |",
-            f"| with TTA, without those faces | {dedup_tta.accuracy:.2%} | {dedup_tta.macro_f1:.3f} |",
-        ]
-    results = "\n".join(rows)
-    options = f" with {config['model_options']}" if config.get("model_options") else ""
-    own_hours = " (this run only)" if config.get("init_weights") else ""
-    return f"""# Model card: `{name}`
-
-Seven-class facial-emotion classifier for 48x48 grayscale faces (FER-2013 style): one network,
-`model="models/{name}"` (the default of `fer.predict_emotion` and `python -m fer predict` is
-`{DEFAULT_MODEL_NAME}`, see its card). Generated, every word of it, by
-`fer.release.ship` (`python -m fer ship`); every number below is also in `{stem}.metrics.json`.
-
-## Results on {metrics["test_split"]}
-
-| | accuracy | macro-F1 |
-|---|---|---|
-{results}
-
-Expected calibration error (15 bins, plain): {plain.ece:.3f}.
-How the weights were chosen: {metrics["selection"]}.
-The TTA scheme ({metrics["tta_scheme"]}) was chosen on a validation split held out of train
-(`benchmarks/eval_tta.py`). PublicTest was evaluated after training, for this card only.
-
-{markdown_table(per_class)}
-
-![confusion matrix]({stem}_confusion.png)
-
-## Model
-
-- Architecture: `{config["model"]}` (`fer.build_model("{config["model"]}")`), {metrics["params"]:,} parameters,
-  {metrics["file_mb"]} MB (float32). Input: raw 0-255 gray faces (48, 48, 1); rescaling and the training-only
-  augmentation layers are inside the model. Output: softmax over
-  angry, disgust, fear, happy, neutral, sad, surprise.
-- CPU inference: {metrics["cpu_faces_per_second"]:,} faces/s batched (batch 256, best of 3 on random faces;
-  {metrics["hardware"]}).
-
-## Training
-
-- Data: FER-2013 train split, no external data, {_initialisation(config, name)}: trained on
-  {metrics["train_samples"] or "?"} faces, {metrics["val_samples"] or 0} held out for validation
-  (`validation: {config["validation"]}`).
-- Recipe (`config.json` of the run): model `{config["model"]}`{options}, optimizer
-  {config["optimizer"]}, learning rate {config["learning_rate"]}, {schedule_text(config)}, batch {config["batch_size"]},
-  label smoothing {config["label_smoothing"]}, weight decay {config["weight_decay"]}, class weights
-  {class_weighting_text(config["class_weighting"])}, augmentation ({aug}), validation `{config["validation"]}`,
-  seed {config["seed"]}, {metrics["precision"]} compute.
-- Ran {metrics["epochs"]} epochs, {metrics["train_seconds"] / 3600:.1f} h of training{own_hours} on
-  {metrics["hardware"]}.
-{notes}
-## Limitations
-
-- FER-2013 faces are mostly frontal, cropped by a face detector, low resolution, with noisy labels
-  (about 1,500 surplus exact duplicates, some with conflicting labels, and blank frames: see the EDA
-  notebook). Human accuracy on it is estimated at about 65%.
-- The data come from web image search: ages, skin tones and cultures are unevenly represented, and
-  posed expressions dominate. Expect lower accuracy on under-represented groups and on spontaneous
-  or subtle expressions; do not use the model for decisions about people.
-- Trained on mostly frontal faces: profile or strongly tilted faces are often misread, and the
-  default detector (BlazeFace, re-measured by the Haar cascade) may miss them.
-- `disgust` is rare (1.5% of training data) and its scores are the least reliable.
-"""
+    return render(
+        "fer2013",
+        name=name,
+        stem=Path(name).stem,
+        default_model=DEFAULT_MODEL_NAME,
+        test_split=metrics["test_split"],
+        results=results_rows(plain, tta, f"`--tta`: {metrics['tta_scheme']}"),
+        ece=f"{plain.ece:.3f}",
+        selection=metrics["selection"],
+        tta_scheme=metrics["tta_scheme"],
+        per_class=per_class_table(plain),
+        architecture=config["model"],
+        params=f"{metrics['params']:,}",
+        file_mb=metrics["file_mb"],
+        faces_per_second=f"{metrics['cpu_faces_per_second']:,}",
+        hardware=metrics["hardware"],
+        initialisation=_initialisation(config, name),
+        train_samples=metrics["train_samples"] or "?",
+        val_samples=metrics["val_samples"] or 0,
+        validation=config["validation"],
+        options=f" with {config['model_options']}" if config.get("model_options") else "",
+        optimizer=config["optimizer"],
+        learning_rate=config["learning_rate"],
+        schedule=schedule_text(config),
+        batch_size=config["batch_size"],
+        label_smoothing=config["label_smoothing"],
+        weight_decay=config["weight_decay"],
+        class_weights=class_weighting_text(config["class_weighting"]),
+        augmentation=", ".join(f"{k}={v}" for k, v in config["augmentation"].items()),
+        seed=config["seed"],
+        precision=metrics["precision"],
+        epochs=metrics["epochs"],
+        train_hours=f"{metrics['train_seconds'] / 3600:.1f}",
+        own_hours=" (this run only)" if config.get("init_weights") else "",
+        notes=notes,
+    )
 
 
 def _same_weights_in(models_dir: Path, model) -> Path | None:
@@ -336,44 +287,15 @@ def ship_ensemble(
     """
     from fer.inference.predict import load_model
     from fer.modeling.ensembling import ensemble
-    from fer.pipeline import run_id_of
 
     models_dir, data = Path(models_dir), data_dir(data)
     test = load_split(data, "test")
     train_images = train_images_beside(data, "test")
     members, paths = [], []
     for run in map(Path, run_dirs):
-        config = json.loads((run / "config.json").read_text())
-        summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
-        history = pd.read_csv(run / "history.csv")
-        path = models_dir / name / f"{run_id_of(run)}.keras"
-        options = f" {config['model_options']}" if config.get("model_options") else ""
-        model = export_model(run / f"{config.get('checkpoint', 'best')}.keras", path)
-        shipped = _same_weights_in(models_dir, model)
-        if shipped is not None:  # e.g. the single model is a member: reference it rather than commit it twice
-            path.unlink()
-            path = shipped
-        result = evaluate(model, test.images, test.labels, train_images=train_images)
+        path, row = _ensemble_member(run, models_dir, name, test, train_images)
+        members.append(row)
         paths.append(path)
-        members.append(
-            {
-                "file": path.relative_to(models_dir).as_posix(),
-                "architecture": config["model"] + options,
-                "params": int(model.count_params()),
-                "seed": config["seed"],
-                "class weights": class_weighting_text(config["class_weighting"]),
-                # A warm restart's hours are its own; the network it started from is named here.
-                "starts from": starting_network(config, path.name),
-                "epochs": len(history),
-                "train_hours": round(float(history["seconds"].sum()) / 3600, 2),
-                "precision": summary.get("precision", "float32"),
-                "accuracy": round(result.accuracy, 4),
-                "accuracy_without_train_duplicates": round(result.deduplicated.accuracy, 4)
-                if result.deduplicated is not None
-                else None,
-                "macro_f1": round(result.macro_f1, 4),
-            }
-        )
     spec = models_dir / f"{name}.json"
     ensemble(paths, spec)
     model = load_model(spec)
@@ -396,56 +318,62 @@ def ship_ensemble(
     return metrics
 
 
+def _ensemble_member(run: Path, models_dir: Path, name: str, test, train_images) -> tuple[Path, dict]:
+    """(member file, card row): a run exported to models_dir/<name>/<run-id>.keras (or the shipped file with the
+    same weights, referenced instead of copied) and scored once on the test split."""
+    from fer.pipeline import run_id_of
+
+    config = json.loads((run / "config.json").read_text())
+    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
+    history = pd.read_csv(run / "history.csv")
+    path = models_dir / name / f"{run_id_of(run)}.keras"
+    options = f" {config['model_options']}" if config.get("model_options") else ""
+    model = export_model(run / f"{config.get('checkpoint', 'best')}.keras", path)
+    shipped = _same_weights_in(models_dir, model)
+    if shipped is not None:  # e.g. the single model is a member: reference it rather than commit it twice
+        path.unlink()
+        path = shipped
+    result = evaluate(model, test.images, test.labels, train_images=train_images)
+    dedup = result.deduplicated
+    return path, {
+        "file": path.relative_to(models_dir).as_posix(),
+        "architecture": config["model"] + options,
+        "params": int(model.count_params()),
+        "seed": config["seed"],
+        "class weights": class_weighting_text(config["class_weighting"]),
+        # A warm restart's hours are its own; the network it started from is named here.
+        "starts from": starting_network(config, path.name),
+        "epochs": len(history),
+        "train_hours": round(float(history["seconds"].sum()) / 3600, 2),
+        "precision": summary.get("precision", "float32"),
+        "accuracy": round(result.accuracy, 4),
+        "accuracy_without_train_duplicates": round(dedup.accuracy, 4) if dedup is not None else None,
+        "macro_f1": round(result.macro_f1, 4),
+    }
+
+
 def ensemble_card(metrics: dict, plain: Evaluation, tta: Evaluation) -> str:
-    """The ensemble's Markdown card, generated from `metrics` and its evaluations."""
+    """The ensemble's Markdown card (templates/ensemble_card.md), generated from `metrics` and its evaluations."""
     members = (
         pd.DataFrame(metrics["members"])
         .rename(columns={"accuracy": "PublicTest", "accuracy_without_train_duplicates": "w/o dups"})
         .set_index("file")
     )
-    rows = [
-        f"| plain | **{plain.accuracy:.2%}** | {plain.macro_f1:.3f} |",
-        f"| with test-time augmentation ({metrics['tta_scheme']}) | **{tta.accuracy:.2%}** | {tta.macro_f1:.3f} |",
-    ]
-    if plain.deduplicated is not None:
-        removed = plain.n - plain.deduplicated.n
-        rows += [
-            f"| plain, without the {removed} faces that copy training images | {plain.deduplicated.accuracy:.2%} | "
-            f"{plain.deduplicated.macro_f1:.3f} |",
-            f"| with TTA, without those faces | {tta.deduplicated.accuracy:.2%} | {tta.deduplicated.macro_f1:.3f} |",
-        ]
-    per_class = plain.per_class.round(3)
-    per_class["support"] = per_class["support"].astype(int)
-    results = "\n".join(rows)
     warm = any(m.get("starts from", RANDOM_INIT) != RANDOM_INIT for m in metrics["members"])
-    restarts = " (not counting the networks that warm-restarted members started from)" if warm else ""
-    return f"""# Model card: `{metrics["model_file"]}` (ensemble)
-
-The mean of the probabilities of {len(members)} networks trained from scratch on FER-2013 train.
-Load it wherever a model path is accepted: `predict_emotion(img, model="models/{metrics["model_file"]}")`,
-`python -m fer evaluate --model models/{metrics["model_file"]}`. Generated by `fer.release.ship_ensemble`
-(`python -m fer ship --run A B ...`); every number is also in
-`{Path(metrics["model_file"]).stem}.metrics.json`.
-
-## Results on {metrics["test_split"]}
-
-| | accuracy | macro-F1 |
-|---|---|---|
-{results}
-
-Expected calibration error (15 bins, plain): {plain.ece:.3f}. How the members were chosen:
-{metrics["selection"].rstrip(".") or "as listed"}. PublicTest was evaluated once, after training, for this card.
-
-{markdown_table(per_class)}
-
-## Members
-
-{markdown_table(members)}
-
-Each member is a separate file (float32, no optimizer state) in `{Path(metrics["model_file"]).stem}/`, except
-a member that is already shipped in `models/` (e.g. the single model), which is referenced, not copied.
-Training: {metrics["train_hours"]:.1f} h in all{restarts} on {metrics["hardware"]}. CPU inference:
-{metrics["cpu_faces_per_second"]:,} faces/s batched (batch 256, best of 3 on random faces): the single
-network `{SINGLE_MODEL_NAME}` is faster; see its card for data, recipe and limitations, which hold
-for every member (the members' recipes differ only where the table above says so).
-"""
+    return render(
+        "ensemble",
+        model_file=metrics["model_file"],
+        stem=Path(metrics["model_file"]).stem,
+        n_members=len(members),
+        test_split=metrics["test_split"],
+        results=results_rows(plain, tta, metrics["tta_scheme"]),
+        ece=f"{plain.ece:.3f}",
+        selection=metrics["selection"].rstrip(".") or "as listed",
+        per_class=per_class_table(plain),
+        members=markdown_table(members),
+        train_hours=f"{metrics['train_hours']:.1f}",
+        restarts=" (not counting the networks that warm-restarted members started from)" if warm else "",
+        hardware=metrics["hardware"],
+        faces_per_second=f"{metrics['cpu_faces_per_second']:,}",
+        single_model=SINGLE_MODEL_NAME,
+    )

@@ -23,12 +23,12 @@ from fer.data.ferplus import load_ferplus_split
 from fer.data.loading import EMOTIONS, data_dir, load_split, train_images_beside
 from fer.modeling.files import MODELS_DIR
 from fer.pipeline import run_id_of
+from fer.release.cards import markdown_table, per_class_table, percent, render
 from fer.release.fer2013 import (
     RANDOM_INIT,
     class_weighting_text,
     cpu_throughput,
     export_model,
-    markdown_table,
     onnx_twin,
     schedule_text,
     starting_network,
@@ -100,60 +100,13 @@ def ship_ferplus(
     referenced rather than copied: a FER-2013 member counts as giving contempt 0 (fer.modeling.architectures).
     """
     from fer.inference.predict import load_model
-    from fer.modeling.ensembling import ensemble
 
     models_dir, data = Path(models_dir), data_dir(data)
-    runs = [Path(r) for r in run_dirs]
-    members = []
-    if len(runs) == 1 and not include:
-        model, row = _member(runs[0], models_dir / f"{name}.keras", models_dir)
-        members.append(row)
-        model_file = f"{name}.keras"
-    else:
-        paths = []
-        for run in runs:
-            path = models_dir / name / f"{run_id_of(run)}.keras"
-            members.append(_member(run, path, models_dir)[1])
-            paths.append(path)
-        for shipped in map(Path, include):
-            shipped = shipped if shipped.is_absolute() else models_dir / shipped
-            card = json.loads(shipped.with_name(f"{shipped.stem}.metrics.json").read_text())
-            relative = shipped.relative_to(models_dir).as_posix()
-            if len(card.get("members", [])) == 1:  # a FER+ network shipped by this function: its own row
-                members.append({**card["members"][0], "file": relative})
-            else:  # a FER-2013 network (fer.release.ship's card)
-                members.append(
-                    {
-                        "file": relative,
-                        "run": "(shipped)",
-                        "labels": "fer2013" if list(card.get("classes", EMOTIONS)) == list(EMOTIONS) else "ferplus",
-                        "architecture": card.get("architecture", "ensemble"),
-                        "starts from": "see its card",
-                        "epochs": card.get("epochs"),
-                        "train_hours": round(card.get("train_seconds", 0) / 3600, 2) or card.get("train_hours", 0),
-                    }
-                )
-            paths.append(shipped)
-        ensemble(paths, models_dir / f"{name}.json")
-        model_file = f"{name}.json"
+    members, model_file = _shipped_members([Path(r) for r in run_dirs], include, models_dir, name)
     model = load_model(models_dir / model_file)
     config = next(m["config"] for m in members if "config" in m)  # the first run's (included files have none)
 
-    train_images = train_images_beside(data, "test")
-    crowd = load_ferplus_split(data, "test", votes or config.get("votes"))
-    fer2013 = load_split(data, "test")
-    evaluations = {}
-    for key, faces in (("ferplus", crowd), ("fer2013", fer2013)):
-        for tta in (False, True):
-            evaluations[key, tta] = evaluate(
-                model,
-                faces.images,
-                faces.labels,
-                tta=tta,
-                train_images=train_images,
-                classes=faces.classes,
-                votes=faces.votes,
-            )
+    crowd, fer2013, evaluations = _evaluations(model, data, votes or config.get("votes"))
     plain = evaluations["ferplus", False]
     fig = plots.confusion_heatmap(plain.confusion_normalized.round(2), normalized=True)
     plots.save(fig, models_dir, f"{name}_confusion")
@@ -181,11 +134,65 @@ def ship_ferplus(
     return metrics
 
 
+def _shipped_members(runs: list[Path], include, models_dir: Path, name: str) -> tuple[list[dict], str]:
+    """(card rows, model file name): one run as <name>.keras, or several (and `include`d shipped files) as an
+    ensemble <name>.json whose members are exported into <name>/."""
+    from fer.modeling.ensembling import ensemble
+
+    if len(runs) == 1 and not include:
+        return [_member(runs[0], models_dir / f"{name}.keras", models_dir)[1]], f"{name}.keras"
+    members, paths = [], []
+    for run in runs:
+        path = models_dir / name / f"{run_id_of(run)}.keras"
+        members.append(_member(run, path, models_dir)[1])
+        paths.append(path)
+    for shipped in map(Path, include):
+        shipped = shipped if shipped.is_absolute() else models_dir / shipped
+        members.append(_included_member(shipped, models_dir))
+        paths.append(shipped)
+    ensemble(paths, models_dir / f"{name}.json")
+    return members, f"{name}.json"
+
+
+def _included_member(shipped: Path, models_dir: Path) -> dict:
+    """The card row of a model file already in models_dir that an ensemble averages in."""
+    card = json.loads(shipped.with_name(f"{shipped.stem}.metrics.json").read_text())
+    relative = shipped.relative_to(models_dir).as_posix()
+    if len(card.get("members", [])) == 1:  # a FER+ network shipped by this function: its own row
+        return {**card["members"][0], "file": relative}
+    return {  # a FER-2013 network (fer.release.ship's card)
+        "file": relative,
+        "run": "(shipped)",
+        "labels": "fer2013" if list(card.get("classes", EMOTIONS)) == list(EMOTIONS) else "ferplus",
+        "architecture": card.get("architecture", "ensemble"),
+        "starts from": "see its card",
+        "epochs": card.get("epochs"),
+        "train_hours": round(card.get("train_seconds", 0) / 3600, 2) or card.get("train_hours", 0),
+    }
+
+
+def _evaluations(model, data: Path, votes):
+    """(FER+ test faces, FER-2013 test faces, {(label set, tta): Evaluation}): the model scored once on each."""
+    train_images = train_images_beside(data, "test")
+    crowd, fer2013 = load_ferplus_split(data, "test", votes), load_split(data, "test")
+    evaluations = {}
+    for key, faces in (("ferplus", crowd), ("fer2013", fer2013)):
+        for tta in (False, True):
+            evaluations[key, tta] = evaluate(
+                model,
+                faces.images,
+                faces.labels,
+                tta=tta,
+                train_images=train_images,
+                classes=faces.classes,
+                votes=faces.votes,
+            )
+    return crowd, fer2013, evaluations
+
+
 def ferplus_card(metrics: dict, plain: Evaluation) -> str:
-    """The FER+ model's Markdown card, every number generated from `metrics` and its evaluation."""
+    """The FER+ model's Markdown card (templates/ferplus_card.md), every number from `metrics` and its evaluation."""
     fp, f13, config = metrics["ferplus"], metrics["fer2013"], metrics["config"]
-    per_class = plain.per_class.round(3)
-    per_class["support"] = per_class["support"].astype(int)
     members = (
         pd.DataFrame(metrics["members"])
         .set_index("file")
@@ -193,80 +200,62 @@ def ferplus_card(metrics: dict, plain: Evaluation) -> str:
         .fillna("")
         .map(lambda v: int(v) if isinstance(v, float) and v.is_integer() else v)  # epochs, seeds: no ".000"
     )
-    stem = Path(metrics["model_file"]).stem
     from_scratch = [m.get("starts from") == RANDOM_INIT for m in metrics["members"] if m.get("run") != "(shipped)"]
-    start = (
-        "started from a random initialisation"
-        if all(from_scratch)
-        else "started from a FER-2013 network of ours (all layers but the new 8-class output layer; `init_weights`)"
-        if not any(from_scratch)
-        else "started from a random initialisation or from a FER-2013 network of ours (the table's `starts from`)"
+    mixed = metrics.get("includes_fer2013_members")
+    return render(
+        "ferplus",
+        model_file=metrics["model_file"],
+        stem=Path(metrics["model_file"]).stem,
+        classes=", ".join(metrics["classes"]),
+        test_split=metrics["test_split"],
+        accuracy=percent(fp["accuracy"]),
+        accuracy_tta=percent(fp["accuracy_tta"]),
+        macro_f1=f"{fp['macro_f1']:.3f}",
+        macro_f1_tta=f"{fp['macro_f1_tta']:.3f}",
+        agreement=f"{fp['crowd_agreement']:.3f}",
+        agreement_tta=f"{fp['crowd_agreement_tta']:.3f}",
+        tta_scheme=metrics["tta_scheme"],
+        dups=fp["n_train_duplicates"],
+        accuracy_dedup=percent(fp["accuracy_without_train_duplicates"]),
+        accuracy_tta_dedup=percent(fp["accuracy_tta_without_train_duplicates"]),
+        cross_entropy=f"{fp['vote_cross_entropy']:.3f}",
+        ece=f"{fp['ece']:.3f}",
+        n_fer2013=f"{f13['n']:,}",
+        f13_accuracy=percent(f13["accuracy"]),
+        f13_accuracy_tta=percent(f13["accuracy_tta"]),
+        f13_macro_f1=f"{f13['macro_f1']:.3f}",
+        per_class=per_class_table(plain),
+        selection=metrics["selection"].rstrip(".") or "as listed",
+        members=markdown_table(members),
+        mixed=MIXED_MEMBERS if mixed else "",
+        architecture=config["model"],
+        start=_start_text(from_scratch),
+        split_seed=config["split_seed"],
+        optimizer=config["optimizer"],
+        learning_rate=config["learning_rate"],
+        schedule=schedule_text(config),
+        batch_size=config["batch_size"],
+        weight_decay=config["weight_decay"],
+        augmentation=", ".join(f"{k}={v}" for k, v in config["augmentation"].items()),
+        params=f"{metrics['params']:,}",
+        faces_per_second=f"{metrics['cpu_faces_per_second']:,}",
+        train_hours=f"{metrics['train_hours']:.1f}",
+        hardware=metrics["hardware"],
+        fine_tuned="" if all(from_scratch) else " (not counting the FER-2013 networks they started from)",
+        n_contempt=int(plain.per_class.loc["contempt", "support"]),
     )
-    fine_tuned = "" if all(from_scratch) else " (not counting the FER-2013 networks they started from)"
-    aug = ", ".join(f"{k}={v}" for k, v in config["augmentation"].items())
-    dup = fp["n_train_duplicates"]
-    mixed = (
-        "- FER-2013 members (`labels` fer2013) are averaged in with contempt 0: the mean over FER+'s eight "
-        "classes of networks trained on the crowd's labels and on FER-2013's own "
-        "(`fer.modeling.architectures.build_ensemble`).\n"
-        if metrics.get("includes_fer2013_members")
-        else ""
-    )
-    return f"""# Model card: `{metrics["model_file"]}` (FER+, 8 classes)
 
-Eight-class facial-emotion model for 48x48 grayscale faces, trained on the FER+ crowd labels of FER-2013
-(Barsoum et al. 2016: ten annotators per image): {", ".join(metrics["classes"])}.
-It answers "what would most
-people say this face shows". Use it wherever a model path is accepted:
-`predict_emotion(img, model="models/{metrics["model_file"]}")`, `python -m fer predict --model ...`.
-Generated by `fer.release.ship_ferplus` (`python -m fer ship --ferplus --run ...`); every number is also in
-`{stem}.metrics.json`.
 
-## Results on {metrics["test_split"]}
+MIXED_MEMBERS = (
+    "- FER-2013 members (`labels` fer2013) are averaged in with contempt 0: the mean over FER+'s eight "
+    "classes of networks trained on the crowd's labels and on FER-2013's own "
+    "(`fer.modeling.architectures.build_ensemble`).\n"
+)
 
-Against the FER+ majority (the FER+ protocol: votes of 1 dropped, the top label holding more than half of
-the rest, unknown and not-a-face excluded; `python -m fer evaluate --votes data/ferplus_votes.csv`):
 
-| | accuracy | macro-F1 | crowd agreement |
-|---|---|---|---|
-| plain | **{fp["accuracy"]:.2%}** | {fp["macro_f1"]:.3f} | {fp["crowd_agreement"]:.3f} |
-| with test-time augmentation ({metrics["tta_scheme"]}) | **{fp["accuracy_tta"]:.2%}** | {fp["macro_f1_tta"]:.3f} \
-| {fp["crowd_agreement_tta"]:.3f} |
-| plain, without the {dup} faces that copy training images | {fp["accuracy_without_train_duplicates"]:.2%} | | |
-| with TTA, without those faces | {fp["accuracy_tta_without_train_duplicates"]:.2%} | | |
-
-Crowd agreement: the mean share of the ten annotators who chose the predicted emotion (a perfect model scores
-the mean share of the majority label, not 1). Cross-entropy against the vote shares: {fp["vote_cross_entropy"]:.3f}
-nats; expected calibration error against the majority: {fp["ece"]:.3f}.
-
-Against FER-2013's own single labels (all {f13["n"]:,} faces, 7 classes: contempt dropped from the output and the
-rest renormalised): {f13["accuracy"]:.2%} plain, {f13["accuracy_tta"]:.2%} with TTA, macro-F1 {f13["macro_f1"]:.3f}.
-
-{markdown_table(per_class)}
-
-![confusion matrix]({stem}_confusion.png)
-
-How it was chosen: {metrics["selection"].rstrip(".") or "as listed"}. PublicTest was evaluated once, after training,
-for this card.
-
-## Model and training
-
-{markdown_table(members)}
-
-{mixed}- Every FER+ member: `{config["model"]}` {start}, trained on FER-2013 train with FER+ labels (`labels`:
-  `ferplus_votes` = cross-entropy against the vote shares, `ferplus_majority` = the one-hot majority), validated
-  on the FER+ majority of the same held-out faces as the FER-2013 networks (split_seed {config["split_seed"]}).
-- Recipe: optimizer {config["optimizer"]}, learning rate {config["learning_rate"]}, {schedule_text(config)}, batch
-  {config["batch_size"]}, weight decay {config["weight_decay"]}, augmentation ({aug}).
-- {metrics["params"]:,} parameters; {metrics["cpu_faces_per_second"]:,} faces/s batched on the CPU that shipped it
-  (Keras); {metrics["train_hours"]:.1f} h of training on {metrics["hardware"]}{fine_tuned}.
-
-## Limitations
-
-- FER+ relabels FER-2013's faces: the same web images (mostly frontal, low resolution; ages, skin tones and
-  cultures unevenly represented). Do not use the model for decisions about people.
-- Contempt ({int(per_class.loc["contempt", "support"])} test faces), disgust and fear are rare under the FER+
-  majority: their scores are the least reliable. Posed, acted expressions of fear and disgust (lab datasets)
-  are labelled by intent, and a crowd-trained model calls many of them neutral or sad.
-- A FER-2013 7-class model and this one answer different questions: compare them on the same label set.
-"""
+def _start_text(from_scratch: list[bool]) -> str:
+    if all(from_scratch):
+        return "started from a random initialisation"
+    if not any(from_scratch):
+        return "started from a FER-2013 network of ours (all layers but the new 8-class output layer; `init_weights`)"
+    return "started from a random initialisation or from a FER-2013 network of ours (the table's `starts from`)"
