@@ -272,3 +272,19 @@ def test_a_one_epoch_run_is_one_epoch_whatever_the_warm_up_and_recipes_are_named
         train(recipe="best", out_dir=tmp_path / "x", **faces)
     with pytest.raises(ValueError, match="either config or recipe"):
         train({"epochs": 1}, recipe="seed", out_dir=tmp_path / "y", **faces)
+
+
+def test_mixup_and_cutmix_blend_targets_as_they_blend_faces():
+    from fer.data.batches import mix_batch
+
+    rng = np.random.default_rng(0)
+    x = np.stack([np.full((48, 48, 1), 0.0, np.float32), np.full((48, 48, 1), 255.0, np.float32)])
+    y = [np.eye(2, dtype=np.float32)]
+    w = [np.array([1.0, 3.0], np.float32)]
+    for how in ("mixup", "cutmix"):
+        mixed, (t,), (v,) = mix_batch(x, y, w, how, 1.0, np.random.default_rng(3))
+        bright = mixed.reshape(2, -1).mean(axis=1) / 255.0  # each face's share of the bright face
+        assert np.allclose(t[:, 1], bright, atol=1e-6) and np.allclose(t.sum(axis=1), 1)
+        assert np.allclose(v, 1 + 2 * bright)  # weights blend like the targets
+    same, (t,), _ = mix_batch(x, y, None, "none", 1.0, rng)
+    assert same is x and t is y[0]

@@ -1,4 +1,4 @@
-"""Feeding in-memory face arrays to Keras: a shuffling, batching `keras.utils.PyDataset`."""
+"""Feeding in-memory face arrays to Keras: a shuffling, batching `keras.utils.PyDataset`, with mixup/CutMix."""
 
 from __future__ import annotations
 
@@ -7,6 +7,32 @@ import numpy as np
 
 from fer.data.images import to_model_input  # noqa: F401  (re-exported: the input every model takes)
 from fer.data.loading import EMOTIONS
+
+MIXES = ("none", "mixup", "cutmix")
+
+
+def mix_batch(x: np.ndarray, targets: list, weights: list | None, how: str, alpha: float, rng: np.random.Generator):
+    """(x, targets, weights) of a batch mixed with a shuffled copy of itself: mixup (Zhang et al. 2018: images and
+    targets blended by lam ~ Beta(alpha, alpha)) or CutMix (Yun et al. 2019: a box of the other face pasted in,
+    targets blended by the area each face keeps). Sample weights blend like the targets."""
+    if how == "none" or len(x) < 2:
+        return x, targets, weights
+    lam = float(rng.beta(alpha, alpha))
+    order = rng.permutation(len(x))
+    if how == "mixup":
+        x = lam * x + (1 - lam) * x[order]
+    else:
+        h, w = x.shape[1:3]
+        ch, cw = int(round(h * np.sqrt(1 - lam))), int(round(w * np.sqrt(1 - lam)))
+        cy, cx = int(rng.integers(0, h)), int(rng.integers(0, w))
+        y0, y1, x0, x1 = max(cy - ch // 2, 0), min(cy + ch // 2, h), max(cx - cw // 2, 0), min(cx + cw // 2, w)
+        x = x.copy()
+        x[:, y0:y1, x0:x1] = x[order, y0:y1, x0:x1]
+        lam = 1 - (y1 - y0) * (x1 - x0) / (h * w)  # the share of its own face each image keeps
+    targets = [lam * t + (1 - lam) * t[order] for t in targets]
+    if weights is not None:
+        weights = [lam * v + (1 - lam) * v[order] for v in weights]
+    return x, targets, weights
 
 
 class FaceBatches(keras.utils.PyDataset):
@@ -27,6 +53,8 @@ class FaceBatches(keras.utils.PyDataset):
         targets=None,
         n_classes: int = len(EMOTIONS),
         multiple_of: int = 1,
+        mix: str = "none",
+        mix_alpha: float = 0.2,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -49,6 +77,13 @@ class FaceBatches(keras.utils.PyDataset):
         self.seed = seed
         self.epoch = 0
         self._order = self._make_order()
+        if mix not in MIXES:
+            raise ValueError(f"mix must be one of {MIXES}, got {mix!r}")
+        self.mix, self.mix_alpha = mix, float(mix_alpha)
+
+    def _mix_rng(self, index: int) -> np.random.Generator:
+        """Seeded by (seed, epoch, batch): a resumed run mixes the batches an uninterrupted one would."""
+        return np.random.default_rng((self.seed, self.epoch, index, 7))
 
     def _make_order(self) -> np.ndarray:
         if not self.shuffle:
@@ -63,9 +98,12 @@ class FaceBatches(keras.utils.PyDataset):
         batch = self._order[index * self.batch_size : (index + 1) * self.batch_size]
         batch = batch[: len(batch) - len(batch) % self.multiple_of]
         x = to_model_input(self.images[batch])
-        if self.targets is not None:
-            return x, self.targets[batch]
-        y = np.eye(self.n_classes, dtype=np.float32)[self.labels[batch]]
+        y = (
+            self.targets[batch]
+            if self.targets is not None
+            else np.eye(self.n_classes, dtype=np.float32)[self.labels[batch]]
+        )
+        x, (y,), _ = mix_batch(x, [y], None, self.mix, self.mix_alpha, self._mix_rng(index))
         return x, y
 
     def on_epoch_end(self):

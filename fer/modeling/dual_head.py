@@ -12,7 +12,7 @@ import numpy as np
 from keras import layers
 
 from fer.data import ferplus
-from fer.data.batches import FaceBatches
+from fer.data.batches import FaceBatches, mix_batch, to_model_input
 from fer.data.loading import EMOTIONS, FaceSet, class_weights
 
 # Output order of a dual-head model: its output layers carry these names.
@@ -120,8 +120,10 @@ class DualBatches(FaceBatches):
     def __getitem__(self, index):
         batch = self._order[index * self.batch_size : (index + 1) * self.batch_size]
         batch = batch[: len(batch) - len(batch) % self.multiple_of]
-        x, _ = super().__getitem__(index)
-        return x, tuple(t[batch] for t in self.head_targets), tuple(w[batch] for w in self.head_weights)
+        x = to_model_input(self.images[batch])
+        targets, weights = [t[batch] for t in self.head_targets], [w[batch] for w in self.head_weights]
+        x, targets, weights = mix_batch(x, targets, weights, self.mix, self.mix_alpha, self._mix_rng(index))
+        return x, tuple(targets), tuple(weights)
 
 
 class MeanValAccuracy(keras.callbacks.Callback):

@@ -32,7 +32,7 @@ import pandas as pd
 from fer.analysis.evaluation import predict_proba, tta_scheme
 from fer.data import ferplus
 from fer.data.augment import Augmentation, allow_xla_on_jax
-from fer.data.batches import FaceBatches, to_model_input
+from fer.data.batches import MIXES, FaceBatches, to_model_input
 from fer.data.loading import EMOTIONS, FaceSet, class_weights, data_dir, load_split, train_val_split
 from fer.data.quality import duplicates_of
 from fer.errors import DataError
@@ -194,6 +194,10 @@ class TrainConfig:
     # et al. 2017, with the warm-up epochs): more throughput, a different run. See docs/training.md.
     distribute: str = "auto"
     batch_per_device: bool = False
+    # Mixing faces in a batch against label noise: "mixup" (blend two faces and their targets) or "cutmix" (paste a
+    # box of one into the other), lam ~ Beta(mix_alpha, mix_alpha); "none". fer.data.batches.mix_batch.
+    mix: str = "none"
+    mix_alpha: float = 0.2
 
     @classmethod
     def from_dict(cls, options: dict) -> TrainConfig:
@@ -245,6 +249,8 @@ class TrainConfig:
             )
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be positive")
+        if self.mix not in MIXES or self.mix_alpha <= 0:
+            raise ValueError(f"mix must be one of {MIXES} and mix_alpha positive, got {self.mix!r}, {self.mix_alpha}")
         if self.distribute not in DISTRIBUTE:
             raise ValueError(f"distribute must be one of {DISTRIBUTE}, got {self.distribute!r}")
         if self.labels not in LABELS:
@@ -462,7 +468,15 @@ def _dual_batches(config: TrainConfig, train_set: FaceSet, run: TrainConfig, run
     targets, usable = dual_head.head_targets(train_set, teachers, config.distill_weight, config.distill_temperature)
     weights = dual_head.head_weights(targets, usable, float(config.class_weighting))
     return dual_head.DualBatches(
-        train_set.images, targets, weights, run.batch_size, shuffle=True, seed=config.seed, multiple_of=n_devices
+        train_set.images,
+        targets,
+        weights,
+        run.batch_size,
+        shuffle=True,
+        seed=config.seed,
+        multiple_of=n_devices,
+        mix=config.mix,
+        mix_alpha=config.mix_alpha,
     )
 
 
@@ -763,6 +777,8 @@ def _fit_inputs(
         targets=targets,
         n_classes=len(classes),
         multiple_of=n_devices,  # a data-parallel batch splits evenly across the devices
+        mix=config.mix,
+        mix_alpha=config.mix_alpha,
     )
     # With soft targets (FER+ votes) Keras weighs each face by its target's top class.
     weights = (
