@@ -53,7 +53,9 @@ def cmd_ship(args) -> int:
 def add_ship(sub) -> None:
     """The `ship` subcommand's arguments."""
     p = sub.add_parser(
-        "ship", help="make a run's model the default (or ship several runs as an ensemble): export, evaluate, card"
+        "ship",
+        help="export a run into models/ (or several as an ensemble) with its ONNX twins, evaluated once, and its card "
+        "(which model is the default is decided apart: fer.release.package_default)",
     )
     p.add_argument(
         "--run",

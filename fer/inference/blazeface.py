@@ -12,9 +12,9 @@ Why it is the default detector (benchmarks/bench_detection.py): about 1.5 ms a p
 cascade's 70+ ms on a 512x512 photo, and it finds faces that fill the frame (selfies, close-ups),
 which the cascade misses without background around the face. Its reach is faces down to about a
 sixth of the image side; smaller faces are found on overlapping tiles of the image (down to about a
-twelfth of the side), and where BlazeFace finds nothing at all the cascade searches the whole image
-(a crowd of small faces). Small faces beside larger ones that BlazeFace did find are not searched
-for by the cascade: for crowds of small faces, use detector="haar".
+twelfth of the side). Where BlazeFace finds nothing, the cascade does not search the whole image (that
+fallback, `haar_fallback=True`, is off since 0.3: it cost every photo without a face a whole-image search):
+for crowds of small faces, use detector="haar".
 
 Its boxes are not FER-2013's framing (they cut the forehead: on validation faces the FER-2013 box
 is 1.16x as wide and 9% of a width higher). The network was trained on Haar boxes, so each

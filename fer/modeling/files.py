@@ -53,7 +53,7 @@ def load_network(path: str | Path | None = None):
     ensemble file (the mean of the `.keras` member files it lists; see fer.modeling.ensembling).
     Exported `.onnx`/`.tflite` files are fer.inference.predict.load_model's.
 
-    path=None loads the default model (models/fer_ensemble.json, or $FER_MODEL).
+    path=None loads the default model's Keras file (models/<DEFAULT_MODEL_NAME>, or $FER_MODEL).
     Raises ModelError saying what is wrong and what to do.
     """
     path = Path(path) if path is not None else default_model_path()

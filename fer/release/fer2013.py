@@ -5,8 +5,8 @@
     fer_emotion.metrics.json   every number of the card, machine-readable (tests read it)
     fer_emotion_confusion.png  row-normalised PublicTest confusion matrix
     MODEL_CARD.md              data, architecture, recipe, training time, results, limitations
-`ship_ensemble([run_dir, ...], data)` ships several runs as one ensemble (the default model,
-`fer.modeling.files.DEFAULT_MODEL_NAME`, is such an ensemble):
+`ship_ensemble([run_dir, ...], data)` ships several runs as one ensemble (`models/fer_ensemble.json`, the
+FER-2013 four; the default model, `fer.modeling.files.DEFAULT_MODEL_NAME`, is chosen apart: README):
     fer_ensemble/<run-id>.keras, fer_ensemble.json, fer_ensemble.metrics.json, fer_ensemble_CARD.md
 """
 
