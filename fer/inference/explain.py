@@ -18,7 +18,7 @@ import numpy as np
 from fer.analysis.probabilities import classes_of, predict_proba
 from fer.data.images import FACE_SIZE, to_face
 from fer.inference.faces import DEFAULT_DETECTOR, DEFAULT_MARGIN
-from fer.inference.predict import Prediction, _Answer, _iter_photos
+from fer.inference.predict import Prediction, _Answer, _iter_photos, inputs
 
 # A square about the size of an eye or the mouth at 48x48 (8 px hid too little of a smile to move a confident
 # answer: maps were a few stray blocks), moved 4 px at a time: 100 views a face.
@@ -161,10 +161,7 @@ def explain(
     """
     answer = _Answer.make(model, labels, prior)
     classes = classes_of(answer.model, labels)
-    many = isinstance(image, (list, tuple))
-    images = list(image) if many else [image]
-    if boxes is not None and not many:
-        boxes = [boxes]
+    many, images, boxes = inputs(image, boxes)
     results = []
     detect = {"detector": detector, "margin": margin, "align": False, "close_ups": True}
     for result in _iter_photos(images, answer, boxes, channel_order, face_crop, **detect):

@@ -247,6 +247,14 @@ def _name(image, index: int | None = None) -> str:
     return f"the {type(image).__name__} image" + (f" at index {index}" if index is not None else "")
 
 
+def inputs(image, boxes=None) -> tuple[bool, list, list | None]:
+    """(a list was given, the inputs as a list, one list of boxes per input or None): single and list alike."""
+    many = _is_many(image)
+    if boxes is not None and not many:
+        boxes = [boxes]
+    return many, list(image) if many else [image], boxes
+
+
 def _is_many(images) -> bool:
     """A list/tuple of inputs, or an (N, H, W[, C]) stack of crops (predict_crop)."""
     return isinstance(images, (list, tuple))
@@ -331,10 +339,7 @@ def predict_emotion(
     >>> [(p.box, p.emotion) for p in predict_emotion("group.jpg")]  # doctest: +SKIP
     """
     answer = _Answer.make(model, labels, prior, tta, batch_size)
-    many = _is_many(image)
-    images = list(image) if many else [image]
-    if boxes is not None and not many:
-        boxes = [boxes]
+    many, images, boxes = inputs(image, boxes)
     if face_crop and (boxes is not None or detector != DEFAULT_DETECTOR or margin != DEFAULT_MARGIN or align):
         raise ValueError(
             f"{'these images are' if many else _name(image) + ' is'} taken as face crops (face_crop=True), so no "
