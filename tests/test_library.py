@@ -251,3 +251,21 @@ def test_the_packaged_default_twin_records_its_source_and_prior():
         prior = info["training_prior"][next(iter(info["training_prior"]))]
         assert sum(prior.values()) == pytest.approx(1, abs=1e-3) and min(prior.values()) > 0
         assert packaged_default(precision).stat().st_size < 16 * 2**20
+
+
+def test_the_cli_takes_a_prior_and_refuses_a_bad_one_in_one_line(tmp_path, capsys):
+    from PIL import Image
+
+    from fer.cli import main
+    from fer.cli.common import parse_prior
+
+    assert parse_prior("uniform") == "uniform" and parse_prior("angry=1,happy=2.5") == {"angry": 1.0, "happy": 2.5}
+    photo = tmp_path / "face.png"
+    Image.fromarray(np.full((48, 48), 128, np.uint8)).save(photo)
+    assert main(["predict", str(photo), "--crop", "--prior", "uniform", "--json"]) == 0
+    uniform = json.loads(capsys.readouterr().out)[0]["probabilities"]
+    assert main(["predict", str(photo), "--crop", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["probabilities"] != uniform
+    assert main(["predict", str(photo), "--crop", "--prior", "joy=1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: prior names classes this model does not have: ['joy']")

@@ -203,8 +203,8 @@ def class_saliency(
     head: str | None = None,
     seed: int = 0,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{class: (mean face, mean map)} over up to `per_class` faces of each true class (a seeded sample), each face
-    explained for its true class: where the network finds the evidence for each emotion, on average."""
+    """{class: (mean face, mean map scaled to 0..1)} over up to `per_class` faces of each true class (a seeded
+    sample), each face explained for its true class: where the network finds the evidence for each emotion."""
     rng = np.random.default_rng(seed)
     model_classes = classes_of(model, head)
     out = {}
@@ -215,8 +215,8 @@ def class_saliency(
         if not len(index):
             continue
         chosen = rng.choice(index, min(per_class, len(index)), replace=False)
-        maps = [face_maps(model, faces[i], [model_classes.index(name)], head)[0] for i in chosen]
-        out[name] = (faces[chosen].mean(axis=0), np.mean(maps, axis=0))
+        mean = np.mean([face_maps(model, faces[i], [model_classes.index(name)], head)[0] for i in chosen], axis=0)
+        out[name] = (faces[chosen].mean(axis=0), mean / mean.max() if mean.max() > 0 else mean)  # 0..1 like one map
     return out
 
 

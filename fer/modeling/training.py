@@ -439,7 +439,13 @@ def soft_targets(labels: np.ndarray, teacher_probs: np.ndarray, weight: float, t
 def teacher_probs(teacher: str, faces: FaceSet, tta: bool | str, cache: Path | None = None) -> np.ndarray:
     """`teacher`'s probabilities on the (un-augmented) `faces`, computed once: kept in `cache` (an .npz in the
     run folder) and read back when the teacher file, its TTA and the faces are the same."""
-    key = {"teacher": str(teacher), "tta": str(tta), "n": len(faces), "checksum": int(faces.images[:, ::7, ::7].sum())}
+    # The teacher by file name: a sweep resolves paths to absolute ones, and a GPU run gets the cache without the file.
+    key = {
+        "teacher": Path(teacher).name,
+        "tta": str(tta),
+        "n": len(faces),
+        "checksum": int(faces.images[:, ::7, ::7].sum()),
+    }
     if cache is not None and cache.is_file():
         stored = np.load(cache)
         if json.loads(str(stored["key"])) == key:
