@@ -11,24 +11,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
+from fer.analysis.probabilities import mean_prior
 from fer.modeling.files import MODELS_DIR, packaged_default
 from fer.modeling.training import TrainConfig, learned_prior
 
 
 def prior_of(**settings) -> dict:
     return learned_prior(TrainConfig.from_dict({"model": "vgg_lite", **settings}))
-
-
-def mean_prior(priors: list[dict]) -> dict:
-    """An ensemble averages its members' probabilities, so its prior is their priors' mean."""
-    out = {}
-    for head in priors[0]:
-        classes = list(priors[0][head])
-        shares = np.mean([[p[head][c] for c in classes] for p in priors], axis=0)
-        out[head] = {c: round(float(v), 5) for c, v in zip(classes, shares)}
-    return out
 
 
 def write(path: Path, prior: dict) -> None:

@@ -173,3 +173,6 @@ def test_an_8_class_model_trains_predicts_exports_and_ships(tmp_path):
     card = (tmp_path / "models" / "ferplus_CARD.md").read_text()
     assert (tmp_path / "models" / "ferplus.keras").is_file() and "crowd agreement" in card
     assert 0 <= metrics["ferplus"]["accuracy"] <= 1 and metrics["fer2013"]["n"] == 28
+    assert metrics["training_prior"] == result.summary["training_prior"] and "ferplus" in metrics["training_prior"]
+    twin_info = json.loads((tmp_path / "models" / "onnx" / "ferplus.json").read_text())
+    assert twin_info["training_prior"] == metrics["training_prior"]

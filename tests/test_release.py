@@ -33,6 +33,12 @@ def test_ship_exports_evaluates_and_writes_the_card(trained, sample_root, tmp_pa
 
     assert metrics["onnx_twin"] == "onnx/fer_emotion.onnx" and fresh_twin(shipped) == models / metrics["onnx_twin"]
     assert fresh_twin(shipped, "int8") == models / "onnx" / "fer_emotion.int8.onnx"
+    # The run's training prior is recorded with the model and both twins (prior= re-weights from it).
+    prior = result.summary["training_prior"]
+    assert prior and metrics["training_prior"] == prior
+    for twin in ("fer_emotion.json", "fer_emotion.int8.json"):
+        assert json.loads((models / "onnx" / twin).read_text())["training_prior"] == prior
+    assert load_model(shipped, engine="auto").training_prior == prior
     assert "best of 1 epochs" in metrics["selection"] and "nothing was selected on PublicTest" in metrics["selection"]
     assert set(metrics["per_class"]) == {"angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"}
     card = (models / "MODEL_CARD.md").read_text()
@@ -92,6 +98,8 @@ def test_ship_ensemble_writes_members_a_json_ensemble_and_its_card(trained, samp
     for member, f in zip(metrics["members"], files):
         assert member["accuracy"] == round(evaluate(load_model(f), test.images, test.labels).accuracy, 4)
     ensemble = load_model(models / "fer_ensemble.json")
+    # Both members ran the same recipe (a copied run folder): the ensemble's prior is theirs.
+    assert metrics["training_prior"] == ensemble.training_prior == result.summary["training_prior"]
     assert metrics["accuracy"] == round(evaluate(ensemble, test.images, test.labels).accuracy, 4)
     assert metrics["accuracy_tta"] == round(evaluate(ensemble, test.images, test.labels, tta=True).accuracy, 4)
     assert metrics["train_hours"] == pytest.approx(sum(m["train_hours"] for m in metrics["members"]), abs=0.011)

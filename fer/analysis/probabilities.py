@@ -126,6 +126,16 @@ def training_prior(model, labels: str | None = None) -> dict[str, float] | None:
     return recorded.get(labels if labels is not None else next(iter(heads_of(model))))
 
 
+def mean_prior(priors: list[dict | None]) -> dict | None:
+    """An ensemble's training prior: its members' mean, head by head (it averages their probabilities); None where
+    a member has none recorded or the members answer in other label sets."""
+    if not priors or any(p is None or set(p) != set(priors[0]) for p in priors):
+        return None
+    return {
+        head: {c: round(float(np.mean([p[head][c] for p in priors])), 5) for c in priors[0][head]} for head in priors[0]
+    }
+
+
 def prior_weights(prior, training: Mapping[str, float] | None, classes: tuple[str, ...]) -> np.ndarray | None:
     """Per-class factors that move a model's probabilities from its training prior to `prior` (None: no change).
 

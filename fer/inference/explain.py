@@ -182,16 +182,14 @@ def explain(
 
 def _crop_of(array: np.ndarray, p: Prediction, margin: float, scale: float):
     """(48x48 face, origin, side): the crop predict_emotion classified, and where it sits in the photo's pixels."""
-    from fer.inference.faces import crop_face
+    from fer.inference.faces import crop_face, crop_square
 
     if p.box is None:  # a face crop: the whole image
         return to_face(array), None, None
     box = tuple(v / scale for v in p.box)  # boxes come in the photo's pixels; the array may be a reduced decode
-    face = crop_face(array, box, margin)
-    x, y, w, h = box
-    side = max(w, h) * (1 + 2 * margin)
-    x0, y0 = int(round(x + w / 2 - side / 2)), int(round(y + h / 2 - side / 2))
-    return face, (int(round(x0 * scale)), int(round(y0 * scale))), int(round(side * scale))
+    x0, y0, side = crop_square(box, margin)  # the very square crop_face cuts
+    origin = (int(round(x0 * scale)), int(round(y0 * scale)))
+    return crop_face(array, box, margin), origin, int(round(side * scale))
 
 
 def class_saliency(

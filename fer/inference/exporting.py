@@ -226,9 +226,15 @@ def export(
     return out
 
 
-def write_twin(model: str | Path | None = None, precision: str = "float32", data: str | Path | None = None) -> Path:
+def write_twin(
+    model: str | Path | None = None,
+    precision: str = "float32",
+    data: str | Path | None = None,
+    training_prior: dict | None = None,
+) -> Path:
     """Write the ONNX twin of a `.keras` or `.json` model file (default: the shipped default) that inference runs
-    instead of Keras: `onnx/<name>.onnx` beside it, with `onnx/<name>.json` recording the source's SHA-256.
+    instead of Keras: `onnx/<name>.onnx` beside it, with `onnx/<name>.json` recording the source's SHA-256 and its
+    training prior (`training_prior`, else the one recorded beside the source: fer.modeling.files.model_metadata).
     precision="int8": its int8 twin `onnx/<name>.int8.onnx` (static, calibrated on 512 training faces of `data`)."""
     from fer.inference.onnx_model import source_digest, twin_path
     from fer.inference.predict import default_model_path
@@ -243,7 +249,7 @@ def write_twin(model: str | Path | None = None, precision: str = "float32", data
     info = json.loads(info_path.read_text())
     info["source_model"] = source.name
     info["source_sha256"] = source_digest(source)
-    info["training_prior"] = model_metadata(source).get("training_prior")  # what prior= re-weights from
+    info["training_prior"] = training_prior or model_metadata(source).get("training_prior")  # what prior= re-weights
     engine = "'auto'" if precision == "float32" else "'int8'"
     info["twin_of"] = f"../{source.name}: run by ONNX Runtime wherever the package predicts with it (engine {engine})"
     info_path.write_text(json.dumps(info, indent=2))

@@ -293,6 +293,16 @@ def _without_nested(faces: list[Face]) -> list[Face]:
     return [f for f in faces if not any(inside(f, g) for g in faces if g is not f)]
 
 
+def crop_square(box, margin: float = DEFAULT_MARGIN) -> tuple[int, int, int]:
+    """(x0, y0, side) in pixels: the square crop_face cuts for `box` (x, y, w, h), grown by `margin` of its size
+    on each side, around the box's centre (it may reach outside the image)."""
+    x, y, w, h = (float(v) for v in box)
+    if w <= 0 or h <= 0:
+        raise ValueError(f"Face box must have positive width and height, got {tuple(box)}")
+    side = max(w, h) * (1 + 2 * margin)
+    return int(round(x + w / 2 - side / 2)), int(round(y + h / 2 - side / 2)), int(round(side))
+
+
 def crop_face(
     image: np.ndarray, box, margin: float = DEFAULT_MARGIN, align: Face | None = None, size: int = FACE_SIZE
 ) -> np.ndarray:
@@ -304,18 +314,15 @@ def crop_face(
     are level.
     """
     gray = to_gray(image)
+    x0, y0, side = crop_square(box, margin)
     x, y, w, h = (float(v) for v in box)
-    if w <= 0 or h <= 0:
-        raise ValueError(f"Face box must have positive width and height, got {tuple(box)}")
     cx, cy = x + w / 2, y + h / 2
     if align is not None and align.left_eye and align.right_eye:
         (lx, ly), (rx, ry) = sorted([align.left_eye, align.right_eye])  # image-left eye first
         angle = math.degrees(math.atan2(ry - ly, rx - lx))
         matrix = cv2.getRotationMatrix2D((cx, cy), angle, 1.0)
         gray = cv2.warpAffine(gray, matrix, (gray.shape[1], gray.shape[0]), borderMode=cv2.BORDER_REPLICATE)
-    side = max(w, h) * (1 + 2 * margin)
-    x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
-    x1, y1 = x0 + int(round(side)), y0 + int(round(side))
+    x1, y1 = x0 + side, y0 + side
     pad = max(0, -x0, -y0, x1 - gray.shape[1], y1 - gray.shape[0])
     if pad:
         gray = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE)

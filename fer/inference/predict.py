@@ -256,7 +256,7 @@ def inputs(image, boxes=None) -> tuple[bool, list, list | None]:
 
 
 def _is_many(images) -> bool:
-    """A list/tuple of inputs, or an (N, H, W[, C]) stack of crops (predict_crop)."""
+    """Whether `images` is several inputs (a list or tuple); an (N, 48, 48) array is predict_crop's own case."""
     return isinstance(images, (list, tuple))
 
 

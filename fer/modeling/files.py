@@ -13,7 +13,7 @@ from fer.errors import ModelError
 from fer.paths import MODELS_DIR
 
 # The research store: every shipped model's Keras file lives in the repository's models/ folder (a clone with
-# the research extra). The default model also travels inside the package as its ONNX twin (PACKAGED_DEFAULT),
+# the research extra). The default model also travels inside the package as its ONNX twin (packaged_default()),
 # so a plain `pip install` predicts without the clone, Keras or TensorFlow. FER_MODEL points elsewhere.
 DEFAULT_MODEL_NAME = "ferplus_votes.keras"
 SINGLE_MODEL_NAME = "fer_emotion.keras"
@@ -67,9 +67,7 @@ def load_network(path: str | Path | None = None):
         )
         raise ModelError(f"{path}: model file not found. {hint}")
     if path.suffix == ".json":
-        model = check_model(_assembled_ensemble(path), path)
-        object.__setattr__(model, "training_prior", model_metadata(path).get("training_prior"))
-        return model
+        return _with_prior(check_model(_assembled_ensemble(path), path), path)
     if path.suffix != ".keras" or not zipfile.is_zipfile(path):
         raise ModelError(
             f"{path}: not a Keras 3 .keras model file (corrupt, truncated, or another format). "
@@ -87,8 +85,12 @@ def load_network(path: str | Path | None = None):
             model = keras.models.load_model(path, safe_mode=True)
     except Exception as exc:  # Keras raises many types for a damaged archive
         raise ModelError(f"{path}: could not load the model ({type(exc).__name__}: {exc})") from exc
-    model = check_model(allow_xla_on_jax(model), path)
-    # prior= re-weights against it; object.__setattr__: not a Keras-tracked attribute (nothing to save)
+    return _with_prior(check_model(allow_xla_on_jax(model), path), path)
+
+
+def _with_prior(model, path: Path):
+    """`model` with the training prior recorded beside its file (what prior= re-weights against) as an attribute;
+    object.__setattr__: not a Keras-tracked attribute (nothing to save)."""
     object.__setattr__(model, "training_prior", model_metadata(path).get("training_prior"))
     return model
 

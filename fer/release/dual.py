@@ -37,33 +37,30 @@ def ship_dual(
     history = pd.read_csv(run / "history.csv")
     model_file = models_dir / f"{name}.keras"
     export_model(run / f"{config['checkpoint']}.keras", model_file)
-    metrics = {"model_file": model_file.name, "training_prior": summary["training_prior"]}
-    (models_dir / f"{name}.metrics.json").write_text(json.dumps(metrics))  # read by load_model (the prior)
     model = load_model(model_file)
     crowd, fer2013, evaluations = _evaluations(model, data, config.get("votes"))  # each head on its own labels
-    twin = onnx_twin(model_file, data)
-    metrics.update(
-        {
-            "heads": {"ferplus": list(crowd.classes), "fer2013": list(fer2013.classes)},
-            "params": int(model.count_params()),
-            "test_split": f"PublicTest ({data.name}/test, {len(fer2013):,} faces)",
-            "ferplus": _scores(evaluations["ferplus", False], evaluations["ferplus", True]),
-            "fer2013": _scores(evaluations["fer2013", False], evaluations["fer2013", True]),
-            "per_class": {head: evaluations[head, False].to_dict()["per_class"] for head in ("ferplus", "fer2013")},
-            "validation": {
-                "ferplus": round(float(history["val_ferplus_accuracy"].iloc[-1]), 4),
-                "fer2013": round(float(history["val_fer2013_accuracy"].iloc[-1]), 4),
-            },
-            "selection": selection,
-            "tta_scheme": tta_scheme(True),
-            "epochs": len(history),
-            "train_hours": round(float(history["seconds"].sum()) / 3600, 2),
-            "hardware": hardware or f"{platform.machine()} CPU, {keras.backend.backend()} backend",
-            "cpu_faces_per_second": round(cpu_throughput(load_model(model_file, engine="auto"))),
-            "onnx_twin": twin,
-            "config": config,
-        }
-    )
+    metrics = {
+        "model_file": model_file.name,
+        "training_prior": summary["training_prior"],
+        "onnx_twin": onnx_twin(model_file, data, summary["training_prior"]),
+        "heads": {"ferplus": list(crowd.classes), "fer2013": list(fer2013.classes)},
+        "params": int(model.count_params()),
+        "test_split": f"PublicTest ({data.name}/test, {len(fer2013):,} faces)",
+        "ferplus": _scores(evaluations["ferplus", False], evaluations["ferplus", True]),
+        "fer2013": _scores(evaluations["fer2013", False], evaluations["fer2013", True]),
+        "per_class": {head: evaluations[head, False].to_dict()["per_class"] for head in ("ferplus", "fer2013")},
+        "validation": {
+            "ferplus": round(float(history["val_ferplus_accuracy"].iloc[-1]), 4),
+            "fer2013": round(float(history["val_fer2013_accuracy"].iloc[-1]), 4),
+        },
+        "selection": selection,
+        "tta_scheme": tta_scheme(True),
+        "epochs": len(history),
+        "train_hours": round(float(history["seconds"].sum()) / 3600, 2),
+        "hardware": hardware or f"{platform.machine()} CPU, {keras.backend.backend()} backend",
+        "cpu_faces_per_second": round(cpu_throughput(load_model(model_file, engine="auto"))),
+        "config": config,
+    }
     (models_dir / f"{name}.metrics.json").write_text(json.dumps(metrics, indent=2))
     table = pd.read_csv(prior_table) if prior_table else None
     (models_dir / f"{name}_CARD.md").write_text(dual_card(metrics, evaluations, table))

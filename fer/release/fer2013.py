@@ -23,6 +23,7 @@ import pandas as pd
 
 from fer.analysis import plots
 from fer.analysis.evaluation import Evaluation, evaluate, predict_proba, tta_scheme
+from fer.analysis.probabilities import mean_prior
 from fer.data.loading import data_dir, load_split, train_images_beside
 from fer.modeling.files import DEFAULT_MODEL_NAME, MODELS_DIR, SINGLE_MODEL_NAME
 from fer.release.cards import markdown_table, per_class_table, render, results_rows  # noqa: F401  (re-exported)
@@ -180,7 +181,8 @@ def ship(
         "train_seconds": round(train_seconds),
         "hardware": hardware,
         "cpu_faces_per_second": round(cpu_throughput(model, n=throughput_faces)),
-        "onnx_twin": onnx_twin(models_dir / name, data),
+        "onnx_twin": onnx_twin(models_dir / name, data, summary.get("training_prior")),
+        "training_prior": summary.get("training_prior"),  # the class shares its loss saw: what prior= moves from
         "config": config,
     }
     (models_dir / f"{stem}.metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -188,11 +190,11 @@ def ship(
     return metrics
 
 
-def onnx_twin(model_file: Path, data: str | Path | None = None) -> str | None:
+def onnx_twin(model_file: Path, data: str | Path | None = None, training_prior: dict | None = None) -> str | None:
     """Write a shipped model's ONNX twins, float32 (what predict_emotion runs: fer.inference.onnx_model) and int8
     (engine "int8", calibrated on training faces of `data`), so that neither is left stale by a new ship; the float32
     one's path relative to the model's folder, or None, with a one-line warning, where the export packages are
-    missing."""
+    missing. `training_prior`: the model's, recorded in both twins (prior= re-weights from it)."""
     import importlib.util
     import warnings
 
@@ -207,8 +209,8 @@ def onnx_twin(model_file: Path, data: str | Path | None = None) -> str | None:
             stacklevel=2,
         )
         return None
-    write_twin(model_file, "int8", data=data)
-    return write_twin(model_file).relative_to(model_file.parent).as_posix()
+    write_twin(model_file, "int8", data=data, training_prior=training_prior)
+    return write_twin(model_file, training_prior=training_prior).relative_to(model_file.parent).as_posix()
 
 
 def model_card(metrics: dict, plain: Evaluation, tta: Evaluation, notes: str = "") -> str:
@@ -291,11 +293,12 @@ def ship_ensemble(
     models_dir, data = Path(models_dir), data_dir(data)
     test = load_split(data, "test")
     train_images = train_images_beside(data, "test")
-    members, paths = [], []
+    members, paths, priors = [], [], []
     for run in map(Path, run_dirs):
-        path, row = _ensemble_member(run, models_dir, name, test, train_images)
+        path, row, prior = _ensemble_member(run, models_dir, name, test, train_images)
         members.append(row)
         paths.append(path)
+        priors.append(prior)
     spec = models_dir / f"{name}.json"
     ensemble(paths, spec)
     model = load_model(spec)
@@ -312,15 +315,16 @@ def ship_ensemble(
         "train_hours": round(sum(m["train_hours"] for m in members), 2),
         "hardware": hardware,
         "cpu_faces_per_second": round(cpu_throughput(model, n=throughput_faces)),
+        "training_prior": mean_prior(priors),  # it averages the members' probabilities: their priors' mean
     }
     (models_dir / f"{name}.metrics.json").write_text(json.dumps(metrics, indent=2))
     (models_dir / f"{name}_CARD.md").write_text(ensemble_card(metrics, plain, tta))
     return metrics
 
 
-def _ensemble_member(run: Path, models_dir: Path, name: str, test, train_images) -> tuple[Path, dict]:
-    """(member file, card row): a run exported to models_dir/<name>/<run-id>.keras (or the shipped file with the
-    same weights, referenced instead of copied) and scored once on the test split."""
+def _ensemble_member(run: Path, models_dir: Path, name: str, test, train_images) -> tuple[Path, dict, dict | None]:
+    """(member file, card row, its training prior): a run exported to models_dir/<name>/<run-id>.keras (or the
+    shipped file with the same weights, referenced instead of copied) and scored once on the test split."""
     from fer.pipeline import run_id_of
 
     config = json.loads((run / "config.json").read_text())
@@ -335,7 +339,7 @@ def _ensemble_member(run: Path, models_dir: Path, name: str, test, train_images)
         path = shipped
     result = evaluate(model, test.images, test.labels, train_images=train_images)
     dedup = result.deduplicated
-    return path, {
+    row = {
         "file": path.relative_to(models_dir).as_posix(),
         "architecture": config["model"] + options,
         "params": int(model.count_params()),
@@ -350,6 +354,7 @@ def _ensemble_member(run: Path, models_dir: Path, name: str, test, train_images)
         "accuracy_without_train_duplicates": round(dedup.accuracy, 4) if dedup is not None else None,
         "macro_f1": round(result.macro_f1, 4),
     }
+    return path, row, summary.get("training_prior")
 
 
 def ensemble_card(metrics: dict, plain: Evaluation, tta: Evaluation) -> str:

@@ -19,6 +19,7 @@ import pandas as pd
 
 from fer.analysis import plots
 from fer.analysis.evaluation import Evaluation, evaluate, tta_scheme
+from fer.analysis.probabilities import mean_prior
 from fer.data.ferplus import load_ferplus_split
 from fer.data.loading import EMOTIONS, data_dir, load_split, train_images_beside
 from fer.modeling.files import MODELS_DIR
@@ -38,6 +39,7 @@ from fer.release.fer2013 import (
 def _member(run: Path, path: Path, models_dir: Path) -> tuple[keras.Model, dict]:
     """Export one run's model to `path`; its card row (recipe and training time)."""
     config = json.loads((run / "config.json").read_text())
+    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
     history = pd.read_csv(run / "history.csv")
     model = export_model(run / f"{config.get('checkpoint', 'best')}.keras", path)
     return model, {
@@ -53,6 +55,7 @@ def _member(run: Path, path: Path, models_dir: Path) -> tuple[keras.Model, dict]
         "label smoothing": config["label_smoothing"],
         "seed": config["seed"],
         "config": config,
+        "training_prior": summary.get("training_prior"),
     }
 
 
@@ -107,6 +110,7 @@ def ship_ferplus(
     config = next(m["config"] for m in members if "config" in m)  # the first run's (included files have none)
 
     crowd, fer2013, evaluations = _evaluations(model, data, votes or config.get("votes"))
+    prior = mean_prior([m.get("training_prior") for m in members])
     plain = evaluations["ferplus", False]
     fig = plots.confusion_heatmap(plain.confusion_normalized.round(2), normalized=True)
     plots.save(fig, models_dir, f"{name}_confusion")
@@ -118,7 +122,7 @@ def ship_ferplus(
         "ferplus": _scores(evaluations["ferplus", False], evaluations["ferplus", True]),
         "fer2013": _scores(evaluations["fer2013", False], evaluations["fer2013", True]),
         "per_class": plain.to_dict()["per_class"],
-        "members": [{k: v for k, v in m.items() if k != "config"} for m in members],
+        "members": [{k: v for k, v in m.items() if k not in ("config", "training_prior")} for m in members],
         "includes_fer2013_members": any(m["labels"] == "fer2013" for m in members),
         "selection": selection,
         "tta_scheme": tta_scheme(True),
@@ -126,7 +130,8 @@ def ship_ferplus(
         "hardware": hardware or f"{platform.machine()} CPU, {keras.backend.backend()} backend",
         "cpu_faces_per_second": round(cpu_throughput(model, n=throughput_faces)),
         # One network gets its ONNX twin; an ensemble's would be its members' sizes together (over 16 MB).
-        "onnx_twin": onnx_twin(models_dir / model_file, data) if model_file.endswith(".keras") else None,
+        "onnx_twin": onnx_twin(models_dir / model_file, data, prior) if model_file.endswith(".keras") else None,
+        "training_prior": prior,  # a mixed FER-2013 + FER+ ensemble has none: its members answer in other label sets
         "config": config,
     }
     (models_dir / f"{name}.metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -158,8 +163,9 @@ def _included_member(shipped: Path, models_dir: Path) -> dict:
     """The card row of a model file already in models_dir that an ensemble averages in."""
     card = json.loads(shipped.with_name(f"{shipped.stem}.metrics.json").read_text())
     relative = shipped.relative_to(models_dir).as_posix()
+    prior = {"training_prior": card.get("training_prior")}
     if len(card.get("members", [])) == 1:  # a FER+ network shipped by this function: its own row
-        return {**card["members"][0], "file": relative}
+        return {**card["members"][0], "file": relative, **prior}
     return {  # a FER-2013 network (fer.release.ship's card)
         "file": relative,
         "run": "(shipped)",
@@ -168,6 +174,7 @@ def _included_member(shipped: Path, models_dir: Path) -> dict:
         "starts from": "see its card",
         "epochs": card.get("epochs"),
         "train_hours": round(card.get("train_seconds", 0) / 3600, 2) or card.get("train_hours", 0),
+        **prior,
     }
 
 
