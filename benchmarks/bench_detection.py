@@ -8,6 +8,8 @@ Sets (built here; nothing is written to disk but the optional CSV of the table):
   400 px, half of them with a small border: the face fills the frame (a user's own crop).
 - pasted scenes: 1-3 PublicTest faces pasted at random scales (60-200 px) and places into a
   640x480 background (noise + gradient): small-face and multi-face recall.
+- wild-dev portraits: each wild-dev photo shrunk to 130-200 px onto a plain 256x256 or 256x320 backdrop (its
+  edge colour): real heads that do not fill the frame, the faces the cascade used to re-measure.
 - no-face: blank, noise, gradient, bricks, text, coffee, rocket images: any face found is false.
 
 Configurations, each timed in this same process so the ratios hold:
@@ -17,8 +19,11 @@ Configurations, each timed in this same process so the ratios hold:
   re-measuring faces that fill the frame, whole-image fallback (the default until BlazeFace);
 - 0.2: the 0.2 release's defaults: BlazeFace with 3x3 tiles and the cascade's re-measure, the cascade searching
   photos where BlazeFace found nothing, frame-filling faces re-measured on a bordered copy, MTCNN's second opinion;
-- now: `detect_faces` defaults: BlazeFace (fer.inference.blazeface) with 2x2 tiles, the cascade's re-measure,
+- 0.4: the 0.4 release's defaults: BlazeFace with tiles as the overlap needs, the cascade re-measuring every face
+  that does not fill the frame and confirming faces BlazeFace is unsure of (`BlazeFaceDetector(cascade=True)`),
   frame-filling faces framed from BlazeFace's box (CLOSE_UP_FRAMING), the close-up retries;
+- now: `detect_faces` defaults: BlazeFace alone (fer.inference.blazeface): every face framed from its box
+  (TO_FER_FRAMING, CLOSE_UP_FRAMING), unsure faces confirmed by a closer BlazeFace look, no cascade;
 - mtcnn: `detect_faces(detector="mtcnn")`.
 Last, one 512x512 photo (scikit-image's astronaut) end to end per configuration: detect, crop and
 classify, median of 20 runs.
@@ -59,22 +64,25 @@ CONFIGS = {
     },
     "haar": {"detector": "haar"},
     "0.2": {"detector": "blazeface-0.2"},
+    "0.4": {"detector": "blazeface-0.4"},
     "now": {},
     "mtcnn": {"detector": "mtcnn"},
 }
 
 
-_OLD_BLAZEFACE = []
+_OLD_BLAZEFACE = {}
 
 
 def _detect_options(config: dict) -> dict:
     options = {k: v for k, v in config.items() if k != "margin"}
-    if options.get("detector") == "blazeface-0.2":  # built on first use: it loads BlazeFace
-        if not _OLD_BLAZEFACE:
+    old = options.get("detector")
+    if old in ("blazeface-0.2", "blazeface-0.4"):  # built on first use: it loads BlazeFace
+        if old not in _OLD_BLAZEFACE:
             from fer.inference.blazeface import BlazeFaceDetector
 
-            _OLD_BLAZEFACE.append(BlazeFaceDetector(tiles=3, haar_fallback=True, close_up_framing=False))
-        options["detector"] = _OLD_BLAZEFACE[0]
+            settings = {"tiles": 3, "haar_fallback": True, "close_up_framing": False} if old.endswith("2") else {}
+            _OLD_BLAZEFACE[old] = BlazeFaceDetector(cascade=True, **settings)
+        options["detector"] = _OLD_BLAZEFACE[old]
     return options
 
 
@@ -88,6 +96,22 @@ def wild_set(root: Path, limit: int | None):
         for path in sorted(folder.iterdir()):
             items.append((read_image(path), [None], label_of(folder.name)))
     return items[:limit] if limit else items
+
+
+def portrait_set(wild: list, rng):
+    """The wild-dev photos shrunk onto a plain backdrop of their edge colour: head-and-shoulder portraits."""
+    items = []
+    for k, (image, _, label) in enumerate(wild):
+        height, width = (256, 256) if k % 2 == 0 else (320, 256)
+        side = int(rng.integers(130, 201))
+        small = cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA)
+        edge = np.median(np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]]), axis=0)
+        top, left = int(rng.integers(10, height - side - 10)), (width - side) // 2
+        canvas = cv2.copyMakeBorder(
+            small, top, height - side - top, left, width - side - left, cv2.BORDER_CONSTANT, value=edge.tolist()
+        )
+        items.append((canvas, [(left, top, side, side)], label))
+    return items
 
 
 def close_up_set(test, n: int, rng):
@@ -138,12 +162,14 @@ def on_fer2013_classes(probs: np.ndarray) -> np.ndarray:
 
 
 def score(items, config: dict, model, close_up: bool):
-    """(found, expected, false faces, top-emotion accuracy, ms per photo, per-photo correctness) for one
-    set and configuration; per-photo correctness (close-up sets: 1/0, NaN where no single face was
-    found) pairs each photo with its face scored as a 48x48 crop."""
+    """(found, expected, false faces, top-emotion accuracy, ms per photo, per-photo correctness, per-face
+    results) for one set and configuration; per-photo correctness (close-up sets: 1/0, NaN where no single face
+    was found) pairs each photo with its face scored as a 48x48 crop; per-face results {(photo, face): (label,
+    correct)} pair configurations face by face."""
     found = expected = false = correct = scored = 0
     seconds = 0.0
     per_photo = np.full(len(items), np.nan)
+    per_face = {}
     for k, (image, boxes, labels) in enumerate(items):
         start = time.perf_counter()
         faces = detect_faces(image, **_detect_options(config))
@@ -166,12 +192,35 @@ def score(items, config: dict, model, close_up: bool):
         if crops:
             probs = on_fer2013_classes(predict_proba(model, np.stack(crops)))
             truth = np.array([label for _, label in hit if label is not None])
-            correct += int((probs.argmax(1) == truth).sum())
+            right = probs.argmax(1) == truth
+            correct += int(right.sum())
             scored += len(truth)
+            labelled = [j for j, (_, label) in enumerate(hit) if label is not None]
+            per_face.update({(k, j): (int(t), bool(r)) for j, t, r in zip(labelled, truth, right)})
             if close_up:
                 per_photo[k] = float(probs[0].argmax() == truth[0])
     accuracy = correct / scored if scored else float("nan")
-    return found, expected, false, accuracy, 1000 * seconds / len(items), per_photo
+    return found, expected, false, accuracy, 1000 * seconds / len(items), per_photo, per_face
+
+
+def paired_gap(mine: dict, base: dict) -> str:
+    """Accuracy difference on the faces both configurations found (same photo and face), with its standard error."""
+    keys = [key for key in mine if key in base]
+    if not keys:
+        return ""
+    diff = np.array([float(mine[key][1]) - float(base[key][1]) for key in keys])
+    return f"{100 * diff.mean():+.2f} +- {100 * diff.std() / np.sqrt(len(diff)):.2f} ({len(keys)} faces)"
+
+
+def per_class(results: dict) -> str:
+    """Top-emotion accuracy per true class (FER-2013 names) and its macro average."""
+    by_class = {}
+    for label, right in results.values():
+        by_class.setdefault(label, []).append(right)
+    if len(by_class) < 2:
+        return ""
+    rates = {EMOTIONS[c]: float(np.mean(v)) for c, v in sorted(by_class.items())}
+    return " ".join(f"{c[:3]} {v:.2f}" for c, v in rates.items()) + f" | macro {np.mean(list(rates.values())):.3f}"
 
 
 def main() -> None:
@@ -188,16 +237,21 @@ def main() -> None:
     test = load_split(data_dir(args.data), "test")
     sets = {}
     if Path(args.wild).is_dir():
-        sets["wild-dev (close-ups)"] = (wild_set(Path(args.wild), None), True)
+        wild = wild_set(Path(args.wild), None)
+        sets["wild-dev (close-ups)"] = (wild, True)
+        sets["wild-dev portraits"] = (portrait_set(wild, np.random.default_rng(1)), False)
     close_ups, chosen = close_up_set(test, args.n, rng)
     sets["PublicTest close-ups 64-400 px"] = (close_ups, True)
     sets["pasted scenes, 1-3 faces"] = (pasted_set(test, max(1, args.n // 3), rng), False)
     sets["no-face images"] = (no_face_set(rng), False)
     rows, paired = [], {}
+    baseline = "0.4" if "0.4" in args.configs else args.configs[0]
     for name, (items, close_up) in sets.items():
-        for config in args.configs:
+        faces = {}
+        for config in [baseline] + [c for c in args.configs if c != baseline]:
             detect_faces(items[0][0], **_detect_options(CONFIGS[config]))  # warm-up: loads the detector
-            found, expected, false, acc, ms, per_photo = score(items, CONFIGS[config], model, close_up)
+            found, expected, false, acc, ms, per_photo, faces[config] = score(items, CONFIGS[config], model, close_up)
+            gap = paired_gap(faces[config], faces[baseline]) if config != baseline else ""
             if items is close_ups:
                 paired[config] = per_photo
             rows.append(
@@ -210,6 +264,8 @@ def main() -> None:
                     "false faces": false,
                     "top-emotion acc": None if np.isnan(acc) else round(acc, 4),
                     "ms/photo": round(ms, 1),
+                    f"acc - {baseline} (paired)": gap,
+                    "per class": per_class(faces[config]) if "wild" in name else "",
                 }
             )
     reference = on_fer2013_classes(predict_proba(model, test.images[chosen])).argmax(1) == test.labels[chosen]

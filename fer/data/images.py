@@ -54,11 +54,12 @@ def read_image(path: str | Path) -> np.ndarray:
     return read_photo(path, max_side=None)[0]
 
 
-def read_photo(path: str | Path, max_side: int | None = MAX_PHOTO_SIDE) -> tuple[np.ndarray, float]:
+def read_photo(path: str | Path, max_side: int | None = MAX_PHOTO_SIDE, gray: bool = False) -> tuple[np.ndarray, float]:
     """(array, scale): `path` decoded with its longer side at most about `max_side` px (None: full size).
 
     `scale` is original size / decoded size (1.0 when nothing was reduced): multiply a box found in the
-    array by it to get the original photo's pixels. Errors as read_image.
+    array by it to get the original photo's pixels. `gray`: an (H, W) gray array (a JPEG decodes its luma
+    alone, about twice as fast; what face detection and the network read). Errors as read_image.
     """
     path = Path(path)
     if not path.is_file():
@@ -70,12 +71,16 @@ def read_photo(path: str | Path, max_side: int | None = MAX_PHOTO_SIDE) -> tuple
             image = Image.open(path)
         with image:
             full = max(image.size)
-            if max_side and full > max_side:
-                image.draft("RGB" if image.mode not in ("L", "RGB") else image.mode, (max_side, max_side))
+            reduce = bool(max_side) and full > max_side
+            if reduce or (gray and image.format == "JPEG"):
+                mode = "L" if gray or image.mode == "L" else "RGB"
+                image.draft(mode, (max_side, max_side) if reduce else image.size)
             image.load()
             if max_side and max(image.size) > 2 * max_side:  # formats without reduced decoding: shrink now
                 image.thumbnail((max_side, max_side), Image.Resampling.BOX)
             arr = _pil_to_array(image)
+            if gray and arr.ndim == 3:
+                arr = to_gray(arr)
             return arr, full / max(image.size)
     except Image.DecompressionBombError as exc:
         raise ImageError(f"{path}: {exc} Shrink the image first (faces need far fewer pixels).") from exc

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from fer.analysis.probabilities import adjust, classes_of, predict_proba, prior_weights, training_prior
-from fer.data.images import FACE_SIZE, as_array, read_photo, to_face
+from fer.data.images import FACE_SIZE, MAX_PHOTO_SIDE, as_array, read_photo, to_face
 from fer.errors import ImageError, ModelError
 from fer.inference.faces import DEFAULT_DETECTOR, DEFAULT_MARGIN, Face, crop_face, detect_faces
 from fer.modeling.files import (
@@ -347,7 +347,9 @@ def predict_emotion(
         )
     detect = {"detector": detector, "margin": margin, "align": align, "close_ups": close_ups}
     results = []
-    for r in _iter_photos(images, answer, boxes=boxes, channel_order=channel_order, face_crop=face_crop, **detect):
+    # Gray decoding: nothing here returns the pixels, and detection and the network read gray.
+    found = _iter_photos(images, answer, boxes, channel_order, face_crop, gray=True, **detect)
+    for r in found:
         name = _name(images[r.index], r.index if many else None)
         if r.faces.error is not None:
             if not many:
@@ -408,10 +410,10 @@ def iter_photos(
     )
 
 
-def _iter_photos(images: list, answer: _Answer, boxes, channel_order, face_crop, chunk: int = 64, **detect):
-    """iter_photos with its model resolved (an _Answer)."""
-    from concurrent.futures import ThreadPoolExecutor
-
+def _iter_photos(
+    images: list, answer: _Answer, boxes, channel_order, face_crop, chunk: int = 64, gray: bool = False, **detect
+):
+    """iter_photos with its model resolved (an _Answer); `gray`: files decoded gray (PhotoResult.array too)."""
     if boxes is not None and len(boxes) != len(images):
         raise ValueError(f"boxes must hold one list of boxes per image: {len(boxes)} lists for {len(images)} images")
 
@@ -419,7 +421,8 @@ def _iter_photos(images: list, answer: _Answer, boxes, channel_order, face_crop,
         decoded = []
         for i in range(start, min(start + chunk, len(images))):
             try:
-                arr, scale = _decoded(images[i], channel_order, reduce=boxes is None and face_crop is not True)
+                reduce = boxes is None and face_crop is not True
+                arr, scale = _decoded(images[i], channel_order, reduce=reduce, gray=gray)
                 decoded.append((i, arr, scale, None))
             except (ImageError, OSError) as exc:
                 decoded.append((i, None, 1.0, str(exc)))
@@ -427,20 +430,32 @@ def _iter_photos(images: list, answer: _Answer, boxes, channel_order, face_crop,
         chosen = [boxes[d[0]] for d in ok] if boxes is not None else None
         return decoded, _detected([d[1] for d in ok], chosen, face_crop=face_crop, **detect)
 
+    for decoded, (crops, found) in _read_ahead(read_and_detect, range(0, len(images), chunk)):
+        done = iter(answer.predictions(np.stack(crops), [f for faces in found for f in faces]) if crops else [])
+        per_photo = iter([[next(done) for _ in faces] for faces in found])
+        for i, arr, scale, error in decoded:
+            if error is not None:
+                yield PhotoResult(i, None, 1.0, Faces(error=error))
+            else:
+                faces = [_as_crop(p) for p in next(per_photo)]
+                yield PhotoResult(i, arr, scale, Faces(in_original_pixels(faces, scale)))
+
+
+def _read_ahead(work, starts: range):
+    """work(start) for each start, in order; from the second on, each is computed in a second thread while the
+    caller uses the one before (decoding, detection and ONNX Runtime release the GIL). One chunk: no thread."""
+    if len(starts) <= 1:
+        yield from (work(start) for start in starts)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(read_and_detect, 0) if images else None
-        for start in range(0, len(images), chunk):
-            decoded, (crops, found) = pending.result()
-            if start + chunk < len(images):
-                pending = pool.submit(read_and_detect, start + chunk)  # overlaps the classification below
-            done = iter(answer.predictions(np.stack(crops), [f for faces in found for f in faces]) if crops else [])
-            per_photo = iter([[next(done) for _ in faces] for faces in found])
-            for i, arr, scale, error in decoded:
-                if error is not None:
-                    yield PhotoResult(i, None, 1.0, Faces(error=error))
-                else:
-                    faces = [_as_crop(p) for p in next(per_photo)]
-                    yield PhotoResult(i, arr, scale, Faces(in_original_pixels(faces, scale)))
+        pending = pool.submit(work, starts[0])
+        for k in range(len(starts)):
+            result = pending.result()
+            if k + 1 < len(starts):
+                pending = pool.submit(work, starts[k + 1])  # overlaps the caller's work on this one
+            yield result
 
 
 def _as_crop(p: Prediction) -> Prediction:
@@ -448,11 +463,12 @@ def _as_crop(p: Prediction) -> Prediction:
     return replace(p, box=None, face_score=None) if p.source == "crop" else p
 
 
-def _decoded(image, channel_order: str, reduce: bool = True) -> tuple[np.ndarray, float]:
+def _decoded(image, channel_order: str, reduce: bool = True, gray: bool = False) -> tuple[np.ndarray, float]:
     """(array, scale): a photo file is decoded at most MAX_PHOTO_SIDE px on a side (scale = how much smaller);
-    arrays, PIL images and photos with your own boxes (in original pixels) as they are (scale 1)."""
-    if reduce and isinstance(image, (str, Path)):
-        return read_photo(image)
+    arrays, PIL images and photos with your own boxes (in original pixels) as they are (scale 1). `gray`: a file
+    is decoded gray (arrays stay as given: converting them costs what detection's own conversion does)."""
+    if isinstance(image, (str, Path)):
+        return read_photo(image, max_side=MAX_PHOTO_SIDE if reduce else None, gray=gray)
     return as_array(image, channel_order), 1.0
 
 
