@@ -43,7 +43,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
-from bench_inference import median_seconds, no_face_photos  # benchmarks/ is the script's folder: shared rules
+
+# benchmarks/ is the script's folder: shared rules
+from bench_inference import median_seconds, no_face_photos, portrait_set
 
 from fer.analysis.evaluation import predict_proba
 from fer.data.ferplus import FERPLUS_CLASSES, convert_probabilities
@@ -96,22 +98,6 @@ def wild_set(root: Path, limit: int | None):
         for path in sorted(folder.iterdir()):
             items.append((read_image(path), [None], label_of(folder.name)))
     return items[:limit] if limit else items
-
-
-def portrait_set(wild: list, rng):
-    """The wild-dev photos shrunk onto a plain backdrop of their edge colour: head-and-shoulder portraits."""
-    items = []
-    for k, (image, _, label) in enumerate(wild):
-        height, width = (256, 256) if k % 2 == 0 else (320, 256)
-        side = int(rng.integers(130, 201))
-        small = cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA)
-        edge = np.median(np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]]), axis=0)
-        top, left = int(rng.integers(10, height - side - 10)), (width - side) // 2
-        canvas = cv2.copyMakeBorder(
-            small, top, height - side - top, left, width - side - left, cv2.BORDER_CONSTANT, value=edge.tolist()
-        )
-        items.append((canvas, [(left, top, side, side)], label))
-    return items
 
 
 def close_up_set(test, n: int, rng):

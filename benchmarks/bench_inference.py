@@ -61,14 +61,18 @@ def main() -> None:
     parser.add_argument("--no-export", action="store_true", help="skip the ONNX backends and the video table")
     parser.add_argument("--wild", default=str(Path(__file__).resolve().parents[2] / "shared" / "wild-dev"))
     parser.add_argument("--out", help="also write the before/now table as CSV")
+    parser.add_argument("--peer-python", help="the python of a SEPARATE venv with PyPI's `fer` (never install it here)")
+    parser.add_argument("--only-table0", action="store_true", help="stop after the before/now table")
     args = parser.parse_args()
     if args.model is None:
-        table = before_and_now(args.wild, args.repeats)
+        table = before_and_now(args.wild, args.repeats, args.peer_python)
         print(table.to_string(index=False))
         print()
         if args.out:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             table.to_csv(args.out, index=False)
+        if args.only_table0:
+            return
     path = args.model or default_model_path()
     if os.path.isfile(path):
         model, name = load_model(path), str(path)
@@ -127,9 +131,28 @@ def main() -> None:
     print(_video_table(variants, photo, ["keras (TensorFlow)", fastest]).to_string(index=False))
 
 
-def portraits(wild: Path | None, n: int = 120) -> list[np.ndarray]:
-    """256x256 head-and-shoulder photos with one large face: wild-dev photos (every third, up to n) resized, and
-    crops of scikit-image's astronaut and coffee-free portraits resized to 256x256 and 256x320."""
+def portrait_set(wild: list, rng) -> list:
+    """(photo, [box], label) per wild-dev photo shrunk to 130-200 px onto a plain 256x256 or 256x320 backdrop of its
+    edge colour: real heads that do not fill the frame (the faces the cascade used to re-measure)."""
+    import cv2
+
+    items = []
+    for k, (image, _, label) in enumerate(wild):
+        height, width = (256, 256) if k % 2 == 0 else (320, 256)
+        side = int(rng.integers(130, 201))
+        small = cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA)
+        edge = np.median(np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]]), axis=0)
+        top, left = int(rng.integers(10, height - side - 10)), (width - side) // 2
+        canvas = cv2.copyMakeBorder(
+            small, top, height - side - top, left, width - side - left, cv2.BORDER_CONSTANT, value=edge.tolist()
+        )
+        items.append((canvas, [(left, top, side, side)], label))
+    return items
+
+
+def portrait_files(wild: Path | None, folder: Path) -> list[Path]:
+    """JPEG portraits written to `folder` (a temporary one; never committed): the wild-dev portraits (gray) and
+    four colour head-and-shoulder crops of scikit-image's astronaut, 256x256 or 256x320."""
     import cv2
     from skimage import data
 
@@ -137,14 +160,20 @@ def portraits(wild: Path | None, n: int = 120) -> list[np.ndarray]:
 
     photos = []
     if wild is not None and wild.is_dir():
-        files = sorted(f for f in wild.glob("*/*") if f.suffix.lower() in (".jpg", ".jpeg", ".png"))[::3][:n]
-        photos += [cv2.resize(read_image(f), (256, 256), interpolation=cv2.INTER_AREA) for f in files]
+        files = sorted(f for f in wild.glob("*/*") if f.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        wild_photos = [(read_image(f), None, None) for f in files]
+        photos += [p for p, _, _ in portrait_set(wild_photos, np.random.default_rng(1))]
     astronaut = data.astronaut()
     for top, left, side in ((0, 100, 300), (10, 120, 280), (30, 140, 240)):  # head and shoulders, tighter each time
         crop = astronaut[top : top + side, left : left + side]
         photos.append(cv2.resize(crop, (256, 256), interpolation=cv2.INTER_AREA))
     photos.append(cv2.resize(astronaut[0:375, 100:400], (256, 320), interpolation=cv2.INTER_AREA))
-    return photos
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k, photo in enumerate(photos):
+        paths.append(folder / f"portrait_{k:03d}.jpg")
+        cv2.imwrite(str(paths[-1]), photo if photo.ndim == 2 else cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    return paths
 
 
 def no_face_photos(rng=None) -> list[np.ndarray]:
@@ -167,50 +196,136 @@ def no_face_photos(rng=None) -> list[np.ndarray]:
     ]
 
 
-def before_and_now(wild: str | None, repeats: int) -> pd.DataFrame:
-    """Table 0: ms per photo (or photos/s) of the 0.2 path and today's default, measured here, and the speed-up."""
+def _before(photo):
+    """The 0.4 path: a file decoded in colour, BlazeFace's faces re-measured by the cascade."""
+    from fer.data.images import read_image
+
+    return predict_emotion(read_image(photo) if isinstance(photo, Path) else photo, detector="blazeface-cascade")
+
+
+def before_and_now(wild: str | None, repeats: int, peer_python: str | None = None) -> pd.DataFrame:
+    """Table 0: ms per photo (or photos/s, frames/s) of the 0.4 path and today's default, measured here, the
+    speed-up, and the PyPI `fer` package on the same portraits where --peer-python names its venv's python."""
+    import tempfile
+
     from skimage.data import astronaut
 
-    from fer.inference.blazeface import BlazeFaceDetector
     from fer.inference.predict import resolve_model
 
+    int8 = resolve_model(None, engine="int8")
     paths = {
-        "before": {"model": resolve_model(None, engine="keras"), "detector": BlazeFaceDetector(close_up_framing=False)},
-        "now": {"model": resolve_model(None), "detector": "blazeface"},
-        "now, int8 engine": {"model": resolve_model(None, engine="int8"), "detector": "blazeface"},
+        "before (0.4)": _before,
+        "now": predict_emotion,
+        "now, FER_ENGINE=int8": lambda photo: predict_emotion(photo, model=int8),
     }
     wild_dir = Path(wild) if wild else None
+    folder = Path(tempfile.mkdtemp(prefix="fer-bench-"))
+    files = portrait_files(wild_dir, folder / "portraits")
     sets = {
-        "256x256 portrait, one large face": portraits(wild_dir),
-        "512x512 astronaut": [astronaut()],
-        "photo without a face": no_face_photos(),
+        "256x256/256x320 JPEG portrait, one face (file, decoding included)": files,
+        "512x512 astronaut (array)": [astronaut()],
+        "photo without a face (array)": no_face_photos(),
     }
     rows = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "No face found" on the no-face photos
         for name, photos in sets.items():
             row = {"case": name, "photos": len(photos), "unit": "ms per photo (median)"}
-            times = max(3, repeats // 4) if len(photos) > 10 else repeats
-            for label, path in paths.items():
-                per_photo = [median_seconds(lambda p=p, o=path: predict_emotion(p, **o), times) for p in photos]
-                row[label] = round(1000 * statistics.median(per_photo), 1)
-            row["speed-up"] = round(row["before"] / row["now"], 2)
+            times = 3 if len(photos) > 10 else repeats
+            for label, run in paths.items():
+                per_photo = [median_seconds(lambda p=p, r=run: r(p), times) for p in photos]
+                row[label] = round(1000 * statistics.median(per_photo), 2)
+            row["speed-up"] = round(row["before (0.4)"] / row["now"], 2)
             rows.append(row)
-        files = sorted(f for f in wild_dir.glob("*/*") if f.is_file()) if wild_dir and wild_dir.is_dir() else []
-        if files:
-            for how, run in (
-                ("one call per photo", lambda path: [predict_emotion(f, **path) for f in files]),
-                ("one call, a list", lambda path: predict_emotion(files, **path)),
-            ):
-                row = {"case": f"wild-dev folder ({len(files)} files), {how}", "photos": len(files), "unit": "photos/s"}
-                for label, path in paths.items():
-                    run(path)  # warm-up: the file cache
-                    start = time.perf_counter()
-                    run(path)
-                    row[label] = round(len(files) / (time.perf_counter() - start), 1)
-                row["speed-up"] = round(row["now"] / row["before"], 2)
-                rows.append(row)
+        rows += _folder_rows(wild_dir, int8)
+        rows.append(_video_row(folder))
+        rows.append(_cli_row(folder / "portraits", len(files)))
+    if peer_python:
+        peer = _peer_ms(peer_python, folder / "portraits")
+        now = rows[0]["now"]
+        rows.append(
+            {
+                "case": "PyPI `fer` (Haar + mini-Xception) on the same portraits, its own venv",
+                "photos": len(files),
+                "unit": "ms per photo (median)",
+                "now": peer,
+                "speed-up": round(now / peer, 2) if peer else None,
+            }
+        )
     return pd.DataFrame(rows)
+
+
+def _folder_rows(wild: Path | None, int8) -> list[dict]:
+    """photos/s on the wild-dev folder (350x350 gray JPEG close-ups), one call per photo and as one list."""
+    files = sorted(f for f in wild.glob("*/*") if f.is_file()) if wild and wild.is_dir() else []
+    if not files:
+        return []
+    paths = {
+        "before (0.4)": {"detector": "blazeface-cascade"},
+        "now": {},
+        "now, FER_ENGINE=int8": {"model": int8},
+    }
+    rows = []
+    for how, run in (
+        ("one call per photo", lambda options: [predict_emotion(f, **options) for f in files]),
+        ("one call, a list", lambda options: predict_emotion(files, **options)),
+    ):
+        row = {"case": f"wild-dev folder ({len(files)} close-ups), {how}", "photos": len(files), "unit": "photos/s"}
+        for label, options in paths.items():
+            run(options)  # warm-up: the file cache
+            start = time.perf_counter()
+            run(options)
+            row[label] = round(len(files) / (time.perf_counter() - start), 1)
+        row["speed-up"] = round(row["now"] / row["before (0.4)"], 2)
+        rows.append(row)
+    return rows
+
+
+def _video_row(folder: Path) -> dict:
+    """analyze_video on the generated 640x480 clip with two faces, detection on every frame: frames/s."""
+    from fer.inference.video import analyze_video
+
+    path = two_face_clip(folder)
+    row = {"case": "video 640x480, two faces, every frame", "photos": 120, "unit": "frames/s"}
+    for label, detector in (("before (0.4)", "blazeface-cascade"), ("now", "blazeface")):
+        analyze_video(path, max_frames=10, progress=False, detector=detector)  # warm-up
+        start = time.perf_counter()
+        analyze_video(path, progress=False, detector=detector)
+        row[label] = round(120 / (time.perf_counter() - start), 1)
+    row["speed-up"] = round(row["now"] / row["before (0.4)"], 2)
+    return row
+
+
+def _cli_row(folder: Path, n: int) -> dict:
+    """`python -m fer predict FOLDER` as a user runs it (start-up and imports included): photos/s."""
+    import subprocess
+    import sys
+
+    row = {"case": f"CLI: python -m fer predict on the {n} portraits", "photos": n, "unit": "photos/s"}
+    for label, detector in (("before (0.4)", "blazeface-cascade"), ("now", "blazeface")):
+        start = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "fer", "predict", str(folder), "--detector", detector],
+            check=True,
+            capture_output=True,
+        )
+        row[label] = round(n / (time.perf_counter() - start), 1)
+    row["speed-up"] = round(row["now"] / row["before (0.4)"], 2)
+    return row
+
+
+def _peer_ms(python: str, folder: Path) -> float | None:
+    """The PyPI `fer` package's median ms per photo on `folder`, run by benchmarks/peer_fer.py in its own venv."""
+    import subprocess
+
+    script = Path(__file__).with_name("peer_fer.py")
+    done = subprocess.run(  # run from the folder, so this checkout's `fer` cannot shadow the peer's
+        [python, str(script), str(folder)], capture_output=True, text=True, cwd=folder, env={"PATH": "/usr/bin:/bin"}
+    )
+    if done.returncode != 0:
+        print(f"PyPI fer did not run: {done.stderr.strip().splitlines()[-1:]}")
+        return None
+    return float(done.stdout.split()[0])
 
 
 def _backends(path, data) -> dict:
@@ -278,17 +393,13 @@ VIDEO_SETTINGS = [  # (stride, detect_every, max_side): every frame, then the th
 ]
 
 
-def _video_table(variants: dict, photo: np.ndarray, labels: list[str], frames: int = 120) -> pd.DataFrame:
-    """analyze_video end to end on a generated 640x480 clip with two faces (~100 px) that move a little."""
-    import tempfile
-    from pathlib import Path
-
+def two_face_clip(folder: Path, frames: int = 120) -> Path:
+    """A 640x480 MJPG clip of `frames` frames: the astronaut's head twice (~230 px faces), moving a little."""
     import cv2
+    from skimage.data import astronaut
 
-    from fer.inference.video import analyze_video
-
-    face = cv2.resize(photo[20:330, 110:340], (210, 280))
-    path = Path(tempfile.mkdtemp(prefix="fer-bench-")) / "two_faces_640x480.avi"
+    face = cv2.resize(astronaut()[20:330, 110:340], (210, 280))
+    path = folder / "two_faces_640x480.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (640, 480))
     for i in range(frames):
         frame = np.full((480, 640, 3), 90, np.uint8)
@@ -297,6 +408,17 @@ def _video_table(variants: dict, photo: np.ndarray, labels: list[str], frames: i
         frame[120:400, 370 - dx : 580 - dx] = face[:, ::-1]
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()
+    return path
+
+
+def _video_table(variants: dict, photo: np.ndarray, labels: list[str], frames: int = 120) -> pd.DataFrame:
+    """analyze_video end to end on a generated 640x480 clip with two faces (~100 px) that move a little."""
+    import tempfile
+    from pathlib import Path
+
+    from fer.inference.video import analyze_video
+
+    path = two_face_clip(Path(tempfile.mkdtemp(prefix="fer-bench-")), frames)
     from fer.inference.blazeface import BlazeFaceDetector
 
     before = BlazeFaceDetector(tiles=3, haar_fallback=True, close_up_framing=False)  # the 0.2 default detector

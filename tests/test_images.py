@@ -103,6 +103,26 @@ def test_a_huge_photo_is_decoded_reduced_and_boxes_come_back_in_its_own_pixels(t
     assert read_photo(tmp_path / "big.jpg", max_side=None)[0].shape[:2] == (9000, 9000)
 
 
+def test_photos_decode_gray_for_prediction_as_the_colour_decode_converts(tmp_path):
+    """read_photo(gray=True): a JPEG decodes its luma alone (what predict_emotion does: faster, no colour copy),
+    nearly everywhere within a grey level of decoding in colour and converting; other formats converted exactly."""
+    from fer.data.images import read_photo, to_gray
+
+    skimage = require("skimage.data")
+    photo = skimage.astronaut()
+    Image.fromarray(photo).save(tmp_path / "astronaut.jpg", quality=90)
+    Image.fromarray(photo).save(tmp_path / "astronaut.png")
+    gray, scale = read_photo(tmp_path / "astronaut.jpg", gray=True)
+    converted = to_gray(read_photo(tmp_path / "astronaut.jpg")[0])
+    assert gray.shape == (512, 512) and gray.dtype == np.uint8 and scale == 1.0
+    # The colour decode clips saturated channels to 0..255 before the conversion: a few pixels differ more.
+    difference = np.abs(gray.astype(int) - converted)
+    assert difference.mean() < 0.1 and (difference <= 1).mean() > 0.99
+    assert np.array_equal(read_photo(tmp_path / "astronaut.png", gray=True)[0], to_gray(photo))
+    reduced, scale = read_photo(tmp_path / "astronaut.jpg", max_side=128, gray=True)  # DCT-scaled luma
+    assert reduced.ndim == 2 and max(reduced.shape) <= 256 and scale == 512 / max(reduced.shape)
+
+
 def test_predict_reports_boxes_of_a_reduced_photo_in_original_pixels(trained, tmp_path, monkeypatch):
     import fer.data.images
     from fer.inference.predict import predict_emotion
@@ -113,6 +133,6 @@ def test_predict_reports_boxes_of_a_reduced_photo_in_original_pixels(trained, tm
     model = trained[0].model
     (full,) = predict_emotion(tmp_path / "astronaut.png", model=model)
     monkeypatch.setattr(fer.data.images, "MAX_PHOTO_SIDE", 256)  # as if 512 px were huge: decoded at half size
-    monkeypatch.setattr(fer.data.images.read_photo, "__defaults__", (256,))
+    monkeypatch.setattr(fer.data.images.read_photo, "__defaults__", (256, False))
     (reduced,) = predict_emotion(tmp_path / "astronaut.png", model=model)
     assert reduced.box == pytest.approx(full.box, abs=8)  # the same face, in the photo's own pixels

@@ -235,7 +235,7 @@ def add_predict(sub) -> None:
     add_engine(p, "auto")
     p.add_argument("--crop", action="store_true", help="images are face crops: no face detection")
     # default: fer.inference.faces.DEFAULT_DETECTOR (a literal here: the CLI imports OpenCV only when it needs it)
-    p.add_argument("--detector", default="blazeface", choices=["blazeface", "haar", "mtcnn"])
+    p.add_argument("--detector", default="blazeface", choices=["blazeface", "blazeface-cascade", "haar", "mtcnn"])
     p.add_argument("--stride", type=int, default=1, help="videos: analyse every N-th frame")
     p.add_argument(
         "--detect-every",

@@ -62,6 +62,8 @@ AREA_SIDE_SLACK = 0.8
 DEFAULT_DETECTOR = "blazeface"
 _DETECTORS: dict[str, Callable[[], Callable]] = {
     "blazeface": BlazeFaceDetector,
+    # The default before 0.5: BlazeFace's faces re-measured by the cascade (slower; docs/detection.md).
+    "blazeface-cascade": lambda: BlazeFaceDetector(cascade=True),
     "haar": HaarDetector,
     "mtcnn": MTCNNDetector,
 }
@@ -72,7 +74,7 @@ _idle_lock = threading.Lock()
 
 
 def get_detector(detector=DEFAULT_DETECTOR) -> Callable[[np.ndarray], list[Face]]:
-    """A new detector by name ("blazeface", "haar", "mtcnn"); a callable is returned as is.
+    """A new detector by name ("blazeface", "blazeface-cascade", "haar", "mtcnn"); a callable is returned as is.
 
     An instance is for one thread at a time; detect_faces borrows pooled ones (borrowed_detector)."""
     if callable(detector):

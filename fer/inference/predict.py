@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from fer.analysis.probabilities import adjust, classes_of, predict_proba, prior_weights, training_prior
-from fer.data.images import FACE_SIZE, MAX_PHOTO_SIDE, as_array, read_photo, to_face
+from fer.data.images import FACE_SIZE, as_array, read_photo, to_face
 from fer.errors import ImageError, ModelError
 from fer.inference.faces import DEFAULT_DETECTOR, DEFAULT_MARGIN, Face, crop_face, detect_faces
 from fer.modeling.files import (
@@ -331,7 +331,8 @@ def predict_emotion(
     face_crop: True: each image is one face (no detection) -> a Faces of one Prediction (box None).
         False: find the faces. None (default): a 48x48 image is a crop, anything else a photo.
     boxes: your own face boxes [(x, y, w, h), ...] to skip detection (a list of such lists for a list).
-    detector: "blazeface" (default), "haar", "mtcnn" (research extra) or a callable gray -> list[Face].
+    detector: "blazeface" (default), "blazeface-cascade" (the cascade re-measures its faces: before 0.5), "haar",
+        "mtcnn" (research extra) or a callable gray -> list[Face].
     margin: share of the box added on each side before cropping (FER-2013's framing; docs/detection.md).
     align: level the eyes first (blazeface and mtcnn give eye landmarks).
     close_ups: retry a photo without a face as a close-up (off for video frames, which are scenes).
@@ -468,7 +469,7 @@ def _decoded(image, channel_order: str, reduce: bool = True, gray: bool = False)
     arrays, PIL images and photos with your own boxes (in original pixels) as they are (scale 1). `gray`: a file
     is decoded gray (arrays stay as given: converting them costs what detection's own conversion does)."""
     if isinstance(image, (str, Path)):
-        return read_photo(image, max_side=MAX_PHOTO_SIDE if reduce else None, gray=gray)
+        return read_photo(image, gray=gray) if reduce else read_photo(image, max_side=None, gray=gray)
     return as_array(image, channel_order), 1.0
 
 
