@@ -28,6 +28,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from fer.data.classes import EMOTIONS, FERPLUS_CLASSES
+from fer.data.ferplus import convert_probabilities
 from fer.inference.blazeface import TO_FER_FRAMING, BlazeFaceDetector, _framed
 from fer.inference.faces import DEFAULT_MARGIN, crop_face, iou
 from fer.inference.predict import _Answer
@@ -109,12 +111,15 @@ def fit_regression(records, frame, ridge: float = 1e-3):
     return framing
 
 
-def fit_median(records):
-    """TO_FER_FRAMING's form (centre shift in box widths/heights, side ratio), medians fitted on `records`."""
+def fit_median(records, reference: str = "truth"):
+    """TO_FER_FRAMING's form (centre shift in box widths/heights, side ratio), medians fitted on `records` against
+    the true box (or the cascade's re-measure, where it found the face)."""
     shifts = []
     for r in records:
+        if r[reference] is None:
+            continue
         x, y, w, h = r["box"]
-        tx, ty, tw, th = r["truth"]
+        tx, ty, tw, th = r[reference]
         shifts.append([((tx + tw / 2) - (x + w / 2)) / w, ((ty + th / 2) - (y + h / 2)) / h, max(tw, th) / max(w, h)])
     framing = tuple(float(v) for v in np.median(shifts, axis=0))
     return lambda record: _framed(record["box"], framing)
@@ -122,6 +127,7 @@ def fit_median(records):
 
 MAPPINGS = {
     "median box (fitted here)": fit_median,
+    "median box, fitted to the cascade's box": lambda records: fit_median(records, "cascade"),
     "box + keypoints (ridge)": lambda records: fit_regression(records, box_frame),
     "keypoints alone (ridge)": lambda records: fit_regression(records, keypoint_frame),
 }
@@ -136,9 +142,17 @@ def main() -> None:
     parser.add_argument("--data", help="FER-2013 root (default: $FER2013_DIR, else data/fer2013)")
     parser.add_argument("--n", type=int, default=2481, help="validation faces to paste (2481: all of them)")
     parser.add_argument("--folds", type=int, default=4)
+    parser.add_argument(
+        "--labels",
+        choices=["ferplus", "fer2013"],
+        default="ferplus",
+        help="score against the FER+ majority (default) or FER-2013's labels (contempt dropped)",
+    )
     parser.add_argument("--out", help="also write the table as CSV")
     args = parser.parse_args()
-    _, val = split_data(TrainConfig(data=args.data, labels="ferplus_majority"))
+    _, val = split_data(
+        TrainConfig(data=args.data, labels="ferplus_majority" if args.labels == "ferplus" else "fer2013")
+    )
     records = pasted_faces(val, args.n, np.random.default_rng(0))
     fold = np.arange(len(records)) % args.folds
     boxes = {name: [None] * len(records) for name in [*MAPPINGS, *FIXED]}
@@ -155,7 +169,10 @@ def main() -> None:
     correct = {}
     for name, found in boxes.items():
         crops = [crop_face(r["patch"], _shifted(b, r["offset"]), DEFAULT_MARGIN) for r, b in zip(records, found)]
-        correct[name] = answer.probabilities(np.stack(crops)).argmax(1) == labels
+        probabilities = answer.probabilities(np.stack(crops))
+        if args.labels == "fer2013":
+            probabilities = convert_probabilities(probabilities, FERPLUS_CLASSES, EMOTIONS)
+        correct[name] = probabilities.argmax(1) == labels
     base = correct["cascade re-measure (0.4)"].astype(float)
     rows = []
     for name, found in boxes.items():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from helpers import require
 
-from fer.inference.faces import Face, _mapped, detect_faces, iou
+from fer.inference.faces import Face, HaarDetector, _mapped, detect_faces, get_detector, iou
 from fer.inference.predict import predict_emotion
 
 skdata = require("skimage.data")
@@ -210,3 +210,27 @@ def test_every_detector_declares_what_it_can_do():
     assert isinstance(wrapped, FunctionDetector) and isinstance(wrapped, Detector)
     assert not wrapped.takes_min_side and wrapped.haar is None and wrapped(np.zeros((9, 9), np.uint8), min_side=5)
     assert detect_faces(np.zeros((300, 300), np.uint8), detector=mine)[0].box == (1, 2, 3, 4)
+
+
+def test_the_default_never_asks_the_cascade_about_faces_blazeface_is_sure_of(astronaut, monkeypatch):
+    """Issue 34: BlazeFace's mapped box is the crop; the cascade is neither run nor loaded for a portrait or a
+    scene (it costs ~4.4 ms a face), and detector="blazeface-cascade" is the 0.4 path that re-measures."""
+    from fer.inference.blazeface import TO_FER_FRAMING, BlazeFaceDetector, _framed
+
+    def no_cascade(*args, **kwargs):
+        raise AssertionError("the cascade ran")
+
+    monkeypatch.setattr(HaarDetector, "remeasure", no_cascade)
+    monkeypatch.setattr(HaarDetector, "__call__", no_cascade)
+    detector = BlazeFaceDetector()
+    scene = np.full((700, 1100, 3), 90, np.uint8)
+    scene[100:612, 0:512] = astronaut
+    scene[188:700, 588:1100] = astronaut[:, ::-1]
+    gray = cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)  # what detect_faces reads
+    _, raw, _ = max(detector.proposals(gray), key=lambda proposal: proposal[0])
+    (face,) = detect_faces(astronaut, detector)
+    assert face.box == _framed(raw, TO_FER_FRAMING) and len(detect_faces(scene, detector)) == 2
+    assert detector._haar is None  # never even loaded
+    monkeypatch.undo()
+    old = get_detector("blazeface-cascade")
+    assert old.cascade and detect_faces(astronaut, old)[0].box != face.box  # re-measured: a box of its own

@@ -269,3 +269,31 @@ def test_the_cli_takes_a_prior_and_refuses_a_bad_one_in_one_line(tmp_path, capsy
     assert main(["predict", str(photo), "--crop", "--prior", "joy=1"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: prior names classes this model does not have: ['joy']")
+
+
+def test_one_photo_runs_without_a_thread_and_many_read_ahead_in_order(scenes, monkeypatch, tmp_path):
+    """A single photo is decoded, detected and classified in the caller's thread (a thread per call cost ~0.3 ms
+    of a ~2 ms portrait); more photos than a chunk are read ahead in a second thread, in order, same answers."""
+    import concurrent.futures
+
+    from PIL import Image
+
+    files = []
+    for k, name in enumerate(["astronaut", "group", "close_up", "coffee", "astronaut"]):
+        files.append(tmp_path / f"{k}_{name}.jpg")
+        Image.fromarray(scenes[name]).save(files[-1], quality=92)
+    alone = [_answers(predict_emotion(f)) for f in files]  # warms the model before threads are forbidden
+
+    class NoThreads:
+        def __init__(self, *args, **kwargs):
+            raise AssertionError("a single photo started a thread")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(concurrent.futures, "ThreadPoolExecutor", NoThreads)
+        assert _answers(predict_emotion(files[0])) == alone[0]
+        assert [_answers(r) for r in predict_emotion(files[:2])] == alone[:2]  # one chunk: no thread either
+    # Three chunks; iter_photos decodes in colour (its callers draw on the photo), so probabilities agree to 1e-4.
+    ahead = [[a[:2] + a[3:] for a in _answers(r.faces)] for r in predict_module.iter_photos(files, chunk=2)]
+    assert ahead == [[a[:2] + a[3:] for a in faces] for faces in alone] and alone[3] == [] and len(alone[1]) == 3
+    probabilities = [p.probability for r in predict_module.iter_photos(files, chunk=2) for p in r.faces]
+    assert probabilities == pytest.approx([a[2] for faces in alone for a in faces], abs=1e-4)

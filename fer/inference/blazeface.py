@@ -1,4 +1,4 @@
-"""BlazeFace: a fast neural face detector, with the Haar cascade re-measuring its boxes.
+"""BlazeFace: a fast neural face detector, whose boxes are mapped to FER-2013's framing.
 
 BlazeFace (Bazarevsky et al. 2019, "BlazeFace: Sub-millisecond Neural Face Detection on Mobile
 GPUs") is MediaPipe's selfie-range face detector: a 128x128 RGB input, 896 anchor boxes, six
@@ -8,29 +8,24 @@ is MediaPipe's `face_detection_short_range.tflite` (Apache License 2.0; see
 (`blazeface_short_range.onnx`), which ONNX Runtime runs by default, so detection stays offline and
 needs neither TensorFlow nor LiteRT (a `.tflite` path runs on LiteRT, or TensorFlow's `tf.lite.Interpreter`).
 
-Why it is the default detector (benchmarks/bench_detection.py): about 1.5 ms a pass instead of the
+Why it is the default detector (benchmarks/bench_detection.py): about 1 ms a pass instead of the
 cascade's 70+ ms on a 512x512 photo, and it finds faces that fill the frame (selfies, close-ups),
 which the cascade misses without background around the face. Its reach is faces down to about a
 sixth of the image side; smaller faces are found on overlapping tiles of the image (down to about a
-twelfth of the side). Where BlazeFace finds nothing, the cascade does not search the whole image (that
-fallback, `haar_fallback=True`, is off since 0.3: it cost every photo without a face a whole-image search):
-for crowds of small faces, use detector="haar".
+twelfth of the side). For crowds of smaller faces, use detector="haar".
 
-Its boxes are not FER-2013's framing (they cut the forehead: on validation faces the FER-2013 box
-is 1.16x as wide and 9% of a width higher). The network was trained on Haar boxes, so each
-BlazeFace box is mapped to that framing and then re-measured by the cascade in its neighbourhood
-(`HaarDetector.remeasure`, cheap: a narrow search around one face). Where the cascade does not
-confirm a face (a profile, a tilted head) the mapped box is kept if BlazeFace is confident.
+Its boxes are not FER-2013's framing (FER-2013's faces are the Haar cascade's boxes; on validation faces
+that box is 1.16x as wide and 9% of a width higher), so each box is mapped to it: TO_FER_FRAMING for a face
+in a scene, CLOSE_UP_FRAMING for a face that fills the photo (fitted on validation faces:
+benchmarks/fit_framing.py, fit_close_up_framing.py). Until 0.4 the cascade then re-measured every scene face
+in its neighbourhood (~4-5 ms a face, most of a portrait's time); since 0.5 the mapped box is the crop: on
+2,384 validation faces in scenes its crops score +0.25 +- 0.44 points against the re-measure's
+(docs/detection.md). `cascade=True` (detector="blazeface-cascade") keeps that path.
 
-The cascade's box is kept rather than the mapped one: it scores better on real photos (wild-dev),
-the mapped one only on images made from FER-2013 faces (docs/experiments.md, "Face crops").
-
-A face that fills the photo (a portrait, a selfie, a crop) is the exception: without background
-around it the cascade boxes it too tight, and getting FER-2013's framing took a second search of a
-bordered copy of the photo (most of a portrait's time). Such a face's BlazeFace box is mapped
-straight to that framing with CLOSE_UP_FRAMING instead (fitted on validation close-ups:
-benchmarks/fit_close_up_framing.py), and the tiles, which only hold faces too small to stand beside it,
-are skipped: one network pass per portrait.
+A face BlazeFace is unsure of (score under MIN_UNCONFIRMED_SCORE) is looked at again on a square twice its
+size around it and kept if BlazeFace is sure there (`second_look`); the cascade is only asked about an unsure
+face that fills the frame (no background for a closer look to add) and, through detect_faces, about close-ups
+BlazeFace misses: it is loaded on first such use, never for a photo whose faces BlazeFace is sure of.
 """
 
 from __future__ import annotations
@@ -239,14 +234,15 @@ class BlazeFaceDetector:
     """Faces in a gray or RGB image: BlazeFace on the whole image (and tiles), boxes in FER-2013's framing.
 
     `Face.score` is BlazeFace's probability; `left_eye`/`right_eye` are its eye landmarks (so
-    `align=True` works); `haar` is the cascade that re-measures the boxes (and that detect_faces
-    uses for its close-up second opinions, and searches the image with when BlazeFace finds nothing).
-    `min_side` (detect_faces' retries): only faces at least that many px wide, so tiles (which hold
-    faces under TILE_MAX_FACE of half the image) and the cascade's small scales are skipped.
-    `close_up_framing` (default on): a frame-filling face is framed by CLOSE_UP_FRAMING, without the
-    cascade, and detect_faces skips its bordered re-measure (`frames_close_ups`); off: the cascade
-    re-measures every face and detect_faces re-measures frame-filling ones on a bordered copy (the
-    path before 0.3, kept for comparison: benchmarks/bench_inference.py, fit_close_up_framing.py).
+    `align=True` works); `haar` is the cascade (loaded on first use): the second opinion on an unsure
+    frame-filling face and detect_faces' close-up retries, and with `haar_fallback` the search of a photo
+    where BlazeFace finds nothing. `min_side` (detect_faces' retries): only faces at least that many px
+    wide, so tiles (which hold faces under TILE_MAX_FACE of half the image) are skipped.
+    `cascade` (off by default; on: the path until 0.4): the cascade re-measures each scene face and confirms
+    unsure ones, instead of the mapped box and the closer look. `close_up_framing` (default on): a
+    frame-filling face is framed by CLOSE_UP_FRAMING and detect_faces skips its bordered re-measure
+    (`frames_close_ups`); off: the cascade re-measures every face and detect_faces re-measures frame-filling
+    ones on a bordered copy (the path before 0.3, kept for comparison: benchmarks/, fit_close_up_framing.py).
     """
 
     takes_min_side = True

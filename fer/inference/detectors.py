@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -47,6 +48,10 @@ class Detector(Protocol):
     def __call__(self, gray: np.ndarray, min_side: int = 0) -> list[Face]: ...
 
 
+_DECLARED = ("takes_min_side", "frames_close_ups", "haar")
+_MISSING = object()
+
+
 class FunctionDetector:
     """Your own detector, a callable gray -> list[Face], as a Detector: the abilities it declares (any of the
     three attributes), none that it does not."""
@@ -63,7 +68,10 @@ class FunctionDetector:
 
 def as_detector(detector) -> Detector:
     """`detector` itself where it is a Detector, else a callable wrapped as one."""
-    return detector if isinstance(detector, Detector) else FunctionDetector(detector)
+    # Looked up statically (as isinstance does from Python 3.12): a property such as BlazeFaceDetector.haar, which
+    # loads the cascade, is not run just to ask whether it is there.
+    declared = all(inspect.getattr_static(detector, name, _MISSING) is not _MISSING for name in _DECLARED)
+    return detector if declared and callable(detector) else FunctionDetector(detector)
 
 
 class HaarDetector:
