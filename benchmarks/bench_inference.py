@@ -1,16 +1,20 @@
-"""Inference benchmarks: photos end to end against the path before 0.3, batched face crops per backend, live video.
+"""Inference benchmarks: photos end to end against the previous release's path, batched face crops per backend, video.
 
     python benchmarks/bench_inference.py [--model models/fer_emotion.keras] [--repeats 20] [--no-export]
-                                         [--wild ../shared/wild-dev] [--out reports/benchmarks/inference.csv]
+                                         [--wild ../shared/wild-dev] [--out reports/benchmarks/before_and_now.csv]
+                                         [--peer-python /tmp/peervenv/bin/python] [--only-table0]
 
 Prints tables:
 0. today against before, in this same process (nothing else should run): median ms per photo of
-   predict_emotion with the default model on 256x256 portraits (one large face: wild-dev photos and
-   crops of scikit-image's photos resized to 256x256), on the 512x512 astronaut, on photos without a
-   face; and photos/s of the wild-dev folder one call per photo and as one list. "before" is the
-   0.2 path: the Keras model and BlazeFace with the cascade re-measuring frame-filling faces on a
-   bordered copy (BlazeFaceDetector(close_up_framing=False)); "now" is the default (the model's
-   ONNX twin, close-up framing);
+   predict_emotion with the default model on JPEG portraits written for the run (256x256 and 256x320: the wild-dev
+   photos shrunk onto a plain backdrop, and four colour crops of scikit-image's astronaut; decoding included), on
+   the 512x512 astronaut, on photos without a face; photos/s of the wild-dev folder one call per photo and as one
+   list; frames/s of analyze_video on a 640x480 clip with two faces, detection on every frame; photos/s of
+   `python -m fer predict` on the portraits folder (start-up included). "before (0.4)" is the 0.4 path: files
+   decoded in colour, BlazeFace's faces re-measured by the cascade (detector="blazeface-cascade"); "now" is the
+   default, and "now, FER_ENGINE=int8" the same with the int8 twin. With --peer-python (the python of a SEPARATE
+   venv holding PyPI's `fer` package, which is also imported as `fer`: never install it beside this project),
+   the same portraits through that package (benchmarks/peer_fer.py) and our time as a share of its;
 1. median latency of predict_emotion on one photo (the scikit-image astronaut, 512x512, one
    face), split into detection and the rest;
 2. faces/s on 48x48 crops at batch 1 (one face per call, the latency case) and batch 256, for

@@ -12,7 +12,7 @@ prediction needs only the core install (ONNX Runtime), training and evaluation t
 import os as _os
 from importlib import import_module
 
-__version__ = "0.4.0"
+__version__ = "0.5.0.dev0"
 
 if _os.environ.get("FER_QUIET_KERNEL") == "1":  # a notebook kernel fer.pipeline started: TensorFlow's lines kept off
     from fer import quiet as _quiet

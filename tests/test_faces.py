@@ -321,11 +321,13 @@ def test_crops_of_fer_faces_match_the_originals(real_data):
     test = load_split(real_data, "test")
     faces = test.images[np.random.default_rng(0).choice(len(test), 120, replace=False)]
     margins = sorted({0.0, 0.1, 0.2, DEFAULT_MARGIN})
-    # The framing of the cascade's own boxes (its first pass: no close-up retries).
+    # The default detector's framing (its first pass: no close-up retries).
     results = {m: roundtrip_crops(faces, margin=m, close_ups=False, whole_image=False) for m in margins}
-    assert len(results[0.0][0]) >= 40  # the cascade finds most upscaled FER faces
+    assert len(results[0.0][0]) >= 40  # most upscaled FER faces are found
     means = {m: float(r[2].mean()) for m, r in results.items()}
-    assert means[0.0] == max(means.values()) and means[0.0] > 0.58  # measured: 0.61 (0.54 at 0.04, 0.39 at 0.1)
+    # Measured: 0.57 at margin 0 (0.52 at 0.04, 0.41 at 0.1); the cascade's re-measure (0.4) reproduced the pixels
+    # closer (0.61) and its crops scored no better (benchmarks/fit_framing.py: accuracy is what the margin is for).
+    assert means[0.0] == max(means.values()) and means[0.0] > 0.55
     assert 0 < DEFAULT_MARGIN < 0.1 and means[DEFAULT_MARGIN] > means[0.1] + 0.1
     # The close-up retries find nearly all of them (the faces fill 3/5 of the canvas at most).
     assert len(roundtrip_crops(faces)[0]) >= 0.95 * len(faces)
