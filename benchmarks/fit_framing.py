@@ -27,6 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
+from fit_close_up_framing import relative  # benchmarks/ is the script's folder: the same relation, one definition
 
 from fer.data.classes import EMOTIONS, FERPLUS_CLASSES
 from fer.data.ferplus import convert_probabilities
@@ -118,9 +119,7 @@ def fit_median(records, reference: str = "truth"):
     for r in records:
         if r[reference] is None:
             continue
-        x, y, w, h = r["box"]
-        tx, ty, tw, th = r[reference]
-        shifts.append([((tx + tw / 2) - (x + w / 2)) / w, ((ty + th / 2) - (y + h / 2)) / h, max(tw, th) / max(w, h)])
+        shifts.append(relative(r[reference], r["box"]))
     framing = tuple(float(v) for v in np.median(shifts, axis=0))
     return lambda record: _framed(record["box"], framing)
 

@@ -332,7 +332,7 @@ class BlazeFaceDetector:
         if not faces and self.haar_fallback:
             # Nothing BlazeFace can see: faces under about a twelfth of the image side (a crowd, a
             # distant group) are beyond its reach even on tiles, so the cascade searches the image.
-            return (self.haar or HaarDetector())(gray, min_side=min_side)
+            return self.haar(gray, min_side=min_side)
         return faces
 
     def second_look(self, image: np.ndarray, box) -> float:
