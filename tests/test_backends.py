@@ -75,6 +75,10 @@ def test_trains_on_jax_and_model_files_cross_backends(trained, tmp_path):
 
 
 # Two virtual CPU devices stand in for two GPUs: keras.distribution.DataParallel splits each batch across them.
+# What data parallelism promises is the same update from the same state: a run of one global batch per epoch
+# compares that step by step. Over many steps the runs part by float rounding, which is chaotic and CPU-dependent
+# (XLA's CPU kernels pick their blocking by the per-device batch, differently on Intel's oneDNN/AMX than on AMD:
+# docs/training.md, "Numbers across CPUs"), so the longer run checks only that the model trains and is saved.
 DATA_PARALLEL_SCRIPT = """
 import json, sys
 import keras, numpy as np
@@ -88,13 +92,16 @@ no_noise = {"rotation": 0.0, "flip": False, "shift": 0.0, "zoom": 0.0, "erasing"
 common = dict(train_faces=make_sample(16, seed=0), val_faces=make_sample(4, seed=1), model="vgg_lite",
               model_options={"dropout": 0.0}, augmentation=no_noise, epochs=2, batch_size=16, precision="float32",
               class_weighting=False, verbose=0)
+batch = {**common, "train_faces": make_sample(16, seed=0).subset(np.arange(0, 112, 7)), "epochs": 3, "seed": 7}
+steps = [train(out_dir=f"{out}/step{n}", distribute=d, **batch).history["loss"].tolist()
+         for n, d in ((1, "none"), (2, "data_parallel"))]
 one = train(out_dir=f"{out}/one", distribute="none", **common)
 two = train(out_dir=f"{out}/two", distribute="data_parallel", **common)
 faces = make_sample(2, seed=3).images
 keras.distribution.set_distribution(None)
 json.dump({
     "devices": [one.summary["devices"], two.summary["devices"]],
-    "one": one.history[["loss", "val_loss"]].to_numpy().tolist(),
+    "steps": steps,
     "two": two.history[["loss", "val_loss"]].to_numpy().tolist(),
     # The data-parallel run's file, read back on one device, predicts as the model it trained.
     "file_vs_memory": float(np.abs(predict_proba(load_model(f"{out}/two/best.keras"), faces)
@@ -105,7 +112,7 @@ json.dump({
 """
 
 
-def test_data_parallel_on_two_devices_follows_the_one_device_loss_curve(tmp_path):
+def test_data_parallel_on_two_devices_makes_the_one_device_updates(tmp_path):
     env = {
         **os.environ,
         "KERAS_BACKEND": "jax",
@@ -122,10 +129,14 @@ def test_data_parallel_on_two_devices_follows_the_one_device_loss_curve(tmp_path
     assert done.returncode == 0, done.stderr[-3000:]
     info = json.loads((tmp_path / "dp.json").read_text())
     assert info["devices"] == [1, 2]
-    one, two = np.array(info["one"]), np.array(info["two"])
-    # Same data, order, initialisation and global batch: the same updates up to the order of float sums across
-    # devices, whose differences grow a little with every step (measured: 0.01% after one epoch, 2% after two).
-    assert two[0] == pytest.approx(one[0], rel=2e-3)
-    assert two[1] == pytest.approx(one[1], rel=5e-2)
+    one, two = np.array(info["steps"])
+    # Step 1 is the forward pass on the initial weights: batch-norm statistics over the global batch, the loss its
+    # mean (measured 4e-7 apart; statistics per device's 8 faces would be 0.6% apart).
+    assert two[0] == pytest.approx(one[0], rel=1e-4)
+    # Steps 2 and 3 follow one and two updates: the same gradient, averaged over the global batch (measured 1e-5 and
+    # 1e-4 apart as the loss falls ~100x; a gradient summed over the devices, i.e. twice the step, is 250% off).
+    np.testing.assert_allclose(two[1:], one[1:], rtol=1e-2)
+    curve = np.array(info["two"])
+    assert curve[1, 0] < curve[0, 0]  # the two-device run learns
     assert info["file_vs_memory"] < 1e-5
     assert info["reopened"] == 2
