@@ -22,7 +22,7 @@ Configurations, each timed in this same process so the ratios hold:
 - 0.4: the 0.4 release's defaults: BlazeFace with tiles as the overlap needs, the cascade re-measuring every face
   that does not fill the frame and confirming faces BlazeFace is unsure of (`BlazeFaceDetector(cascade=True)`),
   frame-filling faces framed from BlazeFace's box (CLOSE_UP_FRAMING), the close-up retries;
-- now: `detect_faces` defaults: BlazeFace alone (fer.inference.blazeface): every face framed from its box
+- now: `detect_faces` defaults: BlazeFace alone (fer.inference.detectors.blazeface): every face framed from its box
   (TO_FER_FRAMING, CLOSE_UP_FRAMING), unsure faces confirmed by a closer BlazeFace look, no cascade;
 - mtcnn: `detect_faces(detector="mtcnn")`.
 Last, one 512x512 photo (scikit-image's astronaut) end to end per configuration: detect, crop and
@@ -47,12 +47,16 @@ import pandas as pd
 # benchmarks/ is the script's folder: shared rules
 from bench_inference import median_seconds, no_face_photos, portrait_set
 
-from fer.analysis.evaluation import predict_proba
-from fer.data.ferplus import FERPLUS_CLASSES, convert_probabilities
+from fer.analysis.probabilities import predict_proba
+from fer.data.classes import EMOTIONS, FERPLUS_CLASSES
+from fer.data.ferplus import convert_probabilities
 from fer.data.images import read_image
-from fer.data.loading import EMOTIONS, data_dir, label_of, load_split
-from fer.inference.faces import DEFAULT_MARGIN, HaarDetector, crop_face, detect_faces, iou
-from fer.inference.predict import load_model
+from fer.data.loading import data_dir, label_of, load_split
+from fer.inference.cropping import DEFAULT_MARGIN, crop_face
+from fer.inference.detectors.base import iou
+from fer.inference.detectors.haar import HaarDetector
+from fer.inference.faces import detect_faces
+from fer.inference.models import load_model
 
 CONFIGS = {
     # The detection of the release before close-up handling: cascade scale step 1.1, 1024 px, no
@@ -80,10 +84,9 @@ def _detect_options(config: dict) -> dict:
     old = options.get("detector")
     if old in ("blazeface-0.2", "blazeface-0.4"):  # built on first use: it loads BlazeFace
         if old not in _OLD_BLAZEFACE:
-            from fer.inference.blazeface import BlazeFaceDetector
+            from old_detectors import BlazeFace02, BlazeFace04  # benchmarks/ is the script's folder
 
-            settings = {"tiles": 3, "haar_fallback": True, "close_up_framing": False} if old.endswith("2") else {}
-            _OLD_BLAZEFACE[old] = BlazeFaceDetector(cascade=True, **settings)
+            _OLD_BLAZEFACE[old] = BlazeFace02() if old.endswith("2") else BlazeFace04()
         options["detector"] = _OLD_BLAZEFACE[old]
     return options
 

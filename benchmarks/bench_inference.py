@@ -43,8 +43,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from fer.inference.faces import detect_faces  # noqa: E402
-from fer.inference.predict import default_model_path, load_model, predict_emotion, predict_emotions  # noqa: E402
+from fer.inference.models import load_model, resolve_model  # noqa: E402
+from fer.inference.predict import predict_crop, predict_emotion  # noqa: E402
 from fer.modeling.architectures import build_model  # noqa: E402
+from fer.modeling.files import default_model_path  # noqa: E402
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -111,7 +113,7 @@ def main() -> None:
     base = None
     for batch in (1, 32, 256):
         seconds = median_seconds(
-            lambda b=batch: predict_emotions(faces[: max(b, 64)], model=model, batch_size=b), max(3, args.repeats // 4)
+            lambda b=batch: predict_crop(faces[: max(b, 64)], model=model, batch_size=b), max(3, args.repeats // 4)
         )
         per_second = max(batch, 64) / seconds
         base = base or per_second
@@ -213,8 +215,6 @@ def before_and_now(wild: str | None, repeats: int, peer_python: str | None = Non
     import tempfile
 
     from skimage.data import astronaut
-
-    from fer.inference.predict import resolve_model
 
     int8 = resolve_model(None, engine="int8")
     paths = {
@@ -340,7 +340,7 @@ def _backends(path, data) -> dict:
 
     variants = {"keras (TensorFlow)": (load_model(path), Path(path))}
     try:
-        from fer.inference.exporting import export
+        from fer.release.exporting import export
     except ImportError:
         return variants
     folder = Path(tempfile.mkdtemp(prefix="fer-bench-"))
@@ -360,7 +360,8 @@ def _backends(path, data) -> dict:
 
 
 def _backend_table(variants: dict, faces: np.ndarray, data) -> pd.DataFrame:
-    from fer.analysis.evaluation import evaluate, predict_proba
+    from fer.analysis.evaluation import evaluate
+    from fer.analysis.probabilities import predict_proba
     from fer.data.loading import data_dir, has_split, load_split, train_images_beside
 
     root = data_dir(data)
@@ -423,9 +424,9 @@ def _video_table(variants: dict, photo: np.ndarray, labels: list[str], frames: i
     from fer.inference.video import analyze_video
 
     path = two_face_clip(Path(tempfile.mkdtemp(prefix="fer-bench-")), frames)
-    from fer.inference.blazeface import BlazeFaceDetector
+    from old_detectors import BlazeFace02  # benchmarks/ is the script's folder
 
-    before = BlazeFaceDetector(tiles=3, haar_fallback=True, close_up_framing=False)  # the 0.2 default detector
+    before = BlazeFace02()  # the 0.2 default detector
     runs = [  # (label, model, detector label, detector)
         ("before: Keras", variants["keras (TensorFlow)"][0], "blazeface 0.2", before),
         ("now: ONNX float32 (the twin)", variants["onnx float32"][0], "blazeface", "blazeface"),

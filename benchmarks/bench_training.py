@@ -29,11 +29,15 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from fer.data.augment import Augmentation  # noqa: E402
-from fer.data.batches import FaceBatches, to_model_input  # noqa: E402
-from fer.data.loading import EMOTIONS, data_dir, load_fer2013  # noqa: E402
+from fer.data.batches import FaceBatches  # noqa: E402
+from fer.data.classes import EMOTIONS
+from fer.data.images import to_model_input
+from fer.data.loading import data_dir, load_fer2013  # noqa: E402
 from fer.data.sample import make_sample  # noqa: E402
 from fer.modeling.architectures import build_model  # noqa: E402
-from fer.modeling.training import TrainConfig, build_for_training, compile_model, native_bfloat16  # noqa: E402
+from fer.modeling.config import TrainConfig  # noqa: E402
+from fer.modeling.devices import native_bfloat16  # noqa: E402
+from fer.modeling.network import build_for_training, compile_model  # noqa: E402
 
 
 class _EpochTimer(keras.callbacks.Callback):

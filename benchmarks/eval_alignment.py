@@ -20,10 +20,11 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from fer.analysis.evaluation import predict_proba  # noqa: E402
+from fer.analysis.probabilities import predict_proba  # noqa: E402
 from fer.data.loading import data_dir, load_split  # noqa: E402
-from fer.inference.faces import crop_face, detect_faces  # noqa: E402
-from fer.inference.predict import load_model  # noqa: E402
+from fer.inference.cropping import crop_face  # noqa: E402
+from fer.inference.faces import detect_faces  # noqa: E402
+from fer.inference.models import load_model  # noqa: E402
 
 
 def main() -> None:

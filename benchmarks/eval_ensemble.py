@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer.analysis.evaluation import DEFAULT_TTA, TTA_SCHEMES, predict_proba, tta_views
-from fer.inference.predict import load_model
+from fer.analysis.probabilities import DEFAULT_TTA, TTA_SCHEMES, predict_proba, tta_views
+from fer.inference.models import load_model
+from fer.modeling.config import TrainConfig
 from fer.modeling.ensembling import compare_subsets
-from fer.modeling.training import TrainConfig, split_data
+from fer.modeling.run_data import split_data
 from fer.pipeline import run_id_of
 
 SPLIT_FIELDS = ("data", "validation", "val_fraction", "split_seed", "max_train_samples")

@@ -32,14 +32,23 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import fer  # noqa: E402  (fer before keras: its start-up lines stay off the terminal)
-from fer.analysis.evaluation import Evaluation, predict_proba  # noqa: E402
-from fer.analysis.probabilities import adjust, classes_of, heads_of, prior_weights, training_prior  # noqa: E402
-from fer.data.ferplus import FERPLUS_CLASSES, classes_for_size, convert_probabilities  # noqa: E402
+from fer.analysis.evaluation import Evaluation  # noqa: E402
+from fer.analysis.probabilities import (  # noqa: E402
+    adjust,
+    classes_of,
+    heads_of,
+    predict_proba,
+    prior_weights,
+    training_prior,
+)
+from fer.data.classes import EMOTIONS, FERPLUS_CLASSES, classes_for_size  # noqa: E402
+from fer.data.ferplus import convert_probabilities  # noqa: E402
 from fer.data.images import read_photo  # noqa: E402
-from fer.data.loading import EMOTIONS  # noqa: E402
-from fer.inference.faces import DEFAULT_MARGIN, crop_face, detect_faces  # noqa: E402
-from fer.inference.predict import load_model  # noqa: E402
-from fer.modeling.training import TrainConfig, split_data  # noqa: E402
+from fer.inference.cropping import DEFAULT_MARGIN, crop_face  # noqa: E402
+from fer.inference.faces import detect_faces  # noqa: E402
+from fer.inference.models import load_model  # noqa: E402
+from fer.modeling.config import TrainConfig  # noqa: E402
+from fer.modeling.run_data import split_data  # noqa: E402
 
 
 def prior_setting(setting: str, model, head: str | None):

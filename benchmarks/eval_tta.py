@@ -4,8 +4,8 @@
 
 Rebuilds the run's own validation split from its config.json (the stratified hold-out of train,
 without copies of test images), scores the run's model on it with every scheme of
-`fer.analysis.evaluation.TTA_SCHEMES` and without TTA, and prints accuracy and macro-F1 per scheme with
-the cost in network passes. `fer.analysis.evaluation.DEFAULT_TTA` (what `--tta` means) is set from this.
+`fer.analysis.probabilities.TTA_SCHEMES` and without TTA, and prints accuracy and macro-F1 per scheme with
+the cost in network passes. `fer.analysis.probabilities.DEFAULT_TTA` (what `--tta` means) is set from this.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from fer.analysis.evaluation import TTA_SCHEMES, evaluate, tta_views
-from fer.inference.predict import load_model
-from fer.modeling.training import TrainConfig, split_data
+from fer.analysis.evaluation import evaluate
+from fer.analysis.probabilities import TTA_SCHEMES, tta_views
+from fer.inference.models import load_model
+from fer.modeling.config import TrainConfig
+from fer.modeling.run_data import split_data
 
 
 def main() -> None:

@@ -4,7 +4,7 @@
 
 A face that fills the photo (a portrait, a selfie, a user's own crop) has no background around it, so the
 cascade boxes it too tight; detect_faces used to re-run the whole detector on a bordered copy of the photo
-to get FER-2013's framing (fer.inference.faces.REFIT_AREA). That second search is most of a portrait's
+to get FER-2013's framing (fer.inference.detectors.base.FRAME_FILLING_AREA). That second search is most of a portrait's
 time. Instead, BlazeFace's own box can be mapped to that framing: (centre shift in box widths, width
 ratio), the medians over close-ups made from VALIDATION faces (split_seed 42; never test): each 48x48 face
 upscaled to 64-400 px, half of them with a thin border (the same recipe as bench_detection's close-ups).
@@ -12,7 +12,7 @@ upscaled to 64-400 px, half of them with a thin border (the same recipe as bench
 The first half of the close-ups fits the three numbers, the second half checks them: top-emotion
 accuracy of crops from (a) the refit (the cascade on the bordered copy: the old path), (b) the mapped box,
 (c) the 48x48 faces themselves, with the paired difference (b - a) and its standard error.
-Prints the fitted numbers (fer.inference.blazeface.CLOSE_UP_FRAMING) and the table.
+Prints the fitted numbers (fer.inference.detectors.blazeface.CLOSE_UP_FRAMING) and the table.
 """
 
 from __future__ import annotations
@@ -23,12 +23,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
+from old_detectors import BlazeFace02  # benchmarks/ is the script's folder
 
-from fer.analysis.evaluation import predict_proba
-from fer.inference.blazeface import BlazeFace, BlazeFaceDetector, _framed
-from fer.inference.faces import DEFAULT_MARGIN, crop_face, detect_faces
-from fer.inference.predict import load_model
-from fer.modeling.training import TrainConfig, split_data
+from fer.analysis.probabilities import predict_proba
+from fer.inference.cropping import DEFAULT_MARGIN, crop_face
+from fer.inference.detectors.blazeface import BlazeFace, _framed
+from fer.inference.faces import detect_faces
+from fer.inference.models import load_model
+from fer.modeling.config import TrainConfig
+from fer.modeling.run_data import split_data
 
 
 def close_ups(faces, n: int, rng) -> list[tuple[np.ndarray, int]]:
@@ -63,7 +66,7 @@ def main() -> None:
     _, val = split_data(TrainConfig(data=args.data))
     model = load_model(args.model or MODELS_DIR / SINGLE_MODEL_NAME)
     net = BlazeFace()
-    old_path = BlazeFaceDetector(close_up_framing=False)
+    old_path = BlazeFace02()
     rows = []
     for image, index in close_ups(val, args.n, np.random.default_rng(0)):
         found = net(image)
@@ -98,7 +101,7 @@ def main() -> None:
 
 
 def _iou(a, b) -> float:
-    from fer.inference.detectors import iou
+    from fer.inference.detectors.base import iou
 
     return iou(a, b)
 

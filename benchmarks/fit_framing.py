@@ -31,10 +31,12 @@ from fit_close_up_framing import relative  # benchmarks/ is the script's folder:
 
 from fer.data.classes import EMOTIONS, FERPLUS_CLASSES
 from fer.data.ferplus import convert_probabilities
-from fer.inference.blazeface import TO_FER_FRAMING, BlazeFaceDetector, _framed
-from fer.inference.faces import DEFAULT_MARGIN, crop_face, iou
-from fer.inference.predict import _Answer
-from fer.modeling.training import TrainConfig, split_data
+from fer.inference.cropping import DEFAULT_MARGIN, crop_face
+from fer.inference.detectors.base import iou
+from fer.inference.detectors.blazeface import TO_FER_FRAMING, BlazeFaceDetector, _framed
+from fer.inference.options import PredictOptions
+from fer.modeling.config import TrainConfig
+from fer.modeling.run_data import split_data
 
 
 def pasted_faces(val, n: int, rng) -> list[dict]:
@@ -163,7 +165,7 @@ def main() -> None:
                 boxes[name][j] = framing(records[j])
     for name, framing in FIXED.items():
         boxes[name] = [framing(r) for r in records]
-    answer = _Answer.make(None)
+    answer = PredictOptions.make(None)
     labels = val.labels[[r["index"] for r in records]]
     correct = {}
     for name, found in boxes.items():

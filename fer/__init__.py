@@ -12,7 +12,7 @@ prediction needs only the core install (ONNX Runtime), training and evaluation t
 import os as _os
 from importlib import import_module
 
-__version__ = "0.5.0.dev0"
+__version__ = "0.5.0"
 
 if _os.environ.get("FER_QUIET_KERNEL") == "1":  # a notebook kernel fer.pipeline started: TensorFlow's lines kept off
     from fer import quiet as _quiet
@@ -23,8 +23,8 @@ _LAZY = {
     # Prediction (the core install)
     "predict_emotion": "fer.inference.predict",
     "predict_crop": "fer.inference.predict",
-    "model_classes": "fer.inference.predict",
-    "load_model": "fer.inference.predict",
+    "model_classes": "fer.inference.models",
+    "load_model": "fer.inference.models",
     "Prediction": "fer.inference.predict",
     "Faces": "fer.inference.predict",
     "explain": "fer.inference.explain",
@@ -48,15 +48,17 @@ _LAZY = {
     # Research (the research extra: Keras, scikit-learn, ...)
     "build_model": "fer.modeling.architectures",
     "train": "fer.modeling.training",
-    "TrainConfig": "fer.modeling.training",
+    "TrainConfig": "fer.modeling.config",
     "evaluate": "fer.analysis.evaluation",
     "ensemble": "fer.modeling.ensembling",
-    "export": "fer.inference.exporting",
+    "export": "fer.release.exporting",
     "Augmentation": "fer.data.augment",
-    # Deprecated in 0.4, gone in 0.5 (each warns and says what to call instead)
-    "predict_emotions": "fer.inference.predict",
-    "predict_faces": "fer.inference.predict",
-    "predict_photos": "fer.inference.predict",
+}
+# Deprecated in 0.4 (a DeprecationWarning for one release), removed in 0.5: asking for one says what to call.
+_REMOVED = {
+    "predict_emotions": "fer.predict_crop(images) (a list or an (N, 48, 48) array)",
+    "predict_faces": "fer.predict_emotion(image)",
+    "predict_photos": "fer.predict_emotion(list_of_photos) (an unreadable item gets `.error`, the rest go on)",
 }
 
 __all__ = sorted(_LAZY)
@@ -73,6 +75,8 @@ def __getattr__(name):
         value = getattr(module, name)
         globals()[name] = value  # looked up once
         return value
+    if name in _REMOVED:
+        raise AttributeError(f"fer.{name} was removed in 0.5 (deprecated since 0.4): use {_REMOVED[name]}")
     raise AttributeError(f"module 'fer' has no attribute {name!r}")
 
 

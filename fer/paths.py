@@ -11,3 +11,5 @@ MODELS_DIR = REPO / "models"
 NOTEBOOKS_DIR = REPO / "notebooks"
 DATA_DIR = REPO / "data"
 REPORTS_DIR = REPO / "reports"
+# The notebook each step of a pipeline run executes, in NOTEBOOKS_DIR (`python -m fer run --steps`).
+STEPS = {"eda": "01_eda.ipynb", "train": "02_train.ipynb", "evaluate": "03_evaluate.ipynb", "faces": "04_faces.ipynb"}

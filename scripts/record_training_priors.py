@@ -12,8 +12,9 @@ import json
 from pathlib import Path
 
 from fer.analysis.probabilities import mean_prior
+from fer.modeling.config import TrainConfig
 from fer.modeling.files import MODELS_DIR, packaged_default
-from fer.modeling.training import TrainConfig, learned_prior
+from fer.modeling.run_data import learned_prior
 
 
 def prior_of(**settings) -> dict:

@@ -118,7 +118,7 @@ def log_tail(out: Path, run_id: str) -> str:
 
 def pack(run_dir: Path, dest: Path) -> Path:
     """`run_dir` as `dest/<run_id>.tar`: its small files, and final.keras without optimizer state."""
-    from fer.release import export_model
+    from fer.release import strip_optimizer
 
     tar_path = dest / f"{run_dir.name}.tar"
     with tarfile.open(tar_path, "w") as tar, tempfile.TemporaryDirectory() as tmp:
@@ -130,7 +130,7 @@ def pack(run_dir: Path, dest: Path) -> Path:
             tar.add(log, arcname=f"{run_dir.name}/train.log")
         if (run_dir / "final.keras").exists():
             light = Path(tmp) / "final.keras"
-            export_model(run_dir / "final.keras", light)
+            strip_optimizer(run_dir / "final.keras", light)
             tar.add(light, arcname=f"{run_dir.name}/final.keras")
     return tar_path
 

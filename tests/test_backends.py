@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from helpers import require
 
-from fer.analysis.evaluation import predict_proba
+from fer.analysis.probabilities import predict_proba
 from fer.data.sample import make_sample
-from fer.inference.predict import load_model
+from fer.inference.models import load_model
 
 pytestmark = pytest.mark.slow
 require("jax")  # skips the module on a developer's machine without JAX; fails in CI
@@ -21,11 +21,13 @@ require("jax")  # skips the module on a developer's machine without JAX; fails i
 JAX_SCRIPT = """
 import json, sys
 import keras, numpy as np
-from fer.analysis.evaluation import predict_proba
+from fer.analysis.probabilities import predict_proba
 from fer.modeling.architectures import build_ensemble
-from fer.inference.predict import load_model
+from fer.inference.models import load_model
 from fer.data.sample import make_sample
-from fer.modeling.training import TrainConfig, build_for_training, compile_model, train
+from fer.modeling.training import train
+from fer.modeling.config import TrainConfig
+from fer.modeling.network import build_for_training, compile_model
 
 out, tf_model = sys.argv[1], sys.argv[2]
 result = train(out_dir=f"{out}/run", train_faces=make_sample(20, seed=0), val_faces=make_sample(5, seed=1),
@@ -82,9 +84,9 @@ def test_trains_on_jax_and_model_files_cross_backends(trained, tmp_path):
 DATA_PARALLEL_SCRIPT = """
 import json, sys
 import keras, numpy as np
-from fer.analysis.evaluation import predict_proba
+from fer.analysis.probabilities import predict_proba
 from fer.data.sample import make_sample
-from fer.inference.predict import load_model
+from fer.inference.models import load_model
 from fer.modeling.training import train
 
 out = sys.argv[1]

@@ -1,12 +1,15 @@
-"""BlazeFace, the default face detector (fer.inference.blazeface): the network, tiles, FER-2013 framing, errors."""
+"""BlazeFace, the default face detector (fer.inference.detectors.blazeface): network, tiles, framing, errors."""
 
 import cv2
 import numpy as np
 import pytest
 from helpers import require
 
-import fer.inference.blazeface as bf
-from fer.inference.faces import HaarDetector, detect_faces, get_detector, iou
+import fer.inference.detectors.blazeface as bf
+from fer.inference.detectors.base import iou
+from fer.inference.detectors.haar import HaarDetector
+from fer.inference.detectors.registry import get_detector
+from fer.inference.faces import detect_faces
 
 skdata = require("skimage.data")
 
@@ -95,7 +98,11 @@ def test_tiles_find_faces_too_small_for_one_pass(astronaut, detector):
     scene = np.full((800, 1100, 3), 90, np.uint8)
     scene[0:512, 0:512] = astronaut
     scene[288:800, 588:1100] = astronaut
-    assert bf.BlazeFaceDetector(tiles=False, haar_fallback=False)(scene) == []
+
+    class WholeImageOnly(bf.BlazeFaceDetector):  # the one pass alone: no tile starts
+        tile_starts = staticmethod(lambda length, t: [])
+
+    assert WholeImageOnly()(scene) == []
     (alone,) = detector(astronaut)
     found = sorted(detector(scene), key=lambda f: f.box[0])
     assert len(found) == 2  # one box per face: the tiles overlap, the duplicates are merged
@@ -103,13 +110,14 @@ def test_tiles_find_faces_too_small_for_one_pass(astronaut, detector):
     assert iou(found[0].box, alone.box) > 0.7 and iou(found[1].box, (x + 588, y + 288, w, h)) > 0.7
 
 
-def test_the_cascade_searches_where_blazeface_finds_nothing_only_when_asked(astronaut, detector, monkeypatch):
-    """Off by default: the whole-photo cascade search cost every photo without a face 50-250 ms (docs/detection.md)."""
-    gray = cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)
+def test_the_cascade_never_searches_a_photo_blazeface_finds_nothing_in(astronaut, monkeypatch):
+    """0.2's whole-photo cascade search cost every photo without a face 50-250 ms (docs/detection.md); a crowd of
+    faces too small for BlazeFace is detector="haar"'s."""
+    detector = bf.BlazeFaceDetector()
     monkeypatch.setattr(detector, "net", lambda image: [])  # e.g. a crowd of faces too small for BlazeFace
-    assert detector(astronaut) == []
-    monkeypatch.setattr(detector, "haar_fallback", True)
-    assert detector(astronaut) == HaarDetector()(gray) != []
+    assert detector(astronaut) == [] and detector._haar is None  # the cascade was not even loaded
+    gray = cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)
+    assert HaarDetector()(gray) != []  # where it would have found the face
 
 
 def test_a_missing_or_corrupt_model_file_is_a_clear_error(tmp_path):
@@ -177,7 +185,6 @@ def test_tiles_cover_the_axis_and_overlap_by_the_largest_face_a_tile_keeps(lengt
     # Any face a tile may keep (up to TILE_MAX_FACE of its side) lies wholly inside some tile.
     assert all(t - step >= bf.TILE_MAX_FACE * t for step in steps)
     assert len(starts) <= 3  # a 640x480 frame is 3 x 2 tiles, a square photo 3 x 3: never more than 0.2 searched
-    assert bf._starts(length, t, three=True) == sorted({0, max(0, (length - t) // 2), max(0, length - t)})
 
 
 def test_a_portrait_costs_one_network_pass_and_a_scene_its_tiles(astronaut, monkeypatch):

@@ -1,3 +1,4 @@
+import argparse
 import json
 import platform
 import subprocess
@@ -10,7 +11,7 @@ import pytest
 from helpers import require
 
 from fer.cli import main
-from fer.data.loading import EMOTIONS
+from fer.data.classes import EMOTIONS
 
 
 def test_evaluate_json(trained, sample_root, capsys):
@@ -84,7 +85,8 @@ def test_train_options_read_scientific_notation_and_a_runs_own_config(tmp_path):
 
     from fer.cli import build_parser
     from fer.cli.training import _train_options
-    from fer.modeling.training import RECIPES, TrainConfig
+    from fer.modeling.config import TrainConfig
+    from fer.modeling.recipes import RECIPES
 
     # A run's config.json fed back with --config must give back exactly its settings; PyYAML's
     # YAML 1.1 rules would read 1e-06 as a string and the resume check would refuse the run.
@@ -159,7 +161,7 @@ def test_predict_goes_past_bad_files_and_says_which_failed(trained, sample_root,
 
 
 def test_predict_exit_codes_and_inputs_checked_before_the_model_loads(trained, sample_root, tmp_path, monkeypatch):
-    import fer.inference.predict
+    import fer.inference.options
 
     good = next((sample_root / "test" / "sad").glob("*.png"))
     assert main(["predict", str(good), "--model", str(trained[0].run_dir / "best.keras")]) == 0
@@ -167,7 +169,7 @@ def test_predict_exit_codes_and_inputs_checked_before_the_model_loads(trained, s
     def must_not_load(*args, **kwargs):
         raise AssertionError("the model loaded before the inputs were checked")
 
-    monkeypatch.setattr(fer.inference.predict, "resolve_model", must_not_load)
+    monkeypatch.setattr(fer.inference.options, "resolve_model", must_not_load)
     (tmp_path / "empty").mkdir()
     assert main(["predict", str(tmp_path / "empty")]) == 2  # nothing to predict: a usage error
     assert main(["predict", str(tmp_path / "missing.jpg")]) == 2
@@ -241,10 +243,10 @@ def test_bad_files_are_told_before_the_model_loads_and_ctrl_c_keeps_what_is_done
     trained, sample_root, tmp_path, monkeypatch, capsys
 ):
     import fer.cli.predicting
-    import fer.inference.predict
+    import fer.inference.options
 
     folder, goods = _folder_with_bad_files(sample_root, tmp_path)
-    real_resolve = fer.inference.predict.resolve_model
+    real_resolve = fer.inference.options.resolve_model
 
     told_first = []
 
@@ -253,7 +255,7 @@ def test_bad_files_are_told_before_the_model_loads_and_ctrl_c_keeps_what_is_done
             told_first.append("corrupt.jpg" in capsys.readouterr().err)  # told before TensorFlow and the model
         return real_resolve(model, **options)
 
-    monkeypatch.setattr(fer.inference.predict, "resolve_model", resolve_after_the_check)
+    monkeypatch.setattr(fer.inference.options, "resolve_model", resolve_after_the_check)
     real_images = fer.cli.predicting._predict_images
 
     def interrupted_after_one_image(*args, **kwargs):
@@ -319,7 +321,7 @@ def test_a_missing_optional_package_is_one_line_that_says_what_to_install(tmp_pa
     err = capsys.readouterr().err
     assert err == "error: ONNX export needs the tf2onnx package: pip install -e '.[onnx]'\n"
     monkeypatch.setitem(sys.modules, "mtcnn", None)
-    monkeypatch.setattr("fer.inference.faces._idle", {})  # no MTCNN made earlier in this session
+    monkeypatch.setattr("fer.inference.detectors.registry._idle", {})  # no MTCNN made earlier in this session
     photo = tmp_path / "p.png"
     from PIL import Image
 
@@ -337,3 +339,41 @@ def test_without_the_data_the_main_job_labels_its_numbers_as_a_smoke_run(trained
     assert "SMOKE RUN: FER-2013 not found" in out
     headline = next(line for line in out.splitlines() if "accuracy=" in line)
     assert headline.startswith("SMOKE RUN, synthetic faces (says nothing about FER-2013)")
+
+
+def _subcommand(parser, name: str):
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return {a.dest: a for a in commands.choices[name]._actions}
+
+
+def test_the_clis_choices_come_from_the_librarys_registries(monkeypatch):
+    from fer.analysis.probabilities import LABEL_SETS, TTA_SCHEMES
+    from fer.cli import build_parser
+    from fer.inference.detectors import registry
+    from fer.inference.models import ENGINES
+    from fer.modeling.config import DISTRIBUTE, OPTIMIZERS, VALIDATIONS
+
+    predict = _subcommand(build_parser(), "predict")
+    assert predict["detector"].choices == list(registry.DETECTORS)
+    assert predict["detector"].default == registry.DEFAULT_DETECTOR
+    assert list(predict["labels"].choices) == list(LABEL_SETS)
+    assert list(predict["engine"].choices) == list(ENGINES) and list(predict["tta"].choices) == list(TTA_SCHEMES)
+    train = _subcommand(build_parser(), "train")
+    assert (train["optimizer"].choices, train["validation"].choices) == (OPTIMIZERS, VALIDATIONS)
+    assert train["distribute"].choices == DISTRIBUTE
+    # A detector registered in the library is offered by the CLI with no other change (and described in --help).
+    extra = registry.DetectorInfo("fer.inference.detectors.haar", "HaarDetector", "a test entry", landmarks=False)
+    monkeypatch.setitem(registry.DETECTORS, "haar-test", extra)
+    predict = _subcommand(build_parser(), "predict")
+    assert "haar-test" in predict["detector"].choices and "a test entry" in predict["detector"].help
+
+
+def test_the_detector_docs_list_the_registry():
+    from fer.inference.detectors.registry import DETECTORS
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "detection.md").read_text()
+    section = page.split("\n## Detectors\n")[1].split("\n## ")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    assert [row.split("`")[1] for row in rows] == list(DETECTORS)
+    for row, info in zip(rows, DETECTORS.values()):
+        assert info.about in row

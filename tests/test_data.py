@@ -3,8 +3,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from fer.data.classes import EMOTIONS
 from fer.data.loading import (
-    EMOTIONS,
     DataError,
     class_distribution,
     class_weights,

@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 from helpers import require
 
-from fer.inference.faces import Face, HaarDetector, _mapped, detect_faces, get_detector, iou
+from fer.inference.detectors.base import Face, iou
+from fer.inference.detectors.haar import HaarDetector
+from fer.inference.detectors.registry import get_detector
+from fer.inference.faces import _mapped, detect_faces
 from fer.inference.predict import predict_emotion
 
 skdata = require("skimage.data")
@@ -60,16 +63,20 @@ def test_small_tight_crops_are_found(tight, side, detector):
 def test_a_face_that_fills_the_frame_gets_fer_framing_in_one_pass(astronaut, face_box):
     # A FER-2013-style crop (the image IS the detector's box) upscaled to 300 px. BlazeFace's box is mapped
     # straight to FER-2013's framing (CLOSE_UP_FRAMING): the box is the image, with or without close-up retries.
-    from fer.inference.blazeface import BlazeFaceDetector
+    from fer.inference.detectors.blazeface import BlazeFaceDetector
 
     x, y, w, h = face_box
     crop = cv2.resize(astronaut[y : y + h, x : x + w], (300, 300), interpolation=cv2.INTER_CUBIC)
     (face,) = detect_faces(crop)
     assert face.source == "detector" and iou(face.box, (0, 0, 300, 300)) > 0.9
     assert detect_faces(crop, close_ups=False) == [face]
+
     # The 0.2 path: the cascade, without background around the face, boxes it too tight; detect_faces then
     # re-measured it on a bordered copy of the photo (the second search the close-up framing saves).
-    before = BlazeFaceDetector(close_up_framing=False)
+    class WithoutCloseUpFraming(BlazeFaceDetector):  # the 0.2 path (benchmarks/old_detectors.py)
+        frames_close_ups = False
+
+    before = WithoutCloseUpFraming(cascade=True)
     (plain,) = detect_faces(crop, before, close_ups=False)
     assert plain.source == "detector" and plain.box[2] < 0.9 * 300
     (refit,) = detect_faces(crop, before)
@@ -188,16 +195,17 @@ def test_the_close_up_second_opinions_go_on_without_mtcnn(monkeypatch):
     import fer.inference.faces as faces
 
     monkeypatch.setitem(sys.modules, "mtcnn", None)
-    monkeypatch.setattr(faces, "_idle", {})  # no MTCNN made earlier in this session
-    haar = faces.HaarDetector()
+    monkeypatch.setattr("fer.inference.detectors.registry._idle", {})  # no MTCNN made earlier in this session
+    haar = HaarDetector()
     seconds = list(faces._close_up_detectors(haar, mtcnn=True))
     assert len(seconds) == 1 and seconds[0] is haar.relaxed and seconds[0].min_neighbors == 2
     assert list(faces._close_up_detectors(haar, mtcnn=False)) == [haar.relaxed]  # made once, kept on the detector
 
 
 def test_every_detector_declares_what_it_can_do():
-    from fer.inference.blazeface import BlazeFaceDetector
-    from fer.inference.detectors import Detector, FunctionDetector, HaarDetector, as_detector
+    from fer.inference.detectors.base import Detector, FunctionDetector, as_detector
+    from fer.inference.detectors.blazeface import BlazeFaceDetector
+    from fer.inference.detectors.haar import HaarDetector
 
     for detector in (HaarDetector(), BlazeFaceDetector()):
         assert isinstance(detector, Detector) and detector.takes_min_side and detector.haar is not None
@@ -215,7 +223,7 @@ def test_every_detector_declares_what_it_can_do():
 def test_the_default_never_asks_the_cascade_about_faces_blazeface_is_sure_of(astronaut, monkeypatch):
     """Issue 34: BlazeFace's mapped box is the crop; the cascade is neither run nor loaded for a portrait or a
     scene (it costs ~4.4 ms a face), and detector="blazeface-cascade" is the 0.4 path that re-measures."""
-    from fer.inference.blazeface import TO_FER_FRAMING, BlazeFaceDetector, _framed
+    from fer.inference.detectors.blazeface import TO_FER_FRAMING, BlazeFaceDetector, _framed
 
     def no_cascade(*args, **kwargs):
         raise AssertionError("the cascade ran")

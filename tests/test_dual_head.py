@@ -50,8 +50,10 @@ def test_targets_mix_labels_with_teachers_and_unusable_votes_weigh_nothing():
 def test_a_dual_run_trains_records_its_prior_ships_and_answers_through_either_head(tmp_path):
     require("onnxruntime")
     require("tf2onnx")
-    from fer.inference.predict import load_model, model_classes, predict_crop
-    from fer.modeling.training import RECIPES, train
+    from fer.inference.models import load_model, model_classes
+    from fer.inference.predict import predict_crop
+    from fer.modeling.recipes import RECIPES
+    from fer.modeling.training import train
     from fer.release import package_default, ship_dual
 
     root = write_sample(tmp_path / "fer", n_train=12, n_test=4)

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 import fer
-from fer.analysis.evaluation import predict_proba
+from fer.analysis.probabilities import predict_proba
 from fer.cli import main
 from fer.errors import ModelError
-from fer.inference.predict import load_model, predict_crop
+from fer.inference.models import load_model
+from fer.inference.predict import predict_crop
 from fer.modeling.architectures import build_model
 
 
@@ -109,7 +110,7 @@ def test_compare_subsets_scores_every_combination_by_its_mean_probabilities():
 
 
 def test_soft_targets_mix_labels_and_tempered_teacher_probabilities():
-    from fer.modeling.training import soft_targets
+    from fer.modeling.run_data import soft_targets
 
     teacher = np.array([[0.6, 0.2, 0.2, 0, 0, 0, 0]], dtype=np.float32)
     assert np.allclose(soft_targets(np.array([3]), teacher, 0.0, 1.0), np.eye(7)[[3]])
@@ -156,7 +157,8 @@ def test_distillation_trains_on_the_teachers_probabilities(members, trained, tmp
 
 
 def test_a_teacher_with_tta_gives_the_mean_over_its_views(members, trained):
-    from fer.modeling.training import TrainConfig, _teacher_targets
+    from fer.modeling.config import TrainConfig
+    from fer.modeling.run_data import _teacher_targets
 
     faces = trained[1].subset(np.arange(20))
     plain = _teacher_targets(TrainConfig(teacher=str(members[0]), distill_weight=1.0), faces)
@@ -172,7 +174,7 @@ def test_a_teacher_with_tta_gives_the_mean_over_its_views(members, trained):
 def test_a_fer2013_and_a_ferplus_network_average_over_ferplus_classes(tmp_path):
     import keras
 
-    from fer.data.ferplus import FERPLUS_CLASSES
+    from fer.data.classes import FERPLUS_CLASSES
     from fer.data.sample import make_sample
     from fer.modeling.architectures import build_ensemble, build_model
 

@@ -4,8 +4,9 @@ import keras
 import numpy as np
 import pytest
 
-from fer.analysis.evaluation import Evaluation, calibration_table, evaluate, expected_calibration_error, predict_proba
-from fer.data.loading import EMOTIONS
+from fer.analysis.evaluation import Evaluation, calibration_table, evaluate, expected_calibration_error
+from fer.analysis.probabilities import predict_proba
+from fer.data.classes import EMOTIONS
 
 
 def _onehot_probs(preds, confidence=1.0):
@@ -104,7 +105,7 @@ def test_accuracy_without_faces_that_copy_training_images():
 
 
 def test_tta_schemes_average_the_views_they_name():
-    from fer.analysis.evaluation import tta_views
+    from fer.analysis.probabilities import tta_views
 
     x = np.arange(2 * 48 * 48, dtype=np.float32).reshape(2, 48, 48, 1)
     flip = tta_views(x, "flip")
@@ -131,6 +132,6 @@ def test_tta_changes_the_prediction_of_a_model_that_is_not_symmetric():
     assert not np.allclose(plain, flipped)
     both = (predict_proba(model, faces) + predict_proba(model, faces[:, :, ::-1].copy())) / 2
     assert np.allclose(flipped, both, atol=1e-6)
-    from fer.analysis.evaluation import DEFAULT_TTA
+    from fer.analysis.probabilities import DEFAULT_TTA
 
     assert np.allclose(predict_proba(model, faces, tta=True), predict_proba(model, faces, tta=DEFAULT_TTA))

@@ -62,7 +62,7 @@ def test_a_map_is_deterministic_and_scaled_to_one():
 def test_the_trained_networks_map_is_not_what_random_weights_give():
     """Adebayo et al. 2018's model-randomisation check: the explanation must depend on what the network learned."""
     from fer.data.loading import load_split
-    from fer.inference.predict import load_model
+    from fer.inference.models import load_model
     from fer.modeling.architectures import build_model
 
     try:

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from helpers import require
 
-from fer.analysis.evaluation import predict_proba
+from fer.analysis.probabilities import predict_proba
 from fer.cli import main
 from fer.errors import ModelError
-from fer.inference.predict import load_model, predict_crop
+from fer.inference.models import load_model
+from fer.inference.predict import predict_crop
 
 require("onnxruntime")
 require("tf2onnx")
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def exported(trained, tmp_path_factory):
-    from fer.inference.exporting import export
+    from fer.release.exporting import export
 
     out = tmp_path_factory.mktemp("exported")
     source = trained[0].run_dir / "best.keras"
@@ -54,7 +55,7 @@ def test_onnx_path_in_the_cli(exported, sample_root, capsys):
 
 @pytest.mark.parametrize("quantize", ["float16", "int8"])
 def test_quantized_onnx_variants_agree_with_float32(exported, trained, tmp_path, quantize, sample_root):
-    from fer.inference.exporting import export
+    from fer.release.exporting import export
 
     source, plain = exported
     path = export(source, "onnx", tmp_path, quantize=quantize, data=sample_root)
@@ -68,7 +69,7 @@ def test_quantized_onnx_variants_agree_with_float32(exported, trained, tmp_path,
 
 
 def test_export_refuses_bad_inputs_and_a_corrupt_onnx_is_a_clear_error(tmp_path, capsys, exported):
-    from fer.inference.exporting import export
+    from fer.release.exporting import export
 
     (tmp_path / "notes.txt").write_text("not a model")
     with pytest.raises(ModelError, match="notes.txt: export takes a .keras model file or a .json ensemble"):
@@ -89,7 +90,7 @@ def test_export_refuses_bad_inputs_and_a_corrupt_onnx_is_a_clear_error(tmp_path,
 @pytest.mark.realdata
 def test_shipped_model_onnx_parity_on_publictest(real_data, tmp_path):
     from fer.data.loading import load_split
-    from fer.inference.exporting import export
+    from fer.release.exporting import export
 
     test = load_split(real_data, "test")
     faces = test.images[np.random.default_rng(0).choice(len(test), 400, replace=False)]

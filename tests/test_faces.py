@@ -10,11 +10,14 @@ import pytest
 from helpers import require  # noqa: E402
 from PIL import Image
 
-import fer.inference.predict as predict_module
+import fer.inference.options as options_module
 from fer.errors import ImageError
+from fer.inference.cropping import crop_face
+from fer.inference.detectors.base import Face
+from fer.inference.detectors.registry import get_detector
 from fer.inference.drawing import annotate
-from fer.inference.faces import Face, crop_face, detect_faces, get_detector, roundtrip_crops
-from fer.inference.predict import predict_emotion, predict_faces, predict_photos
+from fer.inference.faces import detect_faces, roundtrip_crops
+from fer.inference.predict import predict_emotion
 from fer.inference.video import analyze_video
 
 skdata = require("skimage.data")
@@ -69,7 +72,7 @@ def test_own_boxes_skip_detection(astronaut, model, monkeypatch):
     def no_detection(*args, **kwargs):
         raise AssertionError("detector must not run when boxes are given")
 
-    monkeypatch.setattr(predict_module, "detect_faces", no_detection)
+    monkeypatch.setattr(options_module, "detect_faces", no_detection)
     results = predict_emotion(astronaut, model=model, boxes=[(170, 60, 110, 110), (0, 0, 60, 60)])
     assert [p.box for p in results] == [(170, 60, 110, 110), (0, 0, 60, 60)]
     (crop,) = predict_emotion(astronaut[60:170, 170:280], model=model, face_crop=True)
@@ -77,24 +80,24 @@ def test_own_boxes_skip_detection(astronaut, model, monkeypatch):
 
 
 def test_every_input_kind_of_photo_agrees(astronaut, model, tmp_path):
-    reference = predict_faces(astronaut, model=model)
+    reference = predict_emotion(astronaut, model=model)
     Image.fromarray(astronaut).save(tmp_path / "a.jpg", quality=95)
     Image.fromarray(astronaut).save(tmp_path / "a.webp", lossless=True)
     Image.fromarray(astronaut).save(tmp_path / "a.bmp")
     rgba = np.dstack([astronaut, np.full(astronaut.shape[:2], 255, np.uint8)])
     variants = {
-        "bgr": predict_faces(astronaut[..., ::-1].copy(), model=model, channel_order="bgr"),
-        "pil": predict_faces(Image.fromarray(astronaut), model=model),
-        "rgba": predict_faces(rgba, model=model),
-        "16-bit": predict_faces(astronaut.astype(np.uint16) * 257, model=model),
-        "webp": predict_faces(tmp_path / "a.webp", model=model),
-        "bmp": predict_faces(tmp_path / "a.bmp", model=model),
+        "bgr": predict_emotion(astronaut[..., ::-1].copy(), model=model, channel_order="bgr"),
+        "pil": predict_emotion(Image.fromarray(astronaut), model=model),
+        "rgba": predict_emotion(rgba, model=model),
+        "16-bit": predict_emotion(astronaut.astype(np.uint16) * 257, model=model),
+        "webp": predict_emotion(tmp_path / "a.webp", model=model),
+        "bmp": predict_emotion(tmp_path / "a.bmp", model=model),
     }
     for name, result in variants.items():
         assert len(result) == 1, name
         assert result[0].box == reference[0].box, name
         assert result[0].probabilities == pytest.approx(reference[0].probabilities, abs=1e-3), name
-    jpeg = predict_faces(tmp_path / "a.jpg", model=model)  # lossy: same face, nearly the same box
+    jpeg = predict_emotion(tmp_path / "a.jpg", model=model)  # lossy: same face, nearly the same box
     assert len(jpeg) == 1 and np.allclose(jpeg[0].box, reference[0].box, atol=6)
 
 
@@ -103,7 +106,7 @@ def test_exif_rotated_photo_is_turned_upright_before_detection(astronaut, model,
     exif = sideways.getexif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display
     sideways.save(tmp_path / "phone.jpg", exif=exif, quality=95)
-    assert len(predict_faces(tmp_path / "phone.jpg", model=model)) == 1
+    assert len(predict_emotion(tmp_path / "phone.jpg", model=model)) == 1
 
 
 def test_very_large_photo_is_downscaled_for_detection_and_cropped_at_full_size(astronaut):
@@ -144,30 +147,30 @@ def test_mtcnn_finds_the_face_with_eye_landmarks(astronaut, model):
     assert len(faces) == 1 and faces[0].score > 0.9
     (x, y, w, h), eyes = faces[0].box, (faces[0].left_eye, faces[0].right_eye)
     assert all(x < ex < x + w and y < ey < y + h * 0.6 for ex, ey in eyes)  # both eyes in the upper face
-    aligned = predict_faces(astronaut, model=model, detector="mtcnn", align=True)
+    aligned = predict_emotion(astronaut, model=model, detector="mtcnn", align=True)
     assert len(aligned) == 1 and aligned[0].box == faces[0].box
 
 
 def test_align_really_rotates_the_crop_and_is_refused_where_it_cannot(astronaut, model, monkeypatch):
     require("mtcnn")
     crops = []
-    real_crop = predict_module.crop_face
-    monkeypatch.setattr(predict_module, "crop_face", lambda *a, **k: crops.append(real_crop(*a, **k)) or crops[-1])
+    real_crop = options_module.crop_face
+    monkeypatch.setattr(options_module, "crop_face", lambda *a, **k: crops.append(real_crop(*a, **k)) or crops[-1])
     centre = (256, 256)
     tilted = cv2.warpAffine(
         astronaut, cv2.getRotationMatrix2D(centre, 20, 1.0), (512, 512), borderMode=cv2.BORDER_REPLICATE
     )
-    predict_faces(tilted, model=model, detector="mtcnn", align=False)
-    predict_faces(tilted, model=model, detector="mtcnn", align=True)
+    predict_emotion(tilted, model=model, detector="mtcnn", align=False)
+    predict_emotion(tilted, model=model, detector="mtcnn", align=True)
     assert len(crops) == 2 and np.abs(crops[0].astype(float) - crops[1]).mean() > 5  # the aligned crop is turned
-    with pytest.raises(ValueError, match="the Haar detector has none"):
-        predict_faces(astronaut, model=model, detector="haar", align=True)  # Haar has no landmarks
+    with pytest.raises(ValueError, match="detector='haar' has none"):
+        predict_emotion(astronaut, model=model, detector="haar", align=True)  # Haar has no landmarks
     crops.clear()
-    predict_faces(tilted, model=model, align=False)  # the default detector (BlazeFace) has eye landmarks
-    predict_faces(tilted, model=model, align=True)
+    predict_emotion(tilted, model=model, align=False)  # the default detector (BlazeFace) has eye landmarks
+    predict_emotion(tilted, model=model, align=True)
     assert len(crops) == 2 and np.abs(crops[0].astype(float) - crops[1]).mean() > 5
     with pytest.raises(ValueError, match="your own boxes"):
-        predict_faces(astronaut, model=model, boxes=[(170, 60, 110, 110)], align=True, detector="mtcnn")
+        predict_emotion(astronaut, model=model, boxes=[(170, 60, 110, 110)], align=True, detector="mtcnn")
 
 
 def test_unknown_or_inapplicable_options_are_refused(astronaut, model):
@@ -182,16 +185,16 @@ def test_unknown_or_inapplicable_options_are_refused(astronaut, model):
 
 def test_photos_are_batched_through_the_network(astronaut, coffee, group, model, monkeypatch):
     calls = []
-    original = predict_module.predict_proba
+    original = options_module.predict_proba
 
     def counting(model, faces, **kwargs):
         calls.append(len(faces))
         return original(model, faces, **kwargs)
 
-    monkeypatch.setattr(predict_module, "predict_proba", counting)
+    monkeypatch.setattr(options_module, "predict_proba", counting)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        results = predict_photos([astronaut, coffee, group], model=model)
+        results = predict_emotion([astronaut, coffee, group], model=model)
     assert [len(r) for r in results] == [1, 0, 3]
     assert calls == [4]  # all four faces in one network call
 
@@ -205,7 +208,7 @@ def test_unknown_detector_and_unreadable_photo(tmp_path, model):
 
 
 def test_annotate_draws_boxes_and_saves(group, model, tmp_path):
-    results = predict_faces(group, model=model)
+    results = predict_emotion(group, model=model)
     out = annotate(group, results, tmp_path / "out" / "group.png")
     assert out.shape == group.shape and (tmp_path / "out" / "group.png").is_file()
     x, y, w, h = results[1].box
@@ -240,15 +243,13 @@ def test_video_gives_a_per_frame_table_and_an_annotated_copy(video, model, tmp_p
 
 
 def test_video_detects_every_nth_frame_and_reuses_the_boxes_between(video, model, monkeypatch):
-    import fer.inference.video
-
     calls = []
 
     def counting(image, *args, **kwargs):
         calls.append(kwargs)
         return detect_faces(image, *args, **kwargs)
 
-    monkeypatch.setattr(fer.inference.video, "detect_faces", counting)
+    monkeypatch.setattr(options_module, "detect_faces", counting)
     every = analyze_video(video, model=model, detect_every=4, chunk=5, progress=False)
     assert len(calls) == 3  # frames 0, 4 and 8 (chunks of 5 do not reset the count)
     assert all(c["max_side"] == 1024 and c["close_ups"] is False for c in calls)
@@ -316,7 +317,7 @@ def test_crops_of_fer_faces_match_the_originals(real_data):
     margin 0 best, pixel for pixel; the default margin (chosen on validation accuracy) close to it.
     """
     from fer.data.loading import load_split
-    from fer.inference.faces import DEFAULT_MARGIN
+    from fer.inference.cropping import DEFAULT_MARGIN
 
     test = load_split(real_data, "test")
     faces = test.images[np.random.default_rng(0).choice(len(test), 120, replace=False)]
@@ -336,12 +337,12 @@ def test_crops_of_fer_faces_match_the_originals(real_data):
 def test_video_tta_is_applied_and_the_cli_passes_it_on(video, model, trained, monkeypatch, tmp_path):
     import fer.inference.video
     from fer.cli import main
-    from fer.data.loading import EMOTIONS
+    from fer.data.classes import EMOTIONS
 
     plain = analyze_video(video, model=model, max_frames=1, progress=False)
     tta = analyze_video(video, model=model, max_frames=1, progress=False, tta=True)
     first = cv2.cvtColor(cv2.VideoCapture(str(video)).read()[1], cv2.COLOR_BGR2RGB)
-    expected = predict_faces(first, model=model, tta=True)[0].probabilities
+    expected = predict_emotion(first, model=model, tta=True)[0].probabilities
     assert tta.loc[0, list(EMOTIONS)].tolist() == pytest.approx([expected[e] for e in EMOTIONS], abs=1e-5)
     assert not np.allclose(plain.loc[0, list(EMOTIONS)], tta.loc[0, list(EMOTIONS)])
 

@@ -10,8 +10,9 @@ from helpers import require
 
 from fer.analysis.evaluation import Evaluation
 from fer.data import ferplus
-from fer.data.ferplus import FERPLUS_CLASSES, VOTE_COLUMNS
-from fer.data.loading import EMOTIONS, load_split
+from fer.data.classes import EMOTIONS, FERPLUS_CLASSES
+from fer.data.ferplus import VOTE_COLUMNS
+from fer.data.loading import load_split
 from fer.data.sample import make_sample, write_sample, write_sample_votes
 from fer.errors import DataError
 
@@ -120,7 +121,8 @@ def test_votes_match_fer2013_csv_by_row(tmp_path):
 
 
 def test_a_ferplus_run_holds_out_the_fer2013_runs_validation_faces(tmp_path):
-    from fer.modeling.training import TrainConfig, split_data
+    from fer.modeling.config import TrainConfig
+    from fer.modeling.run_data import split_data
 
     root = write_sample(tmp_path / "fer", n_train=10, n_test=2)
     table = write_sample_votes(root)
@@ -162,7 +164,7 @@ def test_an_8_class_model_trains_predicts_exports_and_ships(tmp_path):
     annotate(np.zeros((60, 60, 3), np.uint8), [found], tmp_path / "drawn.png")  # any of the 8 has a colour
 
     require("onnxruntime")
-    from fer.inference.exporting import export
+    from fer.release.exporting import export
 
     onnx = export(result.run_dir / "best.keras", "onnx", tmp_path / "exported", data=root)
     info = json.loads(onnx.with_suffix(".json").read_text())

@@ -18,8 +18,10 @@ import fer
 from fer.analysis.probabilities import adjust, prior_weights
 from fer.data.classes import EMOTIONS, FERPLUS_CLASSES
 from fer.data.images import to_face
+from fer.inference import models as models_module
 from fer.inference import predict as predict_module
-from fer.inference.predict import model_classes, predict_crop, predict_emotion
+from fer.inference.models import model_classes
+from fer.inference.predict import predict_crop, predict_emotion
 
 skdata = pytest.importorskip("skimage.data")
 
@@ -70,15 +72,15 @@ def test_concurrent_calls_give_exactly_the_single_threaded_answers(scenes):
 
 def test_a_cold_start_loads_the_model_once_however_many_threads_ask(monkeypatch):
     loads = []
-    real = predict_module.load_model
+    real = models_module.load_model
 
     def slow_load(path=None, engine="keras"):
         loads.append(path)
         time.sleep(0.2)  # a window in which every other thread arrives
         return real(path, engine=engine)
 
-    monkeypatch.setattr(predict_module, "_cache", {})
-    monkeypatch.setattr(predict_module, "load_model", slow_load)
+    monkeypatch.setattr(models_module, "_cache", {})
+    monkeypatch.setattr(models_module, "load_model", slow_load)
     start = threading.Barrier(8)
 
     def first_call(_):
@@ -102,17 +104,16 @@ def test_the_prediction_functions_show_their_options():
     assert set(fer.__all__) <= set(dir(fer)) and {"predict_emotion", "model_classes", "Faces"} <= set(dir(fer))
 
 
-def test_old_names_warn_once_and_still_answer(scenes):
-    crop = scenes["crops"][0]
-    with pytest.warns(DeprecationWarning, match=r"predict_emotions is deprecated.*predict_crop"):
-        (old,) = fer.predict_emotions([crop])
-    assert old.probabilities == predict_crop(crop).probabilities
-    with pytest.warns(DeprecationWarning, match=r"predict_faces is deprecated.*predict_emotion\(image\)"):
-        faces = fer.predict_faces(scenes["group"])
-    assert _answers(faces) == _answers(predict_emotion(scenes["group"]))
-    with pytest.warns(DeprecationWarning, match="predict_photos is deprecated"):
-        (photo,) = fer.predict_photos([scenes["astronaut"]])
-    assert _answers(photo) == _answers(predict_emotion(scenes["astronaut"]))
+def test_names_removed_in_0_5_say_what_to_call():
+    # Deprecated in 0.4 (a DeprecationWarning for one release), gone in 0.5: the error names the replacement.
+    for old, new in (
+        ("predict_emotions", r"fer\.predict_crop"),
+        ("predict_faces", r"fer\.predict_emotion\(image\)"),
+        ("predict_photos", r"fer\.predict_emotion\(list_of_photos\)"),
+    ):
+        with pytest.raises(AttributeError, match=rf"fer\.{old} was removed in 0\.5.*use {new}"):
+            getattr(fer, old)
+        assert old not in dir(fer) and not hasattr(predict_module, old)
 
 
 def test_single_and_list_inputs_behave_alike(scenes, tmp_path):

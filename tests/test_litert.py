@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from helpers import require
 
-from fer.analysis.evaluation import predict_proba
+from fer.analysis.probabilities import predict_proba
 from fer.cli import main
 from fer.errors import ModelError
-from fer.inference.predict import load_model, predict_crop
+from fer.inference.models import load_model
+from fer.inference.predict import predict_crop
 
 require("ai_edge_litert")
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def exported(trained, tmp_path_factory):
-    from fer.inference.exporting import export
+    from fer.release.exporting import export
 
     source = trained[0].run_dir / "best.keras"
     return source, export(source, "litert", tmp_path_factory.mktemp("litert"))
@@ -72,7 +73,7 @@ def test_corrupt_tflite_is_a_clear_error(tmp_path, sample_root, capsys):
 @pytest.mark.realdata
 def test_shipped_model_litert_parity_on_publictest(real_data, tmp_path):
     from fer.data.loading import load_split
-    from fer.inference.exporting import export
+    from fer.release.exporting import export
 
     test = load_split(real_data, "test")
     faces = test.images[np.random.default_rng(0).choice(len(test), 400, replace=False)]

@@ -8,18 +8,19 @@ import numpy as np
 import pytest
 from helpers import require
 
-from fer.analysis.evaluation import evaluate, predict_proba
+from fer.analysis.evaluation import evaluate
+from fer.analysis.probabilities import predict_proba
 from fer.cli import main
 from fer.data.classes import FERPLUS_CLASSES
 from fer.errors import ModelError
+from fer.inference.models import load_model, model_classes, resolve_model
 from fer.inference.onnx_model import OnnxModel, fresh_twin, source_digest, twin_path
-from fer.inference.predict import load_model, predict_emotion, resolve_model
+from fer.inference.predict import predict_emotion
 from fer.modeling.files import (
     DEFAULT_MODEL_NAME,
     MODELS_DIR,
     SINGLE_MODEL_NAME,
     default_model_path,
-    model_classes,
     packaged_default,
 )
 
@@ -157,7 +158,8 @@ def test_the_int8_engine_runs_the_int8_twin_within_a_point_of_keras(rng, monkeyp
 @pytest.mark.realdata
 def test_int8_twin_loses_at_most_a_third_of_a_point_on_validation(real_data):
     """The issue's bar for int8: at most 0.3 points below Keras on the validation split (PublicTest is not used)."""
-    from fer.modeling.training import TrainConfig, split_data
+    from fer.modeling.config import TrainConfig
+    from fer.modeling.run_data import split_data
 
     source = MODELS_DIR / default_model_path().name
     keras_model = load_model(source)

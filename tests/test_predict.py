@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer.data.loading import EMOTIONS
+from fer.data.classes import EMOTIONS
 from fer.errors import ModelError
-from fer.inference.predict import Prediction, load_model, predict_crop, predict_emotion, predict_emotions
+from fer.inference.models import load_model
+from fer.inference.predict import Prediction, predict_crop, predict_emotion
 from fer.modeling.files import packaged_default
 
 
@@ -60,13 +61,13 @@ def test_predict_emotion_always_returns_a_list_and_old_code_is_told_what_to_writ
 
 def test_batch_form_matches_single_predictions(trained):
     result, _, test = trained
-    batch = predict_emotions(test.images[:10], model=result.model)
-    as_list = predict_emotions(list(test.images[:10]), model=result.model)
+    batch = predict_crop(test.images[:10], model=result.model)
+    as_list = predict_crop(list(test.images[:10]), model=result.model)
     singles = [predict_crop(im, model=result.model) for im in test.images[:10]]
     for b, li, s in zip(batch, as_list, singles):
         assert b.emotion == li.emotion == s.emotion
         assert b.probabilities == pytest.approx(s.probabilities, abs=1e-5)
-    assert predict_emotions([], model=result.model) == []
+    assert predict_crop([], model=result.model) == []
 
 
 def test_missing_corrupt_and_wrong_model_files(tmp_path, monkeypatch):
@@ -121,19 +122,19 @@ def test_unreadable_image_names_the_file(model_path, tmp_path):
         predict_emotion(bad, model=model_path)
 
 
-def test_predict_photos_can_skip_unreadable_files(model_path, trained, tmp_path):
+def test_a_list_of_photos_skips_unreadable_files(model_path, trained, tmp_path):
     from fer.errors import ImageError
-    from fer.inference.predict import predict_photos
 
     good = tmp_path / "good.png"
     Image.fromarray(trained[2].images[0]).save(good)
     (tmp_path / "bad.jpg").write_text("not an image")
     inputs = [good, tmp_path / "bad.jpg", good]
     with pytest.raises(ImageError, match="bad.jpg"):
-        predict_photos(inputs, model=model_path)  # errors="raise" is the default
+        predict_emotion(inputs[1], model=model_path)  # one photo: its error
     with pytest.warns(UserWarning, match="Skipped .*bad.jpg"):
-        results = predict_photos(inputs, model=model_path, errors="skip")
+        results = predict_emotion(inputs, model=model_path)
     assert [len(r) for r in results] == [1, 0, 1]  # the good ones are predicted, in their places
+    assert "bad.jpg" in results[1].error and results[0].error is None
     assert results[0][0].probabilities == pytest.approx(results[2][0].probabilities)
 
 

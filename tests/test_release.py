@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from fer.inference.predict import load_model
+from fer.inference.models import load_model
 from fer.release import ship
 
 

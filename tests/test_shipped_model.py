@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from fer.analysis.evaluation import evaluate
-from fer.data.ferplus import FERPLUS_CLASSES, load_ferplus_split
-from fer.data.loading import EMOTIONS, load_split
-from fer.inference.predict import load_model, predict_crop
+from fer.data.classes import EMOTIONS, FERPLUS_CLASSES
+from fer.data.ferplus import load_ferplus_split
+from fer.data.loading import load_split
+from fer.inference.models import load_model
+from fer.inference.predict import predict_crop
 from fer.modeling.files import DEFAULT_MODEL_NAME, MODELS_DIR, default_model_path
 
 # (model file, its card, the label set its card reports first): the default FER+ model, the FER-2013 ensemble

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from fer.modeling.training import TrainConfig
+from fer.modeling.config import TrainConfig
 from fer.pipeline import load_yaml
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_parallel.py"

@@ -11,9 +11,12 @@ import pandas as pd
 import pytest
 
 from fer.analysis.evaluation import evaluate
-from fer.data.loading import EMOTIONS
-from fer.inference.predict import load_model, predict_crop
-from fer.modeling.training import EpochBackup, TrainConfig, train
+from fer.data.classes import EMOTIONS
+from fer.inference.models import load_model
+from fer.inference.predict import predict_crop
+from fer.modeling.checkpoints import EpochBackup
+from fer.modeling.config import TrainConfig
+from fer.modeling.training import train
 
 
 def test_end_to_end_train_save_reload_evaluate_predict(trained, tmp_path):
@@ -117,7 +120,7 @@ def test_config_validation():
 
 @pytest.mark.parametrize("name,cls", [("adam", "Adam"), ("adamw", "AdamW"), ("sgd", "SGD")])
 def test_optimizers(name, cls):
-    from fer.modeling.training import make_optimizer
+    from fer.modeling.network import make_optimizer
 
     opt = make_optimizer(TrainConfig(optimizer=name, learning_rate=0.01, weight_decay=1e-4))
     assert type(opt).__name__ == cls
@@ -233,7 +236,8 @@ def test_validation_split_holds_no_copies_of_test_images(tmp_path):
     from fer.data.loading import load_split
     from fer.data.quality import duplicates_of
     from fer.data.sample import write_sample
-    from fer.modeling.training import TrainConfig, split_data
+    from fer.modeling.config import TrainConfig
+    from fer.modeling.run_data import split_data
 
     root = write_sample(tmp_path / "data", n_train=20, n_test=6, seed=0)
     copied = 0
@@ -250,7 +254,8 @@ def test_validation_split_holds_no_copies_of_test_images(tmp_path):
 
 
 def test_members_with_other_seeds_share_the_validation_split(sample_root):
-    from fer.modeling.training import TrainConfig, split_data
+    from fer.modeling.config import TrainConfig
+    from fer.modeling.run_data import split_data
 
     _, val_a = split_data(TrainConfig(data=str(sample_root), seed=1))
     _, val_b = split_data(TrainConfig(data=str(sample_root), seed=2))

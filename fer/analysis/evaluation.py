@@ -10,22 +10,16 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-# Re-exported: these lived here before prediction needed them without pandas and scikit-learn.
-from fer.analysis.probabilities import (  # noqa: F401
-    DEFAULT_TTA,
-    TTA_SCHEMES,
-    TTA_SHIFT,
+from fer.analysis.probabilities import (
     adjust,
     classes_of,
-    heads_of,
     predict_proba,
     prior_weights,
     training_prior,
     tta_scheme,
-    tta_views,
 )
 from fer.data import ferplus
-from fer.data.loading import EMOTIONS
+from fer.data.classes import EMOTIONS, FERPLUS_CLASSES, classes_for_size
 from fer.data.quality import duplicates_of
 
 if TYPE_CHECKING:  # Keras is imported by whoever built the model; ONNX twins need none
@@ -115,14 +109,14 @@ class Evaluation:
     @property
     def crowd_agreement(self) -> float | None:
         """Mean share of the ten FER+ annotators who chose the predicted emotion (None without votes)."""
-        if self.votes is None or self.classes != ferplus.FERPLUS_CLASSES:
+        if self.votes is None or self.classes != FERPLUS_CLASSES:
             return None
         return float(ferplus.crowd_agreement(self.votes, self.predictions).mean())
 
     @property
     def vote_cross_entropy(self) -> float | None:
         """Mean cross-entropy (nats) of the probabilities against the FER+ vote shares (None without votes)."""
-        if self.votes is None or self.classes != ferplus.FERPLUS_CLASSES:
+        if self.votes is None or self.classes != FERPLUS_CLASSES:
             return None
         return float(ferplus.vote_cross_entropy(self.votes, self.probabilities).mean())
 
@@ -235,11 +229,11 @@ def evaluate(
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
     duplicates = None if train_images is None else duplicates_of(images, train_images)
     if head is None and isinstance(getattr(model, "output_shape", None), list):  # a dual-head model
-        head = "ferplus" if tuple(classes) == ferplus.FERPLUS_CLASSES else "fer2013"
+        head = "ferplus" if tuple(classes) == FERPLUS_CLASSES else "fer2013"
     probs = predict_proba(model, images, tta=tta, batch_size=batch_size, labels=head)
     if not (isinstance(prior, str) and prior == "training"):
         probs = adjust(probs, prior_weights(prior, training_prior(model, head), classes_of(model, head)))
-    source = ferplus.classes_for_size(probs.shape[1])
+    source = classes_for_size(probs.shape[1])
     if source is None:
         raise ValueError(f"The model gives {probs.shape[1]} probabilities per face; expected 7 (FER-2013) or 8 (FER+)")
     probs = ferplus.convert_probabilities(probs, source, tuple(classes))

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from fer.data.loading import EMOTIONS, FaceSet
+from fer.data.classes import EMOTIONS
+from fer.data.loading import FaceSet
 
 
 def save(fig: plt.Figure, output_dir: str | Path, name: str) -> Path:

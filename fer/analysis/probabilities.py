@@ -1,6 +1,6 @@
 """A model's class probabilities for faces: test-time augmentation, the head of a dual model, the class prior.
 
-Light on purpose (NumPy only): prediction imports this, evaluation re-exports it.
+Light on purpose (NumPy only): prediction imports this without pandas or scikit-learn.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ import argparse
 import os
 from pathlib import Path
 
+from fer.analysis.probabilities import LABEL_SETS, TTA_SCHEMES
+from fer.inference.models import ENGINES
+
 
 class UsageError(Exception):
     """The command line asks for something that cannot be done (exit code 2, like argparse's errors)."""
@@ -58,11 +61,11 @@ def add_model(p: argparse.ArgumentParser) -> None:
 
 
 def add_engine(p: argparse.ArgumentParser, default: str) -> None:
-    """--engine: which runtime runs a .keras/.json model (fer.inference.predict.ENGINES)."""
+    """--engine: which runtime runs a .keras/.json model (fer.inference.models.ENGINES)."""
     p.add_argument(
         "--engine",
         default=default,
-        choices=["auto", "onnx", "int8", "keras"],
+        choices=ENGINES,
         help=f"auto: the model's ONNX twin where it has an up-to-date one, else Keras; int8: its int8 twin "
         f"(default: {default})",
     )
@@ -74,7 +77,7 @@ def add_tta(p: argparse.ArgumentParser) -> None:
         nargs="?",
         const=True,
         default=False,
-        choices=["flip", "shift"],  # fer.analysis.evaluation.TTA_SCHEMES (not imported: keeps --help fast)
+        choices=TTA_SCHEMES,
         help="test-time augmentation: average over views of each face (default scheme; or name one)",
     )
 
@@ -83,7 +86,7 @@ def add_answer(p: argparse.ArgumentParser) -> None:
     """--labels and --prior: which head of a dual-head model answers, and the class prior to answer under."""
     p.add_argument(
         "--labels",
-        choices=["ferplus", "fer2013"],
+        choices=list(LABEL_SETS),
         help="which label set a dual-head model answers in (default: its first, FER+); a single-head model "
         "takes only its own",
     )

@@ -6,9 +6,11 @@ from fer.cli.common import add_answer, add_data, add_engine, add_model, add_tta
 
 
 def cmd_evaluate(args) -> int:
-    from fer.analysis.evaluation import classes_of, evaluate  # the research extra (scikit-learn): said first
+    from fer.analysis.evaluation import evaluate  # the research extra (scikit-learn): said first
+    from fer.analysis.probabilities import classes_of
     from fer.data.loading import data_dir, load_split, train_images_beside
-    from fer.inference.predict import default_model_path, load_model
+    from fer.inference.models import load_model
+    from fer.modeling.files import default_model_path
 
     data = data_dir(args.data)
     if args.votes:  # FER+: the crowd's majority label is the truth, contempt included

@@ -107,7 +107,7 @@ def add_ensemble(sub) -> None:
 
 
 def cmd_export(args) -> int:
-    from fer.inference.exporting import export, write_twin
+    from fer.release.exporting import export, write_twin
 
     if args.twin:
         if args.format != "onnx" or args.quantize == "float16":

@@ -5,10 +5,10 @@ from __future__ import annotations
 import importlib.util
 import sys
 import warnings
-from dataclasses import replace
 from pathlib import Path
 
 from fer.cli.common import UsageError, add_answer, add_engine, add_model, add_tta, write_atomic
+from fer.inference.detectors.registry import DEFAULT_DETECTOR, DETECTORS
 
 
 def _expand_inputs(items: list[str]) -> tuple[list[Path], list[Path], list[Path]]:
@@ -51,26 +51,14 @@ def _error_row(path: Path, message: str) -> dict:
     return {"path": str(path), "face": None, "status": "error", "emotion": None, "error": message}
 
 
-def _predict_images(paths: list[Path], args, model, out: Path | None, stems: dict[Path, Path]):
+def _predict_images(paths: list[Path], args, options, out: Path | None, stems: dict[Path, Path]):
     """Row lists, one per image file in the order given (as each is done); an unreadable file gets an error row.
 
-    Photos go through fer.inference.predict.iter_photos: detected one by one, classified --chunk at a time in
+    Photos go through fer.inference.predict.photo_results: detected one by one, classified --chunk at a time in
     batches, the next chunk read and detected while this one is classified."""
-    from fer.inference.drawing import annotate
-    from fer.inference.predict import iter_photos
+    from fer.inference.predict import photo_results
 
-    answer = {"labels": args.labels, "prior": args.prior, "tta": args.tta, "chunk": args.chunk}
-    if args.crop:
-        for result in iter_photos(paths, model, face_crop=True, **answer):
-            path, faces = paths[result.index], result.faces
-            if faces.error:
-                yield [_error_row(path, faces.error)]
-            else:
-                yield [{"path": str(path), "face": 0, "status": "ok", **faces[0].to_dict()}]
-                if out is not None and args.explain:
-                    _write_explanations(result, model, args, out / stems[path])
-        return
-    for result in iter_photos(paths, model, detector=args.detector, **answer):
+    for result in photo_results(paths, options, chunk=args.chunk):
         path, faces = paths[result.index], result.faces
         if faces.error:
             yield [_error_row(path, faces.error)]
@@ -79,41 +67,34 @@ def _predict_images(paths: list[Path], args, model, out: Path | None, stems: dic
         else:
             yield [{"path": str(path), "face": k, "status": "ok", **p.to_dict()} for k, p in enumerate(faces)]
             if out is not None:
-                stem = stems[path]
-                (out / stem).parent.mkdir(parents=True, exist_ok=True)
-                whole = (0, 0, result.array.shape[1], result.array.shape[0])  # a face crop: the whole image
-                drawn = [
-                    replace(p, box=tuple(int(round(v / result.scale)) for v in p.box) if p.box else whole)
-                    for p in faces
-                ]
-                annotate(result.array, drawn, out / stem.parent / f"{stem.name}_annotated.png")
-                if args.explain:
-                    _write_explanations(result, model, args, out / stem)
+                _write_images(result, options, args, out / stems[path])
 
 
-def _write_explanations(result, model, args, base: Path) -> None:
-    """`<name>_face<k>_explain.png` per face: its crop beside the crop with the saliency map (fer.explain)."""
+def _write_images(result, options, args, base: Path) -> None:
+    """`<name>_annotated.png` (not for --crop) and, with --explain, `<name>_face<k>_<emotion>_explain.png` per face:
+    its crop beside the crop with the saliency map (fer.inference.explain)."""
     import numpy as np
     from PIL import Image
 
-    from fer.inference.explain import explain
+    from fer.inference.explain import explanations
 
-    # The faces predict found, in the decoded image's pixels (a crop: the whole image): explained as predicted.
-    boxes = None if args.crop else [tuple(int(round(v / result.scale)) for v in p.box) for p in result.faces]
-    found = explain(result.array, model, labels=args.labels, prior=args.prior, face_crop=args.crop or None, boxes=boxes)
     base.parent.mkdir(parents=True, exist_ok=True)
-    for k, e in enumerate(found):
+    if not args.crop:
+        result.annotated(base.parent / f"{base.name}_annotated.png")
+    if not args.explain:
+        return
+    for k, e in enumerate(explanations(result, options)):
         plain = np.repeat(np.asarray(Image.fromarray(e.face).resize((192, 192), Image.BICUBIC))[..., None], 3, 2)
         panel = np.concatenate([plain, e.overlay()], axis=1)
         Image.fromarray(panel).save(base.parent / f"{base.name}_face{k}_{e.target}_explain.png")
 
 
-def _predict_video(video: Path, args, model, out: Path | None, stems: dict[Path, Path]) -> dict:
+def _predict_video(video: Path, args, options, out: Path | None, stems: dict[Path, Path]) -> dict:
     from fer.inference.video import analyze_video
 
     frames = analyze_video(
         video,
-        model=model,
+        model=options.model,
         stride=args.stride,
         detect_every=args.detect_every,
         max_side=args.max_side,
@@ -185,21 +166,27 @@ def cmd_predict(args) -> int:
     import pandas as pd
 
     from fer.errors import ImageError
-    from fer.inference.predict import resolve_model
+    from fer.inference.options import PredictOptions
 
-    model = resolve_model(args.model, engine=args.engine)
-    from fer.inference.predict import model_classes
-
-    model_classes(model, args.labels)  # --labels naming a head the model lacks: a usage error (exit 2) up front
+    # The model loaded and every option checked once (--labels naming a head the model lacks: exit 2 up front).
+    options = PredictOptions.make(
+        args.model,
+        engine=args.engine,
+        labels=args.labels,
+        prior=args.prior,
+        tta=args.tta,
+        face_crop=True if args.crop else None,
+        detector=args.detector,
+    )
     out = Path(args.out) if args.out else None
     stems = _output_stems(args.paths, images + videos)
     interrupted = False
     try:
-        for image_rows in _predict_images(readable, args, model, out, stems):  # --chunk bounds memory
+        for image_rows in _predict_images(readable, args, options, out, stems):  # --chunk bounds memory
             rows += image_rows
         for video in videos:
             try:
-                rows.append(_predict_video(video, args, model, out, stems))
+                rows.append(_predict_video(video, args, options, out, stems))
             except (ImageError, OSError, ValueError) as exc:
                 rows.append(_error_row(video, str(exc)))
     except KeyboardInterrupt:  # Ctrl-C: keep what is done, write it, say so
@@ -234,8 +221,12 @@ def add_predict(sub) -> None:
     add_model(p)
     add_engine(p, "auto")
     p.add_argument("--crop", action="store_true", help="images are face crops: no face detection")
-    # default: fer.inference.faces.DEFAULT_DETECTOR (a literal here: the CLI imports OpenCV only when it needs it)
-    p.add_argument("--detector", default="blazeface", choices=["blazeface", "blazeface-cascade", "haar", "mtcnn"])
+    p.add_argument(
+        "--detector",
+        default=DEFAULT_DETECTOR,
+        choices=list(DETECTORS),
+        help="; ".join(f"{name}: {info.about}" for name, info in DETECTORS.items()),
+    )
     p.add_argument("--stride", type=int, default=1, help="videos: analyse every N-th frame")
     p.add_argument(
         "--detect-every",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -12,7 +13,8 @@ from fer.cli.common import UsageError, add_data, load_options
 
 
 def _train_options(args) -> dict:
-    from fer.modeling.training import RECIPES, TrainConfig
+    from fer.modeling.config import TrainConfig
+    from fer.modeling.recipes import RECIPES
 
     loaded, pairs = load_options(args.config, args.set, "--set")
     # A run's own config.json already holds every setting; otherwise the recipe fills in what is not given.
@@ -55,7 +57,10 @@ def _train_options(args) -> dict:
 def cmd_train(args) -> int:
     from fer.modeling.training import train
 
-    result = train(_train_options(args), out_dir=args.out, verbose=args.verbose)
+    if args.old_progress is not None:
+        print("train --verbose N is deprecated (0.5): use --progress N", file=sys.stderr)
+        args.progress = args.old_progress
+    result = train(_train_options(args), out_dir=args.out, verbose=args.progress)
     print(json.dumps(result.summary, indent=2))
     print(f"Run folder: {result.run_dir} (best model: {result.run_dir / 'best.keras'})")
     return 0
@@ -63,10 +68,11 @@ def cmd_train(args) -> int:
 
 def add_train(sub) -> None:
     """The `train` subcommand's arguments."""
+    from fer.modeling.config import DISTRIBUTE, OPTIMIZERS, VALIDATIONS
     from fer.modeling.recipes import RECIPES
 
     p = sub.add_parser("train", help="train a model into a run folder (resumes if interrupted)")
-    p.add_argument("--config", help="YAML file of training options (see fer.modeling.training.TrainConfig)")
+    p.add_argument("--config", help="YAML file of training options (see fer.modeling.config.TrainConfig)")
     p.add_argument(
         "--recipe",
         default="shipped",
@@ -75,15 +81,15 @@ def add_train(sub) -> None:
         "~1.5 h on 2 cores; default); seed = the seed project's baseline (seed CNN, Adam, 30 epochs); dual = one "
         "network with a FER+ and a FER-2013 head, distilled from both shipped ensembles (60 epochs, ~1 h on 2 cores)",
     )
-    p.add_argument("--model", help="seed | vgg_lite | vgg | resnet (default: the recipe's)")
+    p.add_argument("--model", help="the architecture (default: the recipe's; an unknown name lists those there are)")
     add_data(p, "dataset root, fer2013.csv, or folder of <emotion>/")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", dest="batch_size", type=int)
-    p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"])
+    p.add_argument("--optimizer", choices=OPTIMIZERS)
     p.add_argument("--learning-rate", "--lr", dest="learning_rate", type=float)
     p.add_argument(
         "--validation",
-        choices=["train", "test"],
+        choices=VALIDATIONS,
         help="train: hold out 10%% of train (default); test: only watched (needs a fixed cosine schedule)",
     )
     p.add_argument("--seed", type=int)
@@ -101,7 +107,7 @@ def add_train(sub) -> None:
     p.add_argument("--no-class-weights", action="store_true", help="turn off balanced class weights")
     p.add_argument(
         "--distribute",
-        choices=["auto", "none", "data_parallel"],
+        choices=DISTRIBUTE,
         help="several GPUs (JAX): auto (default) splits each batch over every local GPU; see docs/training.md",
     )
     p.add_argument(
@@ -111,7 +117,11 @@ def add_train(sub) -> None:
         help="any other option, e.g. --set label_smoothing=0.1 --set augmentation.erasing=0.5",
     )
     p.add_argument("--out", default="runs/latest", help="run folder (default: runs/latest)")
-    p.add_argument("--verbose", type=int, default=2, choices=[0, 1, 2], help="Keras progress: 1 bar, 2 line/epoch")
+    p.add_argument(
+        "--progress", type=int, default=2, choices=[0, 1, 2], help="Keras' progress: 1 a bar, 2 a line/epoch"
+    )
+    # Before 0.5 `train --verbose N` set the progress; `--verbose` alone (before the command) shows library logs.
+    p.add_argument("--verbose", type=int, choices=[0, 1, 2], dest="old_progress", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_train)
 
 
@@ -197,6 +207,8 @@ def cmd_run(args) -> int:
 
 def add_run(sub) -> None:
     """The `run` subcommand's arguments."""
+    from fer.paths import STEPS
+
     p = sub.add_parser("run", help="run the EDA, training and evaluation notebooks with papermill")
     p.add_argument("--config", help="YAML file of notebook parameters")
     p.add_argument(
@@ -210,7 +222,7 @@ def add_run(sub) -> None:
         "--steps",
         nargs="+",
         default=["eda", "evaluate"],
-        choices=["eda", "train", "evaluate", "faces"],
+        choices=list(STEPS),
         help="notebooks 01-04: default eda evaluate (the default model's results); add train to train a model "
         "first; faces shows detection and cropping on a photo",
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from fer.data.images import to_model_input  # noqa: F401  (re-exported: the input every model takes)
-from fer.data.loading import EMOTIONS
+from fer.data.classes import EMOTIONS
+from fer.data.images import to_model_input
 
 MIXES = ("none", "mixup", "cutmix")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer.data.classes import EMOTIONS, FERPLUS_CLASSES, classes_for_size  # noqa: F401  (re-exported)
+from fer.data.classes import EMOTIONS, FERPLUS_CLASSES
 from fer.data.loading import FaceSet
 from fer.errors import DataError
 from fer.paths import DATA_DIR

@@ -51,7 +51,7 @@ class FaceSet:
     `sources` names where each image came from (file path or csv row) so problems can be
     traced back; `n_converted` counts images that were colour or not 48x48 and were
     converted; `skipped` lists files that could not be read. `classes` names the label
-    indices (EMOTIONS, or fer.data.ferplus.FERPLUS_CLASSES for FER+ labels); `votes` (N, 10)
+    indices (EMOTIONS, or fer.data.classes.FERPLUS_CLASSES for FER+ labels); `votes` (N, 10)
     holds the FER+ crowd votes where they were attached (fer.data.ferplus).
     """
 

@@ -7,7 +7,8 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-from fer.data.loading import EMOTIONS, FaceSet
+from fer.data.classes import EMOTIONS
+from fer.data.loading import FaceSet
 
 
 def _digests(images: np.ndarray) -> list[str]:

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from fer.data.loading import EMOTIONS, FaceSet
+from fer.data.classes import EMOTIONS
+from fer.data.loading import FaceSet
 
 # Per emotion: mouth (kind, curvature), brow tilt (+ = inner ends down), eye radius.
 _STYLE = {

@@ -1,1 +1,1 @@
-"""Using a trained model: faces in photos and videos, predictions, drawing, exported-model runtimes."""
+"""Running a trained model: faces found and cut out, predictions, explanations, video, drawing, model runtimes."""

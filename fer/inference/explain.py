@@ -16,9 +16,12 @@ import cv2
 import numpy as np
 
 from fer.analysis.probabilities import classes_of, predict_proba
-from fer.data.images import FACE_SIZE, to_face
-from fer.inference.faces import DEFAULT_DETECTOR, DEFAULT_MARGIN
-from fer.inference.predict import Prediction, _Answer, _iter_photos, inputs
+from fer.data.images import FACE_SIZE
+from fer.errors import ImageError
+from fer.inference.cropping import DEFAULT_MARGIN, crop_square
+from fer.inference.detectors.registry import DEFAULT_DETECTOR
+from fer.inference.options import PredictOptions
+from fer.inference.predict import PhotoResult, Prediction, inputs, photo_results
 
 # A square about the size of an eye or the mouth at 48x48 (8 px hid too little of a smile to move a confident
 # answer: maps were a few stray blocks), moved 4 px at a time: 100 views a face.
@@ -159,37 +162,39 @@ def explain(
 
     >>> [(e.prediction.emotion, e.saliency.shape) for e in explain("group.jpg")]   # doctest: +SKIP
     """
-    answer = _Answer.make(model, labels, prior)
-    classes = classes_of(answer.model, labels)
+    options = PredictOptions.make(
+        model,
+        labels=labels,
+        prior=prior,
+        face_crop=face_crop,
+        detector=detector,
+        margin=margin,
+        channel_order=channel_order,
+    )
     many, images, boxes = inputs(image, boxes)
     results = []
-    detect = {"detector": detector, "margin": margin, "align": False, "close_ups": True}
-    for result in _iter_photos(images, answer, boxes, channel_order, face_crop, **detect):
+    for result in photo_results(images, options, boxes):
         if result.faces.error is not None and not many:
-            from fer.errors import ImageError
-
             raise ImageError(result.faces.error)
-        found = []
-        for p in result.faces:
-            face, origin, side = _crop_of(result.array, p, margin, result.scale)
-            names = _targets(target, classes, p.emotion)
-            index = np.array([classes.index(n) for n in names])
-            maps = face_maps(answer.model, face, index, labels, patch, stride)
-            found.append(Explanation(p, names[0], face, dict(zip(names, maps)), origin, side))
-        results.append(found)
+        results.append(explanations(result, options, target, patch, stride))
     return results if many else results[0]
 
 
-def _crop_of(array: np.ndarray, p: Prediction, margin: float, scale: float):
-    """(48x48 face, origin, side): the crop predict_emotion classified, and where it sits in the photo's pixels."""
-    from fer.inference.faces import crop_face, crop_square
-
-    if p.box is None:  # a face crop: the whole image
-        return to_face(array), None, None
-    box = tuple(v / scale for v in p.box)  # boxes come in the photo's pixels; the array may be a reduced decode
-    x0, y0, side = crop_square(box, margin)  # the very square crop_face cuts
-    origin = (int(round(x0 * scale)), int(round(y0 * scale)))
-    return crop_face(array, box, margin), origin, int(round(side * scale))
+def explanations(
+    result: PhotoResult, options: PredictOptions, target=None, patch: int = PATCH, stride: int = STRIDE
+) -> list[Explanation]:
+    """One Explanation per face of a photo already predicted (its crops, as the network saw them): what explain
+    and `python -m fer predict --explain` draw."""
+    found = []
+    for p, face in zip(result.faces, result.crops):
+        names = _targets(target, options.classes, p.emotion)
+        index = np.array([options.classes.index(n) for n in names])
+        maps = face_maps(options.model, face, index, options.labels, patch, stride)
+        # Where the crop sits in the photo, in its own pixels: the very square crop_face cut (a face crop: none).
+        x0, y0, side = crop_square(p.box, options.margin) if p.box is not None else (None, None, None)
+        origin = (x0, y0) if p.box is not None else None
+        found.append(Explanation(p, names[0], face, dict(zip(names, maps)), origin, side))
+    return found
 
 
 def class_saliency(

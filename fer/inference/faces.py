@@ -1,46 +1,27 @@
-"""Finding faces in photos and cutting them out the way FER-2013 faces look.
+"""Finding the faces in a photo: the chosen detector's first pass, then the retries for close-ups it misses.
 
-Detection works offline: BlazeFace (fer.inference.blazeface, its model file inside the package) by
-default, OpenCV's Haar cascade (shipped in the opencv-python-headless 4.x wheel), or MTCNN
-(installed with the project, weights inside its wheel; more accurate, with eye landmarks) when
-asked for; MTCNN is also the last second opinion on close-ups the others miss (see
-detect_faces). Large photos are downscaled for detection only; faces are cropped from the
-full-resolution image.
-
-The crop: the detector's box grown by `margin` on each side, made square, padded by
-replicating edge pixels where it leaves the image (faces at the border), converted to gray
-and shrunk to 48x48 with area averaging, as `fer.data.images.to_face` does for training data.
-FER-2013's faces are the Haar box itself, and the network is sensitive to framing, so crops
-follow it (docs/detection.md); DEFAULT_MARGIN was chosen on validation accuracy.
+Detection works offline (fer.inference.detectors: BlazeFace by default, OpenCV's Haar cascade, MTCNN with the
+research extra). Large photos are downscaled for detection only; boxes come back in the photo's own pixels. A
+face that fills the frame has no background around it, which detectors need: when nothing is found, the photo
+is searched again with a replicated border (and, if small, upscaled), then by second opinions that only accept
+a face filling much of the image (see detect_faces). Cutting the faces out: fer.inference.cropping.
 """
 
 from __future__ import annotations
 
 import math
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import NamedTuple
 
 import cv2
 import numpy as np
 
-from fer.data.images import FACE_SIZE, to_face, to_gray
+from fer.data.images import FACE_SIZE, to_gray
 from fer.errors import MissingPackageError
-from fer.inference.blazeface import BlazeFaceDetector
-from fer.inference.detectors import (  # noqa: F401  (re-exported)
-    Detector,
-    Face,
-    HaarDetector,
-    MTCNNDetector,
-    as_detector,
-    iou,
-    mostly_inside,
-)
+from fer.inference.cropping import DEFAULT_MARGIN, crop_face
+from fer.inference.detectors.base import FRAME_FILLING_AREA, Detector, Face, as_detector, mostly_inside
+from fer.inference.detectors.haar import HaarDetector
+from fer.inference.detectors.registry import DEFAULT_DETECTOR, borrowed_detector
 
-# 4% of the box on each side: margin 0 reproduces FER-2013's pixels best, but the network is most accurate
-# on slightly looser crops (chosen on validation close-ups; numbers in docs/experiments.md, "Face crops").
-DEFAULT_MARGIN = 0.04
 # Close-up retries (detect_faces): small images are upscaled to about CLOSE_UP_SIDE px and every
 # retry adds a replicated border of CLOSE_UP_BORDER of the side; the relaxed pass accepts only a
 # face covering CLOSE_UP_AREA of the image; images up to SMALL_SIDE px may be one whole face crop.
@@ -51,56 +32,9 @@ SMALL_SIDE = 400
 # The bordered retry looks only for faces at least RETRY_MIN_FACE of the image's shorter side: a face
 # the border (or upscaling a small image) can reveal is one that fills much of the frame.
 RETRY_MIN_FACE = 0.25
-# A first-pass face covering at least REFIT_AREA of the image is re-measured on the bordered copy:
-# without background around it the cascade boxes a face about 14% too tight (see detect_faces).
-REFIT_AREA = 0.4
 # A face covering area A of the image is at least sqrt(A) px on a side when square; searches for such
 # a face ask the detector for sides of at least AREA_SIDE_SLACK * sqrt(A), room for oblong boxes.
 AREA_SIDE_SLACK = 0.8
-
-
-DEFAULT_DETECTOR = "blazeface"
-_DETECTORS: dict[str, Callable[[], Callable]] = {
-    "blazeface": BlazeFaceDetector,
-    # The default before 0.5: BlazeFace's faces re-measured by the cascade (slower; docs/detection.md).
-    "blazeface-cascade": lambda: BlazeFaceDetector(cascade=True),
-    "haar": HaarDetector,
-    "mtcnn": MTCNNDetector,
-}
-# Idle detectors by name. OpenCV's cascade (the Haar detector, BlazeFace's re-measure) keeps per-call state, so
-# two threads sharing one instance get wrong boxes or a cv2.error: each call borrows one no other thread holds.
-_idle: dict[str, list[Callable]] = {}
-_idle_lock = threading.Lock()
-
-
-def get_detector(detector=DEFAULT_DETECTOR) -> Callable[[np.ndarray], list[Face]]:
-    """A new detector by name ("blazeface", "blazeface-cascade", "haar", "mtcnn"); a callable is returned as is.
-
-    An instance is for one thread at a time; detect_faces borrows pooled ones (borrowed_detector)."""
-    if callable(detector):
-        return detector
-    if detector not in _DETECTORS:
-        raise ValueError(f"Unknown face detector {detector!r}; choose from {sorted(_DETECTORS)} or pass a callable")
-    return _DETECTORS[detector]()
-
-
-@contextmanager
-def borrowed_detector(detector=DEFAULT_DETECTOR) -> Iterator[Callable[[np.ndarray], list[Face]]]:
-    """A detector this thread alone uses inside the block: an idle pooled one, or a new one; pooled again after.
-    A callable passed in is used as it is (thread safety is then its own)."""
-    if callable(detector):
-        yield detector
-        return
-    with _idle_lock:
-        idle = _idle.setdefault(detector, [])
-        found = idle.pop() if idle else None
-    if found is None:
-        found = get_detector(detector)
-    try:
-        yield found
-    finally:
-        with _idle_lock:
-            _idle[detector].append(found)
 
 
 def _mapped(face: Face, scale: float, offset: float, shape, source: str) -> Face:
@@ -155,7 +89,8 @@ def detect_faces(
 ) -> list[Face]:
     """Faces in a uint8 image ((H, W) gray or (H, W, 3) RGB), sorted left to right.
 
-    `detector`: "blazeface" (default; fer.inference.blazeface), "haar", "mtcnn" or a callable gray -> list[Face].
+    `detector`: a name of fer.inference.detectors.registry.DETECTORS ("blazeface" by default) or a callable
+    gray -> list[Face].
     Images larger than `max_side` are downscaled for detection (speed; boxes are mapped back
     to full resolution). When nothing is found and `close_ups` is on, the image is tried again
     with a replicated border (a face that fills the frame has no background around it, which
@@ -165,7 +100,7 @@ def detect_faces(
     taken as one face crop, marked `source="whole image"` and `score=None`. Each Face says how
     it was found (`source`). Retries run only when the first pass finds nothing, so photos
     with faces give no duplicates. With `close_ups`, when the first pass finds a face that
-    covers REFIT_AREA of the image, boxes under a third of its width are dropped (they are not
+    covers FRAME_FILLING_AREA of the image, boxes under a third of its width are dropped (they are not
     faces beside a frame-filling one), and such a face, or any face in a small image (at most
     SMALL_SIDE px), is re-measured on the bordered copy (FER-2013's framing).
     """
@@ -219,22 +154,22 @@ def _refit_subject(faces: list[Face], found: Detector, small: np.ndarray, scale:
     """Faces found: drop strays beside a frame-filling subject, and re-measure that subject on a bordered copy."""
     faces = _close_up_subject(faces, shape)
     area = shape[0] * shape[1]
-    # BlazeFace frames frame-filling faces itself (fer.inference.blazeface.CLOSE_UP_FRAMING): no second search.
-    fills = max(shape) <= SMALL_SIDE or max(f.box[2] * f.box[3] for f in faces) >= REFIT_AREA * area
+    # BlazeFace frames frame-filling faces itself (its CLOSE_UP_FRAMING): no second search.
+    fills = max(shape) <= SMALL_SIDE or max(f.box[2] * f.box[3] for f in faces) >= FRAME_FILLING_AREA * area
     if found.frames_close_ups or not fills:
         return faces
     # A face that fills the frame (a close-up, or a crop someone already cut around the face)
     # has no background around it, and the cascade then boxes it too tight or finds only part of it
     # (an eye, the mouth); on the bordered copy it gets the whole-face box (docs/experiments.md).
     copy = _bordered(small)
-    # Only the frame-filling subject is wanted here (REFIT_AREA of the image, so at least
-    # sqrt(REFIT_AREA) of its shorter side): the smaller scales need not be searched.
+    # Only the frame-filling subject is wanted here (FRAME_FILLING_AREA of the image, so at least
+    # sqrt(FRAME_FILLING_AREA) of its shorter side): the smaller scales need not be searched.
     again = [
         _mapped(f, scale * copy.up, copy.border, shape, "padded")
-        for f in _faces_at_least(found, copy.image, AREA_SIDE_SLACK * math.sqrt(REFIT_AREA) * min(copy.inner))
+        for f in _faces_at_least(found, copy.image, AREA_SIDE_SLACK * math.sqrt(FRAME_FILLING_AREA) * min(copy.inner))
     ]
     subject = max(again, key=lambda f: f.box[2] * f.box[3], default=None)
-    if subject is None or subject.box[2] * subject.box[3] < REFIT_AREA * area:
+    if subject is None or subject.box[2] * subject.box[3] < FRAME_FILLING_AREA * area:
         return faces
     # The frame-filling face replaces the first-pass boxes it covers.
     rest = [f for f in faces if not mostly_inside(f.box, subject.box, 0.5)]
@@ -253,7 +188,7 @@ def _faces_at_least(found, image: np.ndarray, min_side: float) -> list[Face]:
 
 
 def _close_up_subject(faces: list[Face], shape) -> list[Face]:
-    """In a close-up (the largest face covers REFIT_AREA of the image) keep no box under a third of its width.
+    """In a close-up (the largest face covers FRAME_FILLING_AREA of the image) keep no box under a third of its width.
 
     A face that fills the frame is the photo's subject; boxes that small beside it are the cascade
     firing on an ear, hair or background texture at the edge (6 of 400 close-ups made from
@@ -262,7 +197,7 @@ def _close_up_subject(faces: list[Face], shape) -> list[Face]:
     if len(faces) < 2:
         return faces
     largest = max(faces, key=lambda f: f.box[2] * f.box[3])
-    if largest.box[2] * largest.box[3] < REFIT_AREA * shape[0] * shape[1]:
+    if largest.box[2] * largest.box[3] < FRAME_FILLING_AREA * shape[0] * shape[1]:
         return faces
     return [f for f in faces if f is largest or f.box[2] >= largest.box[2] / 3]
 
@@ -293,43 +228,6 @@ def _without_nested(faces: list[Face]) -> list[Face]:
         return b.box[2] * b.box[3] > a.box[2] * a.box[3] and mostly_inside(a.box, b.box)
 
     return [f for f in faces if not any(inside(f, g) for g in faces if g is not f)]
-
-
-def crop_square(box, margin: float = DEFAULT_MARGIN) -> tuple[int, int, int]:
-    """(x0, y0, side) in pixels: the square crop_face cuts for `box` (x, y, w, h), grown by `margin` of its size
-    on each side, around the box's centre (it may reach outside the image)."""
-    x, y, w, h = (float(v) for v in box)
-    if w <= 0 or h <= 0:
-        raise ValueError(f"Face box must have positive width and height, got {tuple(box)}")
-    side = max(w, h) * (1 + 2 * margin)
-    return int(round(x + w / 2 - side / 2)), int(round(y + h / 2 - side / 2)), int(round(side))
-
-
-def crop_face(
-    image: np.ndarray, box, margin: float = DEFAULT_MARGIN, align: Face | None = None, size: int = FACE_SIZE
-) -> np.ndarray:
-    """A (size, size) gray face from `box` (x, y, w, h) of a gray or RGB uint8 image.
-
-    The box grows by `margin` of its size on each side and becomes square around its
-    centre; parts outside the image are filled by replicating the edge. With `align`
-    (a Face with eye points) the image is first rotated about the box centre so the eyes
-    are level.
-    """
-    gray = to_gray(image)
-    x0, y0, side = crop_square(box, margin)
-    x, y, w, h = (float(v) for v in box)
-    cx, cy = x + w / 2, y + h / 2
-    if align is not None and align.left_eye and align.right_eye:
-        (lx, ly), (rx, ry) = sorted([align.left_eye, align.right_eye])  # image-left eye first
-        angle = math.degrees(math.atan2(ry - ly, rx - lx))
-        matrix = cv2.getRotationMatrix2D((cx, cy), angle, 1.0)
-        gray = cv2.warpAffine(gray, matrix, (gray.shape[1], gray.shape[0]), borderMode=cv2.BORDER_REPLICATE)
-    x1, y1 = x0 + side, y0 + side
-    pad = max(0, -x0, -y0, x1 - gray.shape[1], y1 - gray.shape[0])
-    if pad:
-        gray = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        x0, y0, x1, y1 = x0 + pad, y0 + pad, x1 + pad, y1 + pad
-    return to_face(gray[y0:y1, x0:x1], size)
 
 
 def roundtrip_crops(

@@ -1,140 +1,29 @@
-"""Predicting emotions: `predict_emotion` (the faces in photos) and `predict_crop` (face crops), and the models
-they run.
+"""Predicting emotions: `predict_emotion` (the faces in photos) and `predict_crop` (face crops), and the photo
+pipeline both run: decode -> find faces -> cut them out -> classify, in batches.
 
 Inputs are paths, PIL images or arrays. A face crop of any size and colour is converted to a 48x48 gray
 face exactly as the training data is (see fer.data.images); in a photo, faces are found and cropped by
-fer.inference.faces first. Every function here is safe to call from several threads at once: detectors are
-borrowed per call (fer.inference.faces.borrowed_detector) and a model file is loaded once.
+fer.inference.faces and fer.inference.cropping first. A call's options are checked once (PredictOptions) and
+passed down. Boxes are in the photo's own pixels from the detector to the user. Every function here is safe to
+call from several threads at once: detectors are borrowed per call (fer.inference.detectors.registry) and a
+model file is loaded once (fer.inference.models).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from fer.analysis.probabilities import adjust, classes_of, predict_proba, prior_weights, training_prior
 from fer.data.images import FACE_SIZE, as_array, read_photo, to_face
-from fer.errors import ImageError, ModelError
-from fer.inference.faces import DEFAULT_DETECTOR, DEFAULT_MARGIN, Face, crop_face, detect_faces
-from fer.modeling.files import (
-    DEFAULT_MODEL_NAME,
-    MODEL_ENV,
-    check_model,
-    default_model_path,
-    load_network,
-    packaged_default,
-)
-
-# Which runtime runs a `.keras`/`.json` model for inference: "auto" (its ONNX twin where there is a fresh
-# one, else Keras), "onnx" (the twin, or an error saying how to write it), "int8" (its int8 twin: 2-3x the
-# faces/s, its top emotion differs on under 1% of faces; docs/export.md) or "keras". $FER_ENGINE sets it.
-ENGINES = ("auto", "onnx", "int8", "keras")
-ENGINE_ENV = "FER_ENGINE"
-
-
-def default_engine() -> str:
-    """The inference engine predict_emotion uses for model files: $FER_ENGINE, else "auto"."""
-    engine = os.environ.get(ENGINE_ENV, "auto")
-    if engine not in ENGINES:
-        raise ValueError(f"{ENGINE_ENV}={engine!r} is not an inference engine; choose from {ENGINES}")
-    return engine
-
-
-def _default_file(engine: str) -> Path:
-    """The file the default model (no path, no $FER_MODEL) is run from with `engine`."""
-    source = default_model_path()
-    if engine == "keras" and not source.is_file():
-        raise ModelError(
-            f"engine='keras' runs the default model's Keras file, {DEFAULT_MODEL_NAME} in the repository's models/ "
-            "folder (a clone with the research extra); a plain install predicts with its ONNX twin: engine='auto'"
-        )
-    if source.is_file():
-        return source  # the research store (a clone): its twin is used where fresh, Keras where not
-    return packaged_default("int8" if engine == "int8" else "float32")  # a plain install: the twin travels
-
-
-def load_model(path: str | Path | None = None, engine: str = "keras"):
-    """Load an emotion model: a `.keras` file (safe_mode=True: no arbitrary code runs) or a `.json`
-    ensemble (fer.modeling.files.load_network), or an exported `.onnx` file (run by ONNX Runtime,
-    fer.inference.onnx_model) or `.tflite` file (run by LiteRT, fer.inference.litert_model).
-
-    path=None loads the default model ($FER_MODEL, else the shipped default: in a clone its Keras file
-    models/ferplus_votes.keras, in a plain install its ONNX twin inside the package).
-    engine (for `.keras`/`.json` files): "keras" (default: the Keras model itself, for training,
-    evaluation, export), "auto" (its ONNX twin `onnx/<name>.onnx` beside it where one was made from
-    exactly this file, else Keras), "onnx" (the twin, or ModelError) or "int8". predict_emotion uses "auto".
-    Raises ModelError saying what is wrong and what to do.
-    """
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
-    if path is None and MODEL_ENV not in os.environ:
-        path = _default_file(engine)
-    path = Path(path) if path is not None else default_model_path()
-    if engine != "keras" and path.suffix in (".keras", ".json") and path.is_file():
-        from fer.inference.onnx_model import fresh_twin, twin_path
-
-        # "auto" without ONNX Runtime (an install that left it out) quietly stays on Keras.
-        runtime = engine != "auto" or importlib.util.find_spec("onnxruntime") is not None
-        precision = "int8" if engine == "int8" else "float32"
-        twin = fresh_twin(path, precision) if runtime else None
-        if twin is not None:
-            path = twin
-        elif engine in ("onnx", "int8"):
-            flag = " --quantize int8" if precision == "int8" else ""
-            raise ModelError(
-                f"{path}: no up-to-date ONNX {precision} twin ({twin_path(path, precision)} is missing or was made "
-                f"from another file). Write it with `python -m fer export --twin{flag} --model {path}`, or use "
-                "engine='keras'."
-            )
-    if path.suffix == ".onnx" and path.is_file():
-        from fer.inference.onnx_model import OnnxModel
-
-        return check_model(OnnxModel(path), path)
-    if path.suffix == ".tflite" and path.is_file():
-        from fer.inference.litert_model import LiteRTModel
-
-        return check_model(LiteRTModel(path), path)
-    if path.suffix in (".keras", ".json") and importlib.util.find_spec("keras") is None:
-        from fer.errors import MissingPackageError
-
-        raise MissingPackageError(
-            f"{path}: running a Keras model file needs Keras and TensorFlow, the research extra: "
-            "pip install 'fer2013-emotion-cnn[research]' (or predict with the packaged default / an .onnx file)"
-        )
-    return load_network(path)
-
-
-_cache: dict[tuple[str, float, str], object] = {}  # keras.Model, OnnxModel or LiteRTModel
-_cache_lock = threading.Lock()
-
-
-def resolve_model(model, engine: str | None = None):
-    """A keras.Model (or OnnxModel, LiteRTModel) as is; a path or None loaded once and cached (per file, mtime
-    and engine; threads arriving together wait for the one load). engine: see load_model; None: default_engine()
-    ("auto": the ONNX twin where there is one)."""
-    if hasattr(model, "predict_on_batch"):  # a keras.Model, OnnxModel or LiteRTModel (keras not imported here)
-        return model
-    engine = engine or default_engine()
-    path = Path(model) if model is not None else None
-    shown = path if path is not None else default_model_path()
-    key = (str(shown.resolve()), shown.stat().st_mtime if shown.is_file() else 0.0, engine)
-    with _cache_lock:  # one load on a cold start, however many threads ask at once
-        if key not in _cache:
-            _cache[key] = load_model(path, engine=engine)
-        return _cache[key]
-
-
-def model_classes(model=None, labels: str | None = None) -> tuple[str, ...]:
-    """The class names `model` answers in (a model object or file; None: the default model), in output order:
-    FER+'s eight (contempt too) or FER-2013's seven; `labels` picks a dual-head model's head."""
-    return classes_of(resolve_model(model), labels)
+from fer.errors import ImageError
+from fer.inference.cropping import DEFAULT_MARGIN
+from fer.inference.detectors.base import Face
+from fer.inference.detectors.registry import DEFAULT_DETECTOR
+from fer.inference.options import PredictOptions
 
 
 @dataclass
@@ -189,46 +78,37 @@ class Faces(list):
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
-@dataclass(frozen=True)
-class _Answer:
-    """How faces are turned into Predictions: the model, its head, the prior, TTA and batch size."""
-
-    model: object
-    labels: str | None = None
-    prior: str | Mapping = "training"
-    tta: bool | str = False
-    batch_size: int = 256
-
-    @classmethod
-    def make(cls, model, labels=None, prior="training", tta=False, batch_size=256, engine=None) -> _Answer:
-        model = resolve_model(model, engine=engine)
-        classes_of(model, labels)  # a head the model lacks: ValueError now, before any work
-        prior_weights(prior, training_prior(model, labels), classes_of(model, labels))  # a bad prior: now too
-        return cls(model, labels, prior, tta, batch_size)
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return classes_of(self.model, self.labels)
-
-    def probabilities(self, faces: np.ndarray) -> np.ndarray:
-        probs = predict_proba(self.model, faces, tta=self.tta, batch_size=self.batch_size, labels=self.labels)
-        return adjust(probs, prior_weights(self.prior, training_prior(self.model, self.labels), self.classes))
-
-    def predictions(self, faces: np.ndarray, found: list[Face | None] | None = None) -> list[Prediction]:
-        probs = self.probabilities(faces) if len(faces) else []
-        return [_prediction(p, self.classes, f) for p, f in zip(probs, found or [None] * len(probs))]
-
-
-def _prediction(probs: np.ndarray, classes: tuple[str, ...], face: Face | None = None) -> Prediction:
+def _prediction(probs: np.ndarray, classes: tuple[str, ...], face: Face | None = None, scale: float = 1.0):
     top = int(np.argmax(probs))
     return Prediction(
         emotion=classes[top],
         probability=float(probs[top]),
         probabilities={e: float(p) for e, p in zip(classes, probs)},
-        box=face.box if face is not None else None,
-        face_score=face.score if face is not None else None,
-        source=face.source if face is not None else "crop",
+        **_located(face, scale),
     )
+
+
+def _located(face: Face | None, scale: float) -> dict:
+    """A Prediction's box, face_score and source for `face`, its box taken from the decoded image's pixels to the
+    photo's own (`scale`, photo px per decoded px): here, once, on its way to the user."""
+    if face is None or face.source == "crop":  # a face crop has no box in a photo (issue 32)
+        return {"box": None, "face_score": None, "source": "crop"}
+    return {"box": _scaled(face.box, scale), "face_score": face.score, "source": face.source}
+
+
+def _scaled(box, scale: float) -> tuple[int, int, int, int]:
+    return box if scale == 1.0 else tuple(int(round(v * scale)) for v in box)
+
+
+def predictions(options: PredictOptions, crops, faces: list[Face] | None = None) -> list[Prediction]:
+    """Predictions for 48x48 crops (a list or (N, 48, 48) array), classified in one batch, each with its face's
+    box and score where `faces` (in the photo's pixels) are given."""
+    probs = options.probabilities(_stacked(crops))
+    return [_prediction(p, options.classes, f) for p, f in zip(probs, faces or [None] * len(probs))]
+
+
+def _stacked(crops) -> np.ndarray:
+    return np.asarray(crops, np.uint8).reshape(-1, FACE_SIZE, FACE_SIZE)
 
 
 def _failed(error: str) -> Prediction:
@@ -288,11 +168,13 @@ def predict_crop(
 
     >>> predict_crop("face48.png").emotion                        # doctest: +SKIP
     """
-    answer = _Answer.make(model, labels, prior, tta, batch_size)
+    options = PredictOptions.make(
+        model, labels=labels, prior=prior, tta=tta, batch_size=batch_size, channel_order=channel_order
+    )
     if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[1:] == (FACE_SIZE, FACE_SIZE):
-        return answer.predictions(image.astype(np.uint8, copy=False))
+        return predictions(options, image.astype(np.uint8, copy=False))
     if not _is_many(image):
-        return answer.predictions(to_face(as_array(image, channel_order))[None])[0]
+        return predictions(options, to_face(as_array(image, channel_order))[None])[0]
     faces, errors = [], {}
     for i, item in enumerate(image):
         try:
@@ -300,7 +182,7 @@ def predict_crop(
         except (ImageError, OSError, ValueError) as exc:
             errors[i] = str(exc)
             warnings.warn(_skipped(item, i, str(exc)), stacklevel=2)
-    done = iter(answer.predictions(np.stack(faces)) if faces else [])
+    done = iter(predictions(options, faces))
     return [_failed(errors[i]) if i in errors else next(done) for i in range(len(image))]
 
 
@@ -331,26 +213,37 @@ def predict_emotion(
     face_crop: True: each image is one face (no detection) -> a Faces of one Prediction (box None).
         False: find the faces. None (default): a 48x48 image is a crop, anything else a photo.
     boxes: your own face boxes [(x, y, w, h), ...] to skip detection (a list of such lists for a list).
-    detector: "blazeface" (default), "blazeface-cascade" (the cascade re-measures its faces: before 0.5), "haar",
-        "mtcnn" (research extra) or a callable gray -> list[Face].
+    detector: a name from fer.inference.detectors.registry.DETECTORS: "blazeface" (default), "blazeface-cascade"
+        (the cascade re-measures its faces: before 0.5), "haar", "mtcnn" (research extra); or a callable
+        gray -> list[Face].
     margin: share of the box added on each side before cropping (FER-2013's framing; docs/detection.md).
     align: level the eyes first (blazeface and mtcnn give eye landmarks).
     close_ups: retry a photo without a face as a close-up (off for video frames, which are scenes).
 
     >>> [(p.box, p.emotion) for p in predict_emotion("group.jpg")]  # doctest: +SKIP
     """
-    answer = _Answer.make(model, labels, prior, tta, batch_size)
     many, images, boxes = inputs(image, boxes)
     if face_crop and (boxes is not None or detector != DEFAULT_DETECTOR or margin != DEFAULT_MARGIN or align):
         raise ValueError(
             f"{'these images are' if many else _name(image) + ' is'} taken as face crops (face_crop=True), so no "
             "face is detected and boxes/detector/margin/align would do nothing. Pass face_crop=False to detect faces."
         )
-    detect = {"detector": detector, "margin": margin, "align": align, "close_ups": close_ups}
+    options = PredictOptions.make(
+        model,
+        labels=labels,
+        prior=prior,
+        tta=tta,
+        batch_size=batch_size,
+        face_crop=face_crop,
+        detector=detector,
+        margin=margin,
+        align=align,
+        close_ups=close_ups,
+        channel_order=channel_order,
+    )
     results = []
     # Gray decoding: nothing here returns the pixels, and detection and the network read gray.
-    found = _iter_photos(images, answer, boxes, channel_order, face_crop, gray=True, **detect)
-    for r in found:
+    for r in photo_results(images, options, boxes, gray=True):
         name = _name(images[r.index], r.index if many else None)
         if r.faces.error is not None:
             if not many:
@@ -370,13 +263,24 @@ def predict_emotion(
 
 @dataclass
 class PhotoResult:
-    """One photo of iter_photos: its index in the input, the decoded array (None if unreadable), the scale of
-    a reduced decode, and its faces (boxes in the photo's own pixels; `faces.error` says why it is unreadable)."""
+    """One photo of iter_photos: its index in the input, the decoded array (None if unreadable), the scale of a
+    reduced decode (photo px per array px), its faces (boxes in the photo's own pixels; `faces.error` says why it
+    is unreadable) and the (n_faces, 48, 48) crops the network saw."""
 
     index: int
     array: np.ndarray | None
     scale: float
     faces: Faces
+    crops: np.ndarray = field(default_factory=lambda: np.zeros((0, FACE_SIZE, FACE_SIZE), np.uint8), repr=False)
+
+    def annotated(self, path: str | Path | None = None) -> np.ndarray:
+        """The decoded array with each face's box and emotion drawn (a face crop: a box round the whole image)."""
+        from fer.inference.drawing import annotate
+
+        whole = (0, 0, self.array.shape[1], self.array.shape[0])
+        # The one way back to the decoded array's pixels: it is smaller than the photo only past MAX_PHOTO_SIDE.
+        drawn = [replace(p, box=_scaled(p.box, 1 / self.scale) if p.box else whole) for p in self.faces]
+        return annotate(self.array, drawn, path)
 
 
 def iter_photos(
@@ -396,50 +300,78 @@ def iter_photos(
     batch_size: int = 256,
     chunk: int = 64,
     engine: str | None = None,
-):
-    """PhotoResults for many photos, in order, as they are done: what predict_emotion(list) and the CLI run.
+) -> Iterator[PhotoResult]:
+    """PhotoResults for many photos, in order, as they are done: what predict_emotion(list) runs.
 
     Faces are detected photo by photo and classified `chunk` photos at a time in batches; the next chunk is
     read and detected in a second thread while the network classifies this one (decoding, detection and
     ONNX Runtime release the GIL). An unreadable input gives empty faces with `.error` set and the rest go on.
     No warnings: see `faces` being empty or `faces.error`. Options: as predict_emotion's.
     """
-    answer = _Answer.make(model, labels, prior, tta, batch_size, engine)
-    detect = {"detector": detector, "margin": margin, "align": align, "close_ups": close_ups}
-    yield from _iter_photos(
-        list(images), answer, boxes=boxes, channel_order=channel_order, face_crop=face_crop, chunk=chunk, **detect
+    options = PredictOptions.make(
+        model,
+        engine=engine,
+        labels=labels,
+        prior=prior,
+        tta=tta,
+        batch_size=batch_size,
+        face_crop=face_crop,
+        detector=detector,
+        margin=margin,
+        align=align,
+        close_ups=close_ups,
+        channel_order=channel_order,
     )
+    yield from photo_results(list(images), options, boxes, chunk=chunk)
 
 
-def _iter_photos(
-    images: list, answer: _Answer, boxes, channel_order, face_crop, chunk: int = 64, gray: bool = False, **detect
-):
-    """iter_photos with its model resolved (an _Answer); `gray`: files decoded gray (PhotoResult.array too)."""
+@dataclass
+class _Found:
+    """One photo decoded, its faces found (in the decoded image's pixels) and cut out; or why it is unreadable."""
+
+    index: int
+    array: np.ndarray | None
+    scale: float
+    faces: list[Face] = field(default_factory=list)
+    crops: list[np.ndarray] = field(default_factory=list)
+    error: str | None = None
+
+
+def photo_results(
+    images: list, options: PredictOptions, boxes=None, chunk: int = 64, gray: bool = False
+) -> Iterator[PhotoResult]:
+    """iter_photos with its options built: decode -> find -> cut (`chunk` photos, read ahead) -> classify.
+    `boxes`: one list per image, in its pixels; `gray`: files decoded gray (PhotoResult.array too)."""
     if boxes is not None and len(boxes) != len(images):
         raise ValueError(f"boxes must hold one list of boxes per image: {len(boxes)} lists for {len(images)} images")
+    if options.align and boxes is not None:
+        raise ValueError(
+            "align=True levels the eyes, which needs eye landmarks: your own boxes have none. Let a detector find "
+            "the faces (the default gives eye points), or leave align off."
+        )
 
-    def read_and_detect(start: int):
-        decoded = []
-        for i in range(start, min(start + chunk, len(images))):
-            try:
-                reduce = boxes is None and face_crop is not True
-                arr, scale = _decoded(images[i], channel_order, reduce=reduce, gray=gray)
-                decoded.append((i, arr, scale, None))
-            except (ImageError, OSError) as exc:
-                decoded.append((i, None, 1.0, str(exc)))
-        ok = [d for d in decoded if d[1] is not None]
-        chosen = [boxes[d[0]] for d in ok] if boxes is not None else None
-        return decoded, _detected([d[1] for d in ok], chosen, face_crop=face_crop, **detect)
+    def found(start: int) -> list[_Found]:
+        return [_find(images[i], i, options, boxes, gray) for i in range(start, min(start + chunk, len(images)))]
 
-    for decoded, (crops, found) in _read_ahead(read_and_detect, range(0, len(images), chunk)):
-        done = iter(answer.predictions(np.stack(crops), [f for faces in found for f in faces]) if crops else [])
-        per_photo = iter([[next(done) for _ in faces] for faces in found])
-        for i, arr, scale, error in decoded:
-            if error is not None:
-                yield PhotoResult(i, None, 1.0, Faces(error=error))
-            else:
-                faces = [_as_crop(p) for p in next(per_photo)]
-                yield PhotoResult(i, arr, scale, Faces(in_original_pixels(faces, scale)))
+    for photos in _read_ahead(found, range(0, len(images), chunk)):
+        probs = iter(options.probabilities(_stacked([c for photo in photos for c in photo.crops])))
+        for photo in photos:  # the chunk's faces went through the network together
+            if photo.error is not None:
+                yield PhotoResult(photo.index, None, 1.0, Faces(error=photo.error))
+                continue
+            faces = Faces(_prediction(next(probs), options.classes, f, photo.scale) for f in photo.faces)
+            yield PhotoResult(photo.index, photo.array, photo.scale, faces, _stacked(photo.crops))
+
+
+def _find(image, index: int, options: PredictOptions, boxes, gray: bool) -> _Found:
+    """Decode one input, find its faces and cut them out (an unreadable one: its error, the rest go on)."""
+    try:
+        reduce = boxes is None and options.face_crop is not True  # your boxes are in the photo's own pixels
+        array, scale = _decoded(image, options.channel_order, reduce=reduce, gray=gray)
+    except (ImageError, OSError) as exc:
+        return _Found(index, None, 1.0, error=str(exc))
+    faces = options.find(array, boxes[index] if boxes is not None else None)
+    return _Found(index, array, scale, faces, [options.cut(array, f) for f in faces])
 
 
 def _read_ahead(work, starts: range):
@@ -459,11 +391,6 @@ def _read_ahead(work, starts: range):
             yield result
 
 
-def _as_crop(p: Prediction) -> Prediction:
-    """A face crop has no box in a photo: box and face_score None, whatever the function (issue 32)."""
-    return replace(p, box=None, face_score=None) if p.source == "crop" else p
-
-
 def _decoded(image, channel_order: str, reduce: bool = True, gray: bool = False) -> tuple[np.ndarray, float]:
     """(array, scale): a photo file is decoded at most MAX_PHOTO_SIDE px on a side (scale = how much smaller);
     arrays, PIL images and photos with your own boxes (in original pixels) as they are (scale 1). `gray`: a file
@@ -471,80 +398,3 @@ def _decoded(image, channel_order: str, reduce: bool = True, gray: bool = False)
     if isinstance(image, (str, Path)):
         return read_photo(image, gray=gray) if reduce else read_photo(image, max_side=None, gray=gray)
     return as_array(image, channel_order), 1.0
-
-
-def in_original_pixels(faces: list[Prediction], scale: float) -> list[Prediction]:
-    """Boxes found in a reduced decode, mapped back to the photo's own pixels."""
-    if scale == 1.0:
-        return faces
-    return [replace(p, box=tuple(int(round(v * scale)) for v in p.box)) if p.box is not None else p for p in faces]
-
-
-def _detected(
-    arrays, boxes, face_crop=None, detector=DEFAULT_DETECTOR, margin=DEFAULT_MARGIN, align=False, close_ups=True
-) -> tuple[list, list[list[Face]]]:
-    """(crops, faces per photo): the faces of decoded photos found (or given as `boxes`) and cut out.
-    face_crop: True every array is one face crop; None a 48x48 array is one; False detection everywhere."""
-    if align and (boxes is not None or detector == "haar"):
-        raise ValueError(
-            "align=True levels the eyes, which needs eye landmarks: detector='blazeface' (the default) "
-            f"and 'mtcnn' give them ({'your own boxes have' if boxes is not None else 'the Haar detector has'} "
-            "none). Use one of those, or leave align off."
-        )
-    crops, found = [], []
-    for i, arr in enumerate(arrays):
-        if boxes is not None:
-            faces = [Face(tuple(int(v) for v in b), source="box") for b in boxes[i]]
-        elif face_crop or (face_crop is None and arr.shape[:2] == (FACE_SIZE, FACE_SIZE)):
-            faces = [Face((0, 0, arr.shape[1], arr.shape[0]), source="crop")]  # already a face crop
-        else:
-            faces = detect_faces(arr, detector, close_ups=close_ups, whole_image=close_ups)
-        if align and any(face.left_eye is None or face.right_eye is None for face in faces):
-            raise ValueError("align=True needs eye landmarks, and this detector gave a face without them")
-        # A face crop is the face as it is: no margin around it (there is nothing around it).
-        crops += [
-            to_face(arr) if face.source == "crop" else crop_face(arr, face.box, margin, align=face if align else None)
-            for face in faces
-        ]
-        found.append(faces)
-    return crops, found
-
-
-# Old names, kept for one release (0.4): each says what to call instead.
-def _deprecated(old: str, new: str) -> None:
-    warnings.warn(f"fer.{old} is deprecated and goes in 0.5: use {new}", DeprecationWarning, stacklevel=3)
-
-
-def predict_emotions(images, model=None, channel_order: str = "rgb", tta: bool | str = False, batch_size: int = 256):
-    """Deprecated: predict_crop(list or (N, 48, 48) array) does this."""
-    _deprecated("predict_emotions", "fer.predict_crop(images) (a list or an (N, 48, 48) array)")
-    if isinstance(images, (list, tuple)) and not images:
-        return []
-    return predict_crop(
-        images if isinstance(images, np.ndarray) else list(images),
-        model,
-        channel_order=channel_order,
-        tta=tta,
-        batch_size=batch_size,
-    )
-
-
-def predict_faces(image, model=None, boxes=None, **options) -> list[Prediction]:
-    """Deprecated: predict_emotion(image) does this."""
-    _deprecated("predict_faces", "fer.predict_emotion(image)")
-    return list(predict_emotion(image, model, boxes=boxes, **options))
-
-
-def predict_photos(images, model=None, boxes=None, errors: str = "raise", warn_no_face: bool = True, **options):
-    """Deprecated: predict_emotion(list) does this (an unreadable item gets `.error`, the rest go on)."""
-    _deprecated("predict_photos", "fer.predict_emotion(list_of_photos)")
-    if errors not in ("raise", "skip"):
-        raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
-    with warnings.catch_warnings():
-        if not warn_no_face:
-            warnings.filterwarnings("ignore", message="No face")
-        results = predict_emotion(list(images), model, boxes=boxes, **options)
-    failed = next((r.error for r in results if r.error), None)
-    if failed and errors == "raise":
-        raise ImageError(failed)
-    return [list(r) for r in results]

@@ -11,11 +11,13 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from fer import quiet
-from fer.data.images import VIDEO_SUFFIXES  # noqa: F401  (re-exported: fer.inference.video.VIDEO_SUFFIXES)
 from fer.errors import ImageError
+from fer.inference.cropping import DEFAULT_MARGIN
+from fer.inference.detectors.base import Face
+from fer.inference.detectors.registry import DEFAULT_DETECTOR
 from fer.inference.drawing import annotate
-from fer.inference.faces import DEFAULT_DETECTOR, DEFAULT_MARGIN, detect_faces
-from fer.inference.predict import iter_photos, model_classes, resolve_model
+from fer.inference.options import PredictOptions
+from fer.inference.predict import Prediction, predictions
 
 
 def analyze_video(
@@ -50,35 +52,52 @@ def analyze_video(
     """
     if stride < 1 or detect_every < 1:
         raise ValueError(f"stride and detect_every must be at least 1, got {stride} and {detect_every}")
-    model = resolve_model(model)
-    classes = model_classes(model, labels)  # a head the model lacks: ValueError before any frame is read
+    # Frames are scenes: no close-up retries (they would run on every frame without a face).
+    options = PredictOptions.make(
+        model,
+        labels=labels,
+        prior=prior,
+        tta=tta,
+        face_crop=False,
+        detector=detector,
+        margin=margin,
+        close_ups=False,
+        max_side=max_side,
+    )
     capture, fps = _opened(Path(path))
     rows, writer = [], _Writer(out_video, fps / stride)
     frames = _Frames(capture, stride, max_frames, progress, Path(path).name)
-    boxes: list = []  # the boxes found last (detect_every > 1 re-uses them)
+    last: list[Face] = []  # the faces found last (detect_every > 1 re-uses them)
     try:
-        for batch in _chunks(frames, chunk):
-            found = _detected(batch, boxes, stride, detect_every, detector, max_side)
-            faces = iter_photos(
-                [rgb for _, rgb in batch],
-                model,
-                boxes=[b for b, _ in found],
-                margin=margin,
-                tta=tta,
-                labels=labels,
-                prior=prior,
-            )
-            for (index, rgb), (_, fresh), result in zip(batch, found, faces):
-                rows += _rows(index, fps, fresh, result.faces)
-                writer.write(rgb, result.faces)
+        for batch in _chunks(frames, chunk):  # decode
+            found = [_faces_of(options, index // stride, rgb, detect_every, last) for index, rgb in batch]  # detect
+            for (index, rgb), (_, fresh), answers in zip(batch, found, _classified(options, batch, found)):
+                rows += _rows(index, fps, fresh, answers)  # table
+                writer.write(rgb, answers)
     finally:
         frames.close()
         capture.release()
         writer.close()
     if not rows and frames.decoded == 0:
         raise ImageError(f"{path}: no frame could be decoded")
-    columns = ["frame", "time_s", "face", "detected", "x", "y", "w", "h", "emotion", "probability", *classes]
+    columns = ["frame", "time_s", "face", "detected", "x", "y", "w", "h", "emotion", "probability", *options.classes]
     return pd.DataFrame(rows).reindex(columns=columns)
+
+
+def _faces_of(options: PredictOptions, k: int, rgb, detect_every: int, last: list[Face]) -> tuple[list[Face], bool]:
+    """Detect: (the faces of the k-th analysed frame, whether they were found in it); between detections every
+    `detect_every` frames the faces found last (`last`, updated here) are re-used."""
+    fresh = k % detect_every == 0
+    if fresh:
+        last[:] = options.find(rgb)
+    return list(last), fresh
+
+
+def _classified(options: PredictOptions, batch, found) -> list[list[Prediction]]:
+    """Classify: every face of a chunk of frames cut out and answered in one batch; the Predictions per frame."""
+    pairs = [(rgb, face) for (_, rgb), (faces, _) in zip(batch, found) for face in faces]
+    answered = iter(predictions(options, [options.cut(rgb, face) for rgb, face in pairs], [f for _, f in pairs]))
+    return [[next(answered) for _ in faces] for faces, _ in found]
 
 
 def _opened(path: Path) -> tuple[cv2.VideoCapture, float]:
@@ -127,21 +146,7 @@ def _chunks(frames, size: int):
         yield batch
 
 
-def _detected(batch, boxes: list, stride: int, detect_every: int, detector, max_side: int) -> list[tuple[list, bool]]:
-    """Detect: (boxes, found in this frame) per frame; between detections the last boxes are re-used (`boxes`)."""
-    found = []
-    for index, rgb in batch:
-        fresh = (index // stride) % detect_every == 0
-        if fresh:
-            # Frames are scenes: no close-up retries (they would run on every frame without a face).
-            boxes[:] = [
-                f.box for f in detect_faces(rgb, detector, max_side=max_side, close_ups=False, whole_image=False)
-            ]
-        found.append((list(boxes), fresh))
-    return found
-
-
-def _rows(index: int, fps: float, detected: bool, faces) -> list[dict]:
+def _rows(index: int, fps: float, detected: bool, faces: list[Prediction]) -> list[dict]:
     """Table: one row per face of a frame (face -1 for a frame without one)."""
     base = {"frame": index, "time_s": round(index / fps, 3), "detected": detected}
     if not faces:

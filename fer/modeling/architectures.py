@@ -21,9 +21,8 @@ import keras
 from keras import layers
 
 from fer.data.augment import Augmentation, allow_xla_on_jax, augmentation_layers
-from fer.data.ferplus import FERPLUS_CLASSES
+from fer.data.classes import EMOTIONS, FERPLUS_CLASSES
 from fer.data.images import FACE_SIZE
-from fer.data.loading import EMOTIONS
 from fer.errors import ModelError
 
 INPUT_SHAPE = (FACE_SIZE, FACE_SIZE, 1)

@@ -12,11 +12,13 @@ import numpy as np
 from keras import layers
 
 from fer.data import ferplus
-from fer.data.batches import FaceBatches, mix_batch, to_model_input
-from fer.data.loading import EMOTIONS, FaceSet, class_weights
+from fer.data.batches import FaceBatches, mix_batch
+from fer.data.classes import EMOTIONS, FERPLUS_CLASSES, classes_for_size
+from fer.data.images import to_model_input
+from fer.data.loading import FaceSet, class_weights
 
 # Output order of a dual-head model: its output layers carry these names.
-HEADS: dict[str, tuple[str, ...]] = {"ferplus": ferplus.FERPLUS_CLASSES, "fer2013": EMOTIONS}
+HEADS: dict[str, tuple[str, ...]] = {"ferplus": FERPLUS_CLASSES, "fer2013": EMOTIONS}
 
 
 def add_heads(model: keras.Model) -> keras.Model:
@@ -55,7 +57,7 @@ def transfer_weights(model: keras.Model, source: keras.Model) -> None:
     for a, b in zip(ours, theirs):
         a.set_weights(b.get_weights())
     kernel, bias = head.get_weights()
-    source_classes = ferplus.classes_for_size(kernel.shape[1])
+    source_classes = classes_for_size(kernel.shape[1])
     for name, classes in HEADS.items():
         layer = model.get_layer(name)
         k, b = layer.get_weights()
@@ -104,7 +106,7 @@ def validation_data(val: FaceSet, to_input) -> tuple:
     """(x, targets, weights) for Keras' validation: the FER+ majority (faces without one weigh 0) and FER-2013."""
     majority = ferplus.majority_labels(val.votes)
     has = majority >= 0
-    y_plus = np.eye(len(ferplus.FERPLUS_CLASSES), dtype=np.float32)[np.where(has, majority, 0)]
+    y_plus = np.eye(len(FERPLUS_CLASSES), dtype=np.float32)[np.where(has, majority, 0)]
     y_2013 = np.eye(len(EMOTIONS), dtype=np.float32)[val.labels]
     return to_input(val.images), (y_plus, y_2013), (has.astype(np.float32), np.ones(len(val), np.float32))
 

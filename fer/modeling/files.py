@@ -51,7 +51,7 @@ def model_metadata(path: str | Path) -> dict:
 def load_network(path: str | Path | None = None):
     """Load a `.keras` emotion model with safe_mode=True (no arbitrary code runs), or a `.json`
     ensemble file (the mean of the `.keras` member files it lists; see fer.modeling.ensembling).
-    Exported `.onnx`/`.tflite` files are fer.inference.predict.load_model's.
+    Exported `.onnx`/`.tflite` files are fer.inference.models.load_model's.
 
     path=None loads the default model's Keras file (models/<DEFAULT_MODEL_NAME>, or $FER_MODEL).
     Raises ModelError saying what is wrong and what to do.
@@ -113,17 +113,6 @@ def _assembled_ensemble(path: Path):
     from fer.modeling.architectures import build_ensemble
 
     return build_ensemble([load_network(f) for f in files])
-
-
-def model_classes(model, labels: str | None = None) -> tuple[str, ...]:
-    """The class names of `model`'s answer in order: FER-2013's seven emotions, or FER+'s eight (contempt too).
-
-    A model's output size says which label set it was trained on; a dual-head model answers in both (labels=
-    "ferplus" or "fer2013"; None: its first head, FER+).
-    """
-    from fer.analysis.probabilities import classes_of
-
-    return classes_of(model, labels)
 
 
 def check_model(model, path: Path):

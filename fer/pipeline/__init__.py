@@ -1,7 +1,8 @@
 """Running the notebooks headless (papermill): one pipeline run, sweeps of many, and the runs table."""
 
+from fer.paths import STEPS
 from fer.pipeline.config import load_yaml
-from fer.pipeline.notebooks import NOTEBOOKS, STEPS, check_parameters, kernel_manager_class, run_pipeline
+from fer.pipeline.notebooks import NOTEBOOKS, check_parameters, kernel_manager_class, run_pipeline
 from fer.pipeline.sweeps import expand_sweep, load_sweep, run_sweep, sweep_commands
 from fer.pipeline.table import RECORD, build_runs_table, read_runs_table, run_id_of, summarize_runs
 

@@ -11,10 +11,9 @@ import json
 import time
 from pathlib import Path
 
-from fer.paths import DATA_DIR, NOTEBOOKS_DIR, REPORTS_DIR
+from fer.paths import DATA_DIR, NOTEBOOKS_DIR, REPORTS_DIR, STEPS
 
 NOTEBOOKS = NOTEBOOKS_DIR
-STEPS = {"eda": "01_eda.ipynb", "train": "02_train.ipynb", "evaluate": "03_evaluate.ipynb", "faces": "04_faces.ipynb"}
 PATH_PARAMS = ("data_dir", "output_dir", "model_path", "teacher", "ferplus_teacher", "init_weights", "votes")
 
 

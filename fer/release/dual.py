@@ -9,11 +9,11 @@ from pathlib import Path
 import keras
 import pandas as pd
 
-from fer.analysis.evaluation import tta_scheme
+from fer.analysis.probabilities import tta_scheme
 from fer.data.loading import data_dir
 from fer.modeling.files import MODELS_DIR
 from fer.release.cards import markdown_table, per_class_table, percent, render
-from fer.release.fer2013 import class_weighting_text, cpu_throughput, export_model, onnx_twin, schedule_text
+from fer.release.fer2013 import class_weighting_text, cpu_throughput, onnx_twin, schedule_text, strip_optimizer
 from fer.release.ferplus import _evaluations, _scores
 
 
@@ -29,14 +29,14 @@ def ship_dual(
     """Ship a dual run as models_dir/<name>.keras with its ONNX twins; evaluate it once on PublicTest through each
     head (FER+ majority, FER-2013 labels; plain, TTA, without train duplicates); write <name>.metrics.json and
     <name>_CARD.md. `prior_table`: benchmarks/eval_label_sets.py's CSV with --prior rows, shown on the card."""
-    from fer.inference.predict import load_model
+    from fer.inference.models import load_model
 
     run, models_dir, data = Path(run_dir), Path(models_dir), data_dir(data)
     config = json.loads((run / "config.json").read_text())
     summary = json.loads((run / "summary.json").read_text())
     history = pd.read_csv(run / "history.csv")
     model_file = models_dir / f"{name}.keras"
-    export_model(run / f"{config['checkpoint']}.keras", model_file)
+    strip_optimizer(run / f"{config['checkpoint']}.keras", model_file)
     model = load_model(model_file)
     crowd, fer2013, evaluations = _evaluations(model, data, config.get("votes"))  # each head on its own labels
     metrics = {

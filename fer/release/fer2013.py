@@ -22,14 +22,14 @@ import numpy as np
 import pandas as pd
 
 from fer.analysis import plots
-from fer.analysis.evaluation import Evaluation, evaluate, predict_proba, tta_scheme
-from fer.analysis.probabilities import mean_prior
+from fer.analysis.evaluation import Evaluation, evaluate
+from fer.analysis.probabilities import mean_prior, predict_proba, tta_scheme
 from fer.data.loading import data_dir, load_split, train_images_beside
 from fer.modeling.files import DEFAULT_MODEL_NAME, MODELS_DIR, SINGLE_MODEL_NAME
-from fer.release.cards import markdown_table, per_class_table, render, results_rows  # noqa: F401  (re-exported)
+from fer.release.cards import markdown_table, per_class_table, render, results_rows
 
 
-def export_model(src: str | Path, dst: str | Path) -> keras.Model:
+def strip_optimizer(src: str | Path, dst: str | Path) -> keras.Model:
     """Copy a checkpoint without its optimizer state: a third of the size, same predictions."""
     model = keras.models.load_model(src, safe_mode=True, compile=False)  # its optimizer is left behind anyway
     bare = keras.Model.from_config(model.get_config())
@@ -156,7 +156,7 @@ def ship(
     epochs_done, train_seconds = len(history), float(history["seconds"].sum())
     checkpoint = f"{config.get('checkpoint', 'best')}.keras"
 
-    model = export_model(run_dir / checkpoint, models_dir / name)
+    model = strip_optimizer(run_dir / checkpoint, models_dir / name)
     test = load_split(data, "test")
     train_images = train_images_beside(data, "test")
     plain = evaluate(model, test.images, test.labels, train_images=train_images)
@@ -198,7 +198,7 @@ def onnx_twin(model_file: Path, data: str | Path | None = None, training_prior: 
     import importlib.util
     import warnings
 
-    from fer.inference.exporting import write_twin
+    from fer.release.exporting import write_twin
 
     missing = [m for m in ("tf2onnx", "onnx") if importlib.util.find_spec(m) is None]
     if missing:
@@ -256,7 +256,7 @@ def model_card(metrics: dict, plain: Evaluation, tta: Evaluation, notes: str = "
 
 def _same_weights_in(models_dir: Path, model) -> Path | None:
     """A .keras file directly in `models_dir` holding exactly `model`'s weights, or None."""
-    from fer.inference.predict import load_model
+    from fer.inference.models import load_model
 
     weights = model.get_weights()
     for path in sorted(models_dir.glob("*.keras")):
@@ -287,7 +287,7 @@ def ship_ensemble(
     TTA, and without the faces that copy training images). `selection`: how the members were
     chosen (on a validation split, never on the test split), for the card.
     """
-    from fer.inference.predict import load_model
+    from fer.inference.models import load_model
     from fer.modeling.ensembling import ensemble
 
     models_dir, data = Path(models_dir), data_dir(data)
@@ -332,7 +332,7 @@ def _ensemble_member(run: Path, models_dir: Path, name: str, test, train_images)
     history = pd.read_csv(run / "history.csv")
     path = models_dir / name / f"{run_id_of(run)}.keras"
     options = f" {config['model_options']}" if config.get("model_options") else ""
-    model = export_model(run / f"{config.get('checkpoint', 'best')}.keras", path)
+    model = strip_optimizer(run / f"{config.get('checkpoint', 'best')}.keras", path)
     shipped = _same_weights_in(models_dir, model)
     if shipped is not None:  # e.g. the single model is a member: reference it rather than commit it twice
         path.unlink()

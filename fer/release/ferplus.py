@@ -18,10 +18,11 @@ import keras
 import pandas as pd
 
 from fer.analysis import plots
-from fer.analysis.evaluation import Evaluation, evaluate, tta_scheme
-from fer.analysis.probabilities import mean_prior
+from fer.analysis.evaluation import Evaluation, evaluate
+from fer.analysis.probabilities import mean_prior, tta_scheme
+from fer.data.classes import EMOTIONS
 from fer.data.ferplus import load_ferplus_split
-from fer.data.loading import EMOTIONS, data_dir, load_split, train_images_beside
+from fer.data.loading import data_dir, load_split, train_images_beside
 from fer.modeling.files import MODELS_DIR
 from fer.pipeline import run_id_of
 from fer.release.cards import markdown_table, per_class_table, percent, render
@@ -29,10 +30,10 @@ from fer.release.fer2013 import (
     RANDOM_INIT,
     class_weighting_text,
     cpu_throughput,
-    export_model,
     onnx_twin,
     schedule_text,
     starting_network,
+    strip_optimizer,
 )
 
 
@@ -41,7 +42,7 @@ def _member(run: Path, path: Path, models_dir: Path) -> tuple[keras.Model, dict]
     config = json.loads((run / "config.json").read_text())
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
     history = pd.read_csv(run / "history.csv")
-    model = export_model(run / f"{config.get('checkpoint', 'best')}.keras", path)
+    model = strip_optimizer(run / f"{config.get('checkpoint', 'best')}.keras", path)
     return model, {
         "file": path.relative_to(models_dir).as_posix(),
         "run": run_id_of(run),
@@ -102,7 +103,7 @@ def ship_ferplus(
     `include`: model files already in models_dir (e.g. the FER-2013 network fer_emotion.keras) to average in,
     referenced rather than copied: a FER-2013 member counts as giving contempt 0 (fer.modeling.architectures).
     """
-    from fer.inference.predict import load_model
+    from fer.inference.models import load_model
 
     models_dir, data = Path(models_dir), data_dir(data)
     members, model_file = _shipped_members([Path(r) for r in run_dirs], include, models_dir, name)

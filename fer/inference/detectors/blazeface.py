@@ -4,7 +4,7 @@ BlazeFace (Bazarevsky et al. 2019, "BlazeFace: Sub-millisecond Neural Face Detec
 GPUs") is MediaPipe's selfie-range face detector: a 128x128 RGB input, 896 anchor boxes, six
 landmarks per face (eyes, nose, mouth, ears). Its model file, `assets/blazeface_short_range.tflite`,
 is MediaPipe's `face_detection_short_range.tflite` (Apache License 2.0; see
-`assets/NOTICE-blazeface.md`); it ships inside this package with its ONNX conversion
+`fer/assets/NOTICE-blazeface.md`); it ships inside this package with its ONNX conversion
 (`blazeface_short_range.onnx`), which ONNX Runtime runs by default, so detection stays offline and
 needs neither TensorFlow nor LiteRT (a `.tflite` path runs on LiteRT, or TensorFlow's `tf.lite.Interpreter`).
 
@@ -39,18 +39,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer.inference.detectors import Face, HaarDetector, iou, mostly_inside
+from fer.inference.detectors.base import FRAME_FILLING_AREA, Face, iou, mostly_inside
+from fer.inference.detectors.haar import HaarDetector
 from fer.inference.litert_model import interpreter_class
 from fer.quiet import stderr_silenced, verbose
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
 MODEL_PATH = ASSETS / "blazeface_short_range.onnx"  # tf2onnx's conversion of the .tflite (NOTICE-blazeface.md)
 TFLITE_PATH = ASSETS / "blazeface_short_range.tflite"
 INPUT_SIZE = 128
 # MediaPipe's face_detection_short_range graph: score threshold 0.5, anchors from strides 8 and 16.
 MIN_SCORE = 0.5
-# A box the cascade does not confirm is kept only above this score: below it, unconfirmed boxes were the
-# false faces on the no-face benchmark images (docs/experiments.md, "Face crops").
+# A face BlazeFace scores under this is kept only where a closer look (second_look) is sure of it, or, for a face
+# that fills the frame, the cascade confirms it: below it were the false faces on the no-face benchmark images
+# (docs/experiments.md, "Face crops").
 MIN_UNCONFIRMED_SCORE = 0.75
 # BlazeFace box -> FER-2013 (Haar) box: centre shift in box widths (x, y) and width ratio. Medians
 # over 500 faces of close-ups and pasted scenes made from the VALIDATION split (never test).
@@ -59,16 +61,13 @@ TO_FER_FRAMING = (-0.006, -0.087, 1.156)
 # least TILE_MIN_SIDE px are also searched in overlapping tiles of half the longer side (faces down to
 # about a twelfth of the side). A tile keeps only faces up to TILE_MAX_FACE of its side (bigger ones are
 # parts of a face the whole-image pass has), so tiles overlap by that much: as many per axis as that needs
-# (3 x 2 for a 640x480 frame, 3 x 3 for a square photo; 0.2 always searched 3 x 3: `tiles=3`).
+# (3 x 2 for a 640x480 frame, 3 x 3 for a square photo).
 TILE_MIN_SIDE = 256
 # No tiles beside a face of at least this share of the image's shorter side (a portrait's subject): on 100 scenes
 # of 1-3 validation faces pasted at 60-200 px, 164 of 201 faces found against 166 with tiles (0.4: 161; a third: 153).
 SUBJECT_SIDE = 0.45
 TILE_MAX_FACE = 0.4
 NMS_IOU = 0.3
-# A face whose box in FER-2013's framing covers at least this share of the image fills the frame
-# (fer.inference.faces.REFIT_AREA: where detect_faces re-measured faces on a bordered copy).
-FRAME_FILLING_AREA = 0.4
 # BlazeFace box -> the cascade's box for a frame-filling face on a bordered copy: centre shift in box widths (x)
 # and heights (y), width ratio; medians over validation close-ups (benchmarks/fit_close_up_framing.py).
 CLOSE_UP_FRAMING = (-0.01, -0.078, 1.082)
@@ -190,10 +189,8 @@ def _weighted_nms(found):
     return merged
 
 
-def _starts(length: int, t: int, three: bool = False) -> list[int]:
+def _starts(length: int, t: int) -> list[int]:
     """Where tiles of side `t` start along an axis of `length` px, overlapping by at least TILE_MAX_FACE * t."""
-    if three:  # the 0.2 layout
-        return sorted({0, max(0, (length - t) // 2), max(0, length - t)})
     if length <= t:
         return [0]
     n = 1 + math.ceil((length - t) / ((1 - TILE_MAX_FACE) * t))
@@ -233,34 +230,22 @@ def _same_face(box, kept) -> bool:
 class BlazeFaceDetector:
     """Faces in a gray or RGB image: BlazeFace on the whole image (and tiles), boxes in FER-2013's framing.
 
-    `Face.score` is BlazeFace's probability; `left_eye`/`right_eye` are its eye landmarks (so
-    `align=True` works); `haar` is the cascade (loaded on first use): the second opinion on an unsure
-    frame-filling face and detect_faces' close-up retries, and with `haar_fallback` the search of a photo
-    where BlazeFace finds nothing. `min_side` (detect_faces' retries): only faces at least that many px
-    wide, so tiles (which hold faces under TILE_MAX_FACE of half the image) are skipped.
-    `cascade` (off by default; on: the path until 0.4): the cascade re-measures each scene face and confirms
-    unsure ones, instead of the mapped box and the closer look. `close_up_framing` (default on): a
-    frame-filling face is framed by CLOSE_UP_FRAMING and detect_faces skips its bordered re-measure
-    (`frames_close_ups`); off: the cascade re-measures every face and detect_faces re-measures frame-filling
-    ones on a bordered copy (the path before 0.3, kept for comparison: benchmarks/, fit_close_up_framing.py).
+    `Face.score` is BlazeFace's probability; `left_eye`/`right_eye` are its eye landmarks (so `align=True`
+    works). A face BlazeFace is unsure of gets a closer look (`second_look`); `haar`, the cascade, is loaded on
+    first use: the second opinion on an unsure frame-filling face and detect_faces' close-up retries.
+    `min_side` (detect_faces' retries): only faces at least that many px wide, so tiles are skipped.
+    `cascade` (detector="blazeface-cascade", the path until 0.4): the cascade re-measures each scene face and
+    confirms unsure ones, instead of the mapped box and the closer look.
     """
 
     takes_min_side = True
+    # A frame-filling face is framed by CLOSE_UP_FRAMING here, so detect_faces skips its bordered re-measure.
+    frames_close_ups = True
 
-    def __init__(
-        self,
-        min_unconfirmed_score: float = MIN_UNCONFIRMED_SCORE,
-        tiles: bool | int = True,
-        haar_fallback: bool = False,
-        close_up_framing: bool = True,
-        cascade: bool = False,
-    ):
+    def __init__(self, min_unconfirmed_score: float = MIN_UNCONFIRMED_SCORE, cascade: bool = False):
         self.net = BlazeFace()
         self._haar = None  # the cascade, loaded on first use (~10 ms): a photo whose faces BlazeFace is sure of never
-        self.min_unconfirmed_score, self.haar_fallback = min_unconfirmed_score, haar_fallback
-        self.tiles = int(tiles)  # False/0: none; True/1: as many as the overlap needs; 3: always 3 x 3 (0.2)
-        self.frames_close_ups = close_up_framing
-        self.cascade = cascade or not close_up_framing
+        self.min_unconfirmed_score, self.cascade = min_unconfirmed_score, cascade
 
     @property
     def haar(self) -> HaarDetector:
@@ -274,6 +259,11 @@ class BlazeFaceDetector:
     def _fills_frame(box, shape) -> bool:
         return _fer_side(box) ** 2 >= FRAME_FILLING_AREA * shape[0] * shape[1]
 
+    @staticmethod
+    def tile_starts(length: int, t: int) -> list[int]:
+        """Where tiles of side `t` start along an axis of `length` px (a method: benchmarks re-create 0.2's layout)."""
+        return _starts(length, t)
+
     def proposals(self, image: np.ndarray, min_side: int = 0) -> list[tuple[float, np.ndarray, np.ndarray]]:
         """BlazeFace's faces in the whole image and, for larger images, in overlapping tiles; no duplicates."""
         found = self.net(image)
@@ -285,13 +275,8 @@ class BlazeFaceDetector:
         portrait = self.frames_close_ups and any(
             self._fills_frame(f[1], (h, w)) or _fer_side(f[1]) >= SUBJECT_SIDE * min(h, w) for f in found
         )
-        if (
-            self.tiles
-            and not portrait
-            and max(h, w) >= TILE_MIN_SIDE
-            and min_side <= TILE_MAX_FACE * t * TO_FER_FRAMING[2]
-        ):
-            corners = [(y0, x0) for y0 in _starts(h, t, self.tiles == 3) for x0 in _starts(w, t, self.tiles == 3)]
+        if not portrait and max(h, w) >= TILE_MIN_SIDE and min_side <= TILE_MAX_FACE * t * TO_FER_FRAMING[2]:
+            corners = [(y0, x0) for y0 in self.tile_starts(h, t) for x0 in self.tile_starts(w, t)]
             # Two tiles at a time: resizing and ONNX Runtime release the GIL, and one pass is too small to
             # gain from ONNX Runtime's own threads (4 passes: 5.5 ms in one thread, 3.5 ms in two).
             tiles = _pool().map(lambda c: self.net(image[c[0] : c[0] + t, c[1] : c[1] + t]), corners)
@@ -329,10 +314,6 @@ class BlazeFaceDetector:
             # MediaPipe names the eyes from the subject's side: point 0 is the right eye, 1 the left.
             right_eye, left_eye = (tuple(float(v) for v in p) for p in points[:2])
             faces.append(Face(framed, score, left_eye, right_eye, "detector"))
-        if not faces and self.haar_fallback:
-            # Nothing BlazeFace can see: faces under about a twelfth of the image side (a crowd, a
-            # distant group) are beyond its reach even on tiles, so the cascade searches the image.
-            return self.haar(gray, min_side=min_side)
         return faces
 
     def second_look(self, image: np.ndarray, box) -> float:

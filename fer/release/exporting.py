@@ -24,12 +24,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from fer.analysis.probabilities import heads_of
+from fer.analysis.probabilities import classes_of, heads_of
+from fer.data.classes import EMOTIONS
 from fer.data.images import FACE_SIZE
-from fer.data.loading import EMOTIONS
 from fer.errors import ModelError, optional_import
-from fer.inference.faces import DEFAULT_MARGIN
-from fer.modeling.files import model_classes, model_metadata
+from fer.inference.cropping import DEFAULT_MARGIN
+from fer.modeling.files import model_metadata
 
 FORMATS = ("onnx", "litert", "saved_model")
 QUANTIZATIONS = (None, "float16", "int8")
@@ -177,7 +177,8 @@ def export(
     None (float32), "float16" (weights in float16, float32 in and out) or "int8" (static,
     calibrated on 512 training faces from `data`, else the synthetic sample).
     """
-    from fer.inference.predict import default_model_path, load_model
+    from fer.inference.models import load_model
+    from fer.modeling.files import default_model_path
 
     if format not in FORMATS:
         raise ValueError(f"Unknown export format {format!r}; choose from {FORMATS}")
@@ -215,7 +216,7 @@ def export(
     info = metadata(
         source,
         _source_accuracy(source),
-        classes=model_classes(keras_model),
+        classes=classes_of(keras_model),
         heads=heads_of(keras_model),
         format=format,
         quantization=quantize or "float32",
@@ -237,7 +238,7 @@ def write_twin(
     training prior (`training_prior`, else the one recorded beside the source: fer.modeling.files.model_metadata).
     precision="int8": its int8 twin `onnx/<name>.int8.onnx` (static, calibrated on 512 training faces of `data`)."""
     from fer.inference.onnx_model import source_digest, twin_path
-    from fer.inference.predict import default_model_path
+    from fer.modeling.files import default_model_path
 
     if precision not in ("float32", "int8"):
         raise ValueError(f"precision must be 'float32' or 'int8', got {precision!r}")
