@@ -91,6 +91,12 @@ def test_the_installed_wheel_predicts_a_real_photo_outside_the_checkout(core_ven
         [cli, "predict", str(photo), "--json"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
     )
     assert predicted.returncode == 0 and json.loads(predicted.stdout)[0]["emotion"] == "happy", predicted.stderr
+    # --out without pyarrow (the batch extra): the tables as before, and one line on what resuming needs.
+    kept = subprocess.run(
+        [cli, "predict", str(photo), "--out", "out"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert kept.returncode == 0 and (tmp_path / "out" / "predictions.csv").is_file(), kept.stderr
+    assert not (tmp_path / "out" / "predictions.parquet").exists() and "[batch]" in kept.stderr
     for command in (["run"], ["train", "--epochs", "1"], ["evaluate"]):
         refused = subprocess.run([cli, *command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
         assert refused.returncode == 2, (command, refused.stderr)

@@ -11,6 +11,26 @@ from fer.cli.common import UsageError, add_answer, add_engine, add_model, add_tt
 from fer.inference.detectors.registry import DEFAULT_DETECTOR, DETECTORS
 
 
+def _manifest(path: str | None, column: str) -> list[str]:
+    """The inputs a manifest lists: a text file (one path a line) or a CSV/Parquet table's `column`."""
+    if path is None:
+        return []
+    manifest = Path(path)
+    if not manifest.is_file():
+        raise UsageError(f"--from {path}: no such file")
+    if manifest.suffix.lower() not in (".csv", ".parquet"):
+        return [line.strip() for line in manifest.read_text().splitlines() if line.strip()]
+    import pandas as pd
+
+    table = pd.read_parquet(manifest) if manifest.suffix.lower() == ".parquet" else pd.read_csv(manifest)
+    if column not in table:
+        raise UsageError(
+            f"--from {path}: no column {column!r} (it has {', '.join(map(str, table.columns))}); "
+            "name the paths' column with --column"
+        )
+    return [str(v) for v in table[column].dropna()]
+
+
 def _expand_inputs(items: list[str]) -> tuple[list[Path], list[Path], list[Path]]:
     """(images, videos, missing) from files and folders (searched recursively), in sorted order."""
     from fer.data.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES
@@ -46,28 +66,28 @@ def _output_stems(items: list[str], files: list[Path]) -> dict[Path, Path]:
     return stems
 
 
-def _error_row(path: Path, message: str) -> dict:
-    print(f"error: {message}", file=sys.stderr)
+def _error_row(path: Path, message: str, quiet: bool = False) -> dict:
+    if not quiet:
+        print(f"error: {message}", file=sys.stderr)
     return {"path": str(path), "face": None, "status": "error", "emotion": None, "error": message}
 
 
 def _predict_images(paths: list[Path], args, options, out: Path | None, stems: dict[Path, Path]):
-    """Row lists, one per image file in the order given (as each is done); an unreadable file gets an error row.
+    """Dataset rows (fer.inference.corpus.photo_rows), one list per image file in the order given, as each is done;
+    an unreadable file gets an error row.
 
     Photos go through fer.inference.predict.photo_results: detected one by one, classified --chunk at a time in
     batches, the next chunk read and detected while this one is classified."""
+    from fer.inference.corpus import input_key, photo_rows
     from fer.inference.predict import photo_results
 
     for result in photo_results(paths, options, chunk=args.chunk):
         path, faces = paths[result.index], result.faces
         if faces.error:
-            yield [_error_row(path, faces.error)]
-        elif not faces:
-            yield [{"path": str(path), "face": -1, "status": "no face", "emotion": None}]
-        else:
-            yield [{"path": str(path), "face": k, "status": "ok", **p.to_dict()} for k, p in enumerate(faces)]
-            if out is not None:
-                _write_images(result, options, args, out / stems[path])
+            print(f"error: {faces.error}", file=sys.stderr)
+        yield photo_rows(input_key(path), faces, faces.error)
+        if out is not None and faces:
+            _write_images(result, options, args, out / stems[path])
 
 
 def _write_images(result, options, args, base: Path) -> None:
@@ -89,7 +109,9 @@ def _write_images(result, options, args, base: Path) -> None:
         Image.fromarray(panel).save(base.parent / f"{base.name}_face{k}_{e.target}_explain.png")
 
 
-def _predict_video(video: Path, args, options, out: Path | None, stems: dict[Path, Path]) -> dict:
+def _predict_video(video: Path, args, options, out: Path | None, stems: dict[Path, Path]) -> list[dict]:
+    """Dataset rows of one video (one per face per analysed frame); with --out its frames table and plot too."""
+    from fer.inference.corpus import input_key, video_rows
     from fer.inference.video import analyze_video
 
     frames = analyze_video(
@@ -103,29 +125,62 @@ def _predict_video(video: Path, args, options, out: Path | None, stems: dict[Pat
         labels=args.labels,
         prior=args.prior,
         out_video=out / f"{stems[video]}_annotated.mp4" if out and args.annotate_video else None,
+        progress=False,
     )
-    with_face = frames[frames["face"] >= 0]
-    summary = with_face["emotion"].value_counts(normalize=True).round(3).to_dict() if len(with_face) else {}
     if out is not None:
         base = out / stems[video]
         base.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(base.parent / f"{base.name}_frames.csv", lambda p: frames.to_csv(p, index=False))
-        if len(with_face) and importlib.util.find_spec("matplotlib") is not None:  # the plot: research extra
+        if (frames["face"] >= 0).any() and importlib.util.find_spec("matplotlib") is not None:  # research extra
             from fer.analysis import plots
 
             plots.save(plots.emotions_over_time(frames), base.parent, f"{base.name}_emotions")
-    return {
-        "path": str(video),
-        "face": None,
-        "status": "ok" if summary else "no face",
-        "emotion": max(summary, key=summary.get) if summary else None,
-        "frames": int(frames["frame"].nunique()),
-        "emotion_shares": summary,
-    }
+    return video_rows(input_key(video), frames, options.classes)
 
 
-def _unreadable(images: list[Path]) -> tuple[list[Path], list[dict]]:
-    """(the images whose header PIL can read, error rows for the others): a cheap check before TensorFlow loads."""
+def _table_rows(rows: list[dict], classes: tuple[str, ...]) -> list[dict]:
+    """The printed table's and predictions.csv/.json's rows from one input's dataset rows: a photo's faces as they
+    are; a video's summary (its top emotion, the share of each over its faces, the frames analysed)."""
+    first = rows[0]
+    if first["status"] == "error":
+        return [{"path": first["path"], "face": None, "status": "error", "emotion": None, "error": first["error"]}]
+    if first["kind"] == "video":
+        import pandas as pd
+
+        found = [r["emotion"] for r in rows if r["status"] == "ok"]
+        shares = pd.Series(found, dtype=object).value_counts(normalize=True).round(3).to_dict() if found else {}
+        return [
+            {
+                "path": first["path"],
+                "face": None,
+                "status": "ok" if found else "no face",
+                "emotion": max(shares, key=shares.get) if shares else None,
+                "frames": len({r.get("frame") for r in rows}),
+                "emotion_shares": shares,
+            }
+        ]
+    if first["status"] == "no face":
+        return [{"path": first["path"], "face": -1, "status": "no face", "emotion": None}]
+    return [
+        {
+            "path": r["path"],
+            "face": r["face"],
+            "status": "ok",
+            "emotion": r["emotion"],
+            "probability": r["probability"],
+            "probabilities": {c: r[f"p_{c}"] for c in classes},
+            "box": [r[c] for c in "xywh"] if r.get("x") is not None else None,
+            "face_score": r.get("face_score"),
+            "source": r.get("face_source"),
+            "error": None,
+        }
+        for r in rows
+    ]
+
+
+def _unreadable(images: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """(the images whose header PIL can read, (path, error) for the others, told now): a cheap check before the
+    model loads."""
     from PIL import Image, UnidentifiedImageError
 
     good, bad = [], []
@@ -136,7 +191,8 @@ def _unreadable(images: list[Path]) -> tuple[list[Path], list[dict]]:
                 Image.open(path).close()
             good.append(path)
         except (UnidentifiedImageError, OSError, ValueError) as exc:
-            bad.append(_error_row(path, f"{path}: not a readable image ({type(exc).__name__}: {exc})"))
+            bad.append((path, f"{path}: not a readable image ({type(exc).__name__}: {exc})"))
+            print(f"error: {bad[-1][1]}", file=sys.stderr)
     return good, bad
 
 
@@ -152,20 +208,25 @@ def _write_tables(table, out: Path) -> None:
     write_atomic(out / "predictions.csv", lambda p: flat.to_csv(p, index=False))
 
 
+# Inputs and rows per committed part (memory stays bounded whatever the corpus), and the largest run that also
+# gets predictions.csv/.json and a printed table (the Parquet dataset is the output past it).
+PART_INPUTS, PART_ROWS = 256, 50_000
+TABLE_ROWS, PRINTED_ROWS = 100_000, 200
+# What every row of one dataset is made with: a rerun with others is refused (or --redo starts over).
+SETTINGS = ("model", "engine", "labels", "prior", "tta", "crop", "detector", "stride", "detect_every", "max_side")
+
+
 def cmd_predict(args) -> int:
     if args.explain and not args.out:
         raise UsageError("--explain writes one image per face: give the folder with --out DIR")
     # Paths and image headers are checked before TensorFlow and the model load (seconds): bad input is told at once.
-    images, videos, missing = _expand_inputs(args.paths)
+    images, videos, missing = _expand_inputs([*args.paths, *_manifest(args.from_list, args.column)])
     if not images and not videos:
         what = f"{', '.join(map(str, missing))}: no such file or folder. " if missing else ""
         raise UsageError(f"Nothing to predict. {what}Pass image or video files, or folders that contain them.")
-    rows = [_error_row(path, f"{path}: no such file or folder") for path in missing]
+    for path in missing:
+        print(f"error: {path}: no such file or folder", file=sys.stderr)
     readable, unreadable = _unreadable(images)
-    rows += unreadable
-    import pandas as pd
-
-    from fer.errors import ImageError
     from fer.inference.options import PredictOptions
 
     # The model loaded and every option checked once (--labels naming a head the model lacks: exit 2 up front).
@@ -179,45 +240,138 @@ def cmd_predict(args) -> int:
         detector=args.detector,
     )
     out = Path(args.out) if args.out else None
-    stems = _output_stems(args.paths, images + videos)
-    interrupted = False
-    try:
-        for image_rows in _predict_images(readable, args, options, out, stems):  # --chunk bounds memory
-            rows += image_rows
-        for video in videos:
-            try:
-                rows.append(_predict_video(video, args, options, out, stems))
-            except (ImageError, OSError, ValueError) as exc:
-                rows.append(_error_row(video, str(exc)))
-    except KeyboardInterrupt:  # Ctrl-C: keep what is done, write it, say so
-        interrupted = True
+    run = _Run(args, options, out, [*images, *videos])
+    interrupted = run.predict(readable, unreadable, videos, _output_stems(args.paths, images + videos))
+    return run.report(missing, len(missing) + len(images) + len(videos), interrupted)
 
-    position = {str(p): i for i, p in enumerate([*missing, *images, *videos])}
-    rows.sort(key=lambda row: position.get(row["path"], len(position)))  # input order, whatever failed first
-    table = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["path", "face", "status", "emotion"])
-    failed = int((table["status"] == "error").sum())
-    inputs = len(missing) + len(images) + len(videos)
-    if out is not None:
-        _write_tables(table, out)
-    if args.json:
-        print(table.to_json(orient="records", indent=2))
-    else:
-        shown = [c for c in ("path", "face", "status", "box", "emotion", "probability", "frames") if c in table]
-        print(table[shown].to_string(index=False, na_rep=""))
-        if out is not None:
-            print(f"\nWrote {out}/predictions.csv, predictions.json and annotated images")
-    done = len(table["path"].unique()) if len(table) else 0
-    if interrupted:
-        print(f"interrupted: {done} of {inputs} input(s) done and written; run again for the rest", file=sys.stderr)
-        return 130
-    print(f"{inputs} input(s): {inputs - failed} predicted, {failed} failed", file=sys.stderr)
-    return 1 if failed else 0
+
+class _Run:
+    """One `predict` run: what is already done (the Parquet dataset under --out), committing whole inputs as they
+    are done, and the table it prints and writes."""
+
+    def __init__(self, args, options, out: Path | None, inputs: list[Path]):
+        from fer.inference.corpus import PredictionDataset, input_key
+
+        self.args, self.options, self.out, self.pending, self.rows = args, options, out, [], []
+        self.dataset, self.done, self.inputs = None, set(), inputs
+        if out is not None and importlib.util.find_spec("pyarrow") is None:
+            print(
+                "note: --out writes predictions.csv/.json only; for a Parquet dataset that resumes after a stop: "
+                "pip install 'fer2013-emotion-cnn[batch]' (pyarrow)",
+                file=sys.stderr,
+            )
+        elif out is not None:
+            settings = {name: getattr(args, name) for name in SETTINGS}
+            settings["model"] = str(args.model or "default")
+            self.dataset = PredictionDataset(out / "predictions.parquet", settings, options.classes)
+            self.keys = {str(p): input_key(p) for p in inputs}
+            self.done = self.dataset.start(self.keys, redo=args.redo)
+
+    def todo(self, paths: list[Path]) -> list[Path]:
+        return [p for p in paths if self.dataset is None or self.keys[str(p)] not in self.done]
+
+    def predict(self, readable: list[Path], unreadable: list[tuple[Path, str]], videos: list[Path], stems) -> bool:
+        """Predict what is not done yet, committing whole inputs as they are done; True where Ctrl-C stopped it."""
+        from tqdm.auto import tqdm
+
+        from fer.errors import ImageError
+        from fer.inference.corpus import input_key, photo_rows
+
+        readable, videos = self.todo(readable), self.todo(videos)
+        unreadable = [(p, e) for p, e in unreadable if p in set(self.todo([p for p, _ in unreadable]))]
+        total = len(readable) + len(unreadable) + len(videos)
+        bar = tqdm(total=total, unit="input", desc="predict", disable=None, file=sys.stderr)
+        try:
+            for path, error in unreadable:
+                self.add(photo_rows(input_key(path), [], error), bar)
+            for rows in _predict_images(readable, self.args, self.options, self.out, stems):  # --chunk: memory
+                self.add(rows, bar)
+            for video in videos:
+                try:
+                    rows = _predict_video(video, self.args, self.options, self.out, stems)
+                except (ImageError, OSError, ValueError) as exc:
+                    print(f"error: {exc}", file=sys.stderr)
+                    rows = photo_rows(input_key(video), [], str(exc))
+                self.add(rows, bar)
+        except KeyboardInterrupt:  # Ctrl-C: keep what is done, write it, say so
+            return True
+        finally:
+            self.commit()
+            bar.close()
+        return False
+
+    def add(self, rows: list[dict], bar) -> None:
+        """One input's rows: kept for the table (a run without --out) or the next part (committed when full)."""
+        bar.update(1)
+        if self.dataset is None:
+            self.rows += _table_rows(rows, self.options.classes)
+            return
+        self.pending.append(rows)
+        if len(self.pending) >= PART_INPUTS or sum(map(len, self.pending)) >= PART_ROWS:
+            self.commit()
+
+    def commit(self) -> None:
+        if self.dataset is not None and self.pending:
+            self.dataset.commit([row for rows in self.pending for row in rows])
+            self.pending = []
+
+    def table(self, missing: list[Path]):
+        """This run's table (with --out: every input the dataset holds), missing files first, in input order."""
+        import pandas as pd
+
+        rows = [_error_row(path, f"{path}: no such file or folder", quiet=True) for path in missing]
+        if self.dataset is None:
+            rows += self.rows
+        elif self.dataset.rows() <= TABLE_ROWS:
+            by_input: dict[str, list[dict]] = {}
+            for row in self.dataset.read_rows():
+                by_input.setdefault(row["path"], []).append(row)
+            rows += [r for found in by_input.values() for r in _table_rows(found, self.options.classes)]
+        else:
+            return None
+        position = {str(p): i for i, p in enumerate([*missing, *self.inputs])}
+        rows.sort(key=lambda row: position.get(row["path"], len(position)))
+        return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["path", "face", "status", "emotion"])
+
+    def report(self, missing: list[Path], inputs: int, interrupted: bool) -> int:
+        """Print the table and the counts, write predictions.csv/.json; the exit code (0, 1 failures, 130)."""
+        table, out = self.table(missing), self.out
+        if table is not None and out is not None:
+            _write_tables(table, out)
+        if table is None:
+            print(
+                f"{self.dataset.rows()} rows in {self.dataset.folder} (too many for predictions.csv; read the "
+                "Parquet dataset with pandas, DuckDB or Polars)"
+            )
+        elif self.args.json:
+            print(table.to_json(orient="records", indent=2))
+        else:
+            shown = [c for c in ("path", "face", "status", "box", "emotion", "probability", "frames") if c in table]
+            print(table[shown].head(PRINTED_ROWS).to_string(index=False, na_rep=""))
+            if len(table) > PRINTED_ROWS:
+                print(f"... {len(table) - PRINTED_ROWS} more rows in {out}/predictions.csv")
+            if out is not None:
+                print(f"\nWrote {out}/predictions.parquet, predictions.csv, predictions.json and annotated images")
+        failed = int((table["status"] == "error").sum()) if table is not None else 0
+        done = len(table["path"].unique()) if table is not None and len(table) else 0
+        if interrupted:
+            print(f"interrupted: {done} of {inputs} input(s) done and written; run again for the rest", file=sys.stderr)
+            return 130
+        print(f"{inputs} input(s): {inputs - failed} predicted, {failed} failed", file=sys.stderr)
+        return 1 if failed else 0
 
 
 def add_predict(sub) -> None:
     """The `predict` subcommand's arguments."""
     p = sub.add_parser("predict", help="emotions of the faces in photos, folders and videos")
-    p.add_argument("paths", nargs="+", help="image files, video files, or folders of them")
+    p.add_argument("paths", nargs="*", help="image files, video files, or folders of them")
+    p.add_argument(
+        "--from",
+        dest="from_list",
+        metavar="FILE",
+        help="also the inputs a manifest lists: a text file (one path a line), or a CSV/Parquet file's --column",
+    )
+    p.add_argument("--column", default="path", help="with --from a CSV/Parquet file: the paths' column (path)")
     add_model(p)
     add_engine(p, "auto")
     p.add_argument("--crop", action="store_true", help="images are face crops: no face detection")
@@ -243,7 +397,12 @@ def add_predict(sub) -> None:
         help="videos: downscale frames to PX for face detection only (speeds up the Haar detector; BlazeFace "
         "works on 128x128 inputs whatever the frame size)",
     )
-    p.add_argument("--out", help="folder for predictions.csv/.json, annotated images and video tables")
+    p.add_argument(
+        "--out",
+        help="folder for the Parquet dataset predictions.parquet/ (a rerun does only what is new or changed), "
+        "predictions.csv/.json, annotated images and video tables",
+    )
+    p.add_argument("--redo", action="store_true", help="with --out: predict everything again, not only what is new")
     p.add_argument("--annotate-video", action="store_true", help="with --out: also write annotated videos")
     p.add_argument(
         "--explain",
