@@ -135,3 +135,34 @@ def test_a_bad_file_gives_its_row_and_a_part_is_all_or_nothing(sample_root, tmp_
     assert photo_rows(key, [], "broken") == [
         {"path": key[0], "size": key[1], "mtime_ns": key[2], "kind": "photo", "status": "error", "error": "broken"}
     ]
+
+
+def test_an_unwritable_out_or_a_full_disk_fails_at_once_in_one_line(sample_root, tmp_path, capsys, monkeypatch):
+    import errno
+
+    folder = sample_root / "test" / "happy"
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(["predict", str(folder), "--out", str(blocker / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot write there" in err  # before the model loads: nothing else said
+    # The disk fills after the first part: the run stops with one line, and the part committed stands.
+    import fer.cli.predicting as predicting
+    from fer.inference import corpus
+
+    monkeypatch.setattr(predicting, "PART_INPUTS", 3)
+    real = corpus.PredictionDataset.commit
+    calls = []
+
+    def filling(self, rows):
+        calls.append(len(rows))
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, rows)
+
+    monkeypatch.setattr(corpus.PredictionDataset, "commit", filling)
+    out = tmp_path / "out"
+    assert main(["predict", str(folder), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "run the same command again" in err
+    assert len(pd.read_parquet(out / "predictions.parquet")) == 3 and len(calls) == 2

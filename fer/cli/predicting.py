@@ -216,6 +216,19 @@ TABLE_ROWS, PRINTED_ROWS = 100_000, 200
 SETTINGS = ("model", "engine", "labels", "prior", "tta", "crop", "detector", "stride", "detect_every", "max_side")
 
 
+def _check_writable(out: Path) -> None:
+    """UsageError at once, before the model loads, where --out cannot be made or written to."""
+    import tempfile
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise UsageError(f"--out {out}: cannot write there ({reason}); choose a folder you can write to") from exc
+
+
 def cmd_predict(args) -> int:
     if args.explain and not args.out:
         raise UsageError("--explain writes one image per face: give the folder with --out DIR")
@@ -226,6 +239,8 @@ def cmd_predict(args) -> int:
         raise UsageError(f"Nothing to predict. {what}Pass image or video files, or folders that contain them.")
     for path in missing:
         print(f"error: {path}: no such file or folder", file=sys.stderr)
+    if args.out:
+        _check_writable(Path(args.out))
     readable, unreadable = _unreadable(images)
     from fer.inference.options import PredictOptions
 
@@ -312,7 +327,14 @@ class _Run:
 
     def commit(self) -> None:
         if self.dataset is not None and self.pending:
-            self.dataset.commit([row for rows in self.pending for row in rows])
+            try:
+                self.dataset.commit([row for rows in self.pending for row in rows])
+            except OSError as exc:  # a full disk: stop at once, say so; the parts already committed stand
+                self.pending = []  # not done: the next run predicts them again
+                raise UsageError(
+                    f"--out {self.out}: cannot write the next part ({exc}); the inputs committed so far are kept, "
+                    "free some space and run the same command again for the rest"
+                ) from exc
             self.pending = []
 
     def table(self, missing: list[Path]):
