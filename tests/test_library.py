@@ -298,3 +298,35 @@ def test_one_photo_runs_without_a_thread_and_many_read_ahead_in_order(scenes, mo
     assert ahead == [[a[:2] + a[3:] for a in faces] for faces in alone] and alone[3] == [] and len(alone[1]) == 3
     probabilities = [p.probability for r in predict_module.iter_photos(files, chunk=2) for p in r.faces]
     assert probabilities == pytest.approx([a[2] for faces in alone for a in faces], abs=1e-4)
+
+
+def test_bytes_and_file_objects_are_inputs_like_paths(scenes, tmp_path):
+    """What a server receives (an upload, an HTTP body): the same answers as the file, and the same errors."""
+    import io
+
+    from PIL import Image
+
+    path = tmp_path / "group.png"
+    Image.fromarray(scenes["group"]).save(path)
+    data = path.read_bytes()
+    faces = predict_emotion(path)
+    expected = _answers(faces)
+    with open(path, "rb") as handle:
+        from_file = predict_emotion(handle)
+    assert _answers(predict_emotion(data)) == _answers(from_file) == _answers(predict_emotion(io.BytesIO(data)))
+    assert _answers(predict_emotion(bytearray(data))) == expected
+    crop = tmp_path / "crop.png"
+    Image.fromarray(scenes["crops"][0]).save(crop)
+    assert predict_crop(crop.read_bytes()).probabilities == predict_crop(crop).probabilities
+    assert [e.prediction.emotion for e in fer.explain(data)] == [p.emotion for p in faces]
+    with pytest.raises(fer.ImageError, match="the 12 bytes: not a readable image"):
+        predict_emotion(b"not an image")
+    with pytest.raises(fer.ImageError, match="empty"):
+        predict_emotion(b"")
+    with pytest.raises(fer.ImageError, match="binary mode"), open(tmp_path / "t.txt", "w+") as text:
+        text.write("x")
+        text.seek(0)
+        predict_emotion(text)
+    with pytest.warns(UserWarning, match="Skipped the bytes image at index 1"):
+        good, bad = predict_emotion([data, b"junk"])
+    assert _answers(good) == expected and bad == [] and "not a readable image" in bad.error

@@ -6,6 +6,7 @@ go through exactly the same colour conversion and resizing.
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -44,8 +45,18 @@ def _pil_to_array(image: Image.Image) -> np.ndarray:
 MAX_PHOTO_SIDE = 4096
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file into a uint8 array: (H, W) gray or (H, W, 3) in RGB order.
+def is_encoded(image) -> bool:
+    """Whether `image` is an encoded image in memory: bytes (an upload, an HTTP body) or a binary file object."""
+    return isinstance(image, (bytes, bytearray, memoryview)) or (hasattr(image, "read") and callable(image.read))
+
+
+def is_file_input(image) -> bool:
+    """Whether `image` is decoded from a file's bytes (a path, bytes or a file object), not given as pixels."""
+    return isinstance(image, (str, Path)) or is_encoded(image)
+
+
+def read_image(path) -> np.ndarray:
+    """Read an image file (a path, bytes or a binary file object) into a uint8 array: (H, W) gray or (H, W, 3) RGB.
 
     EXIF orientation is applied, transparency is composited on white and 16-bit
     images are scaled to 8 bits. Raises ImageError naming the file when it is missing,
@@ -54,21 +65,36 @@ def read_image(path: str | Path) -> np.ndarray:
     return read_photo(path, max_side=None)[0]
 
 
-def read_photo(path: str | Path, max_side: int | None = MAX_PHOTO_SIDE, gray: bool = False) -> tuple[np.ndarray, float]:
-    """(array, scale): `path` decoded with its longer side at most about `max_side` px (None: full size).
+def _source(image) -> tuple[object, str]:
+    """(what PIL opens, the name errors give) for a path, bytes or a binary file object."""
+    if not is_encoded(image):
+        path = Path(image)
+        if not path.is_file():
+            raise ImageError(f"{path}: no such file")
+        return path, str(path)
+    name = str(getattr(image, "name", "")) or "the file object"
+    data = image.read() if hasattr(image, "read") else bytes(image)
+    if isinstance(data, str):
+        raise ImageError(f"{name}: read text, not bytes; open the file in binary mode ('rb')")
+    if not data:
+        raise ImageError(f"{name if hasattr(image, 'read') else 'the bytes'}: empty (0 bytes), not an image")
+    return io.BytesIO(data), name if hasattr(image, "read") else f"the {len(data)} bytes"
+
+
+def read_photo(path, max_side: int | None = MAX_PHOTO_SIDE, gray: bool = False) -> tuple[np.ndarray, float]:
+    """(array, scale): `path` (a file path, bytes or a binary file object) decoded with its longer side at most about
+    `max_side` px (None: full size).
 
     `scale` is original size / decoded size (1.0 when nothing was reduced): multiply a box found in the
     array by it to get the original photo's pixels. `gray`: an (H, W) gray array (a JPEG decodes its luma
     alone, about twice as fast; what face detection and the network read). Errors as read_image.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ImageError(f"{path}: no such file")
+    source, path = _source(path)
     try:
         with warnings.catch_warnings():
             # PIL warns above ~89 Mpixel; such photos are decoded reduced here, not in full.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(path)
+            image = Image.open(source)
         with image:
             full = max(image.size)
             reduce = bool(max_side) and full > max_side
@@ -94,17 +120,18 @@ def read_photo(path: str | Path, max_side: int | None = MAX_PHOTO_SIDE, gray: bo
 def as_array(image, channel_order: str = "rgb") -> np.ndarray:
     """Any supported image input -> uint8 array, (H, W) gray or (H, W, 3) RGB.
 
-    `image` may be a path, a PIL image or a NumPy array of shape (H, W), (H, W, 1),
-    (H, W, 3) or (H, W, 4). Arrays are assumed RGB(A) unless channel_order="bgr"
+    `image` may be a path, bytes or a binary file object holding an image file, a PIL image or a NumPy array of
+    shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4). Arrays are assumed RGB(A) unless channel_order="bgr"
     (what cv2.imread returns). Float arrays in [0, 1] are scaled to [0, 255].
     """
-    if isinstance(image, (str, Path)):
+    if is_file_input(image):
         return read_image(image)
     if isinstance(image, Image.Image):
         return _pil_to_array(image)
     if not isinstance(image, np.ndarray):
         raise ImageError(
-            f"Unsupported image input of type {type(image).__name__}: pass a file path, a PIL.Image or a NumPy array."
+            f"Unsupported image input of type {type(image).__name__}: pass a file path, bytes or a binary file "
+            "object of an image file, a PIL.Image or a NumPy array."
         )
     if channel_order not in ("rgb", "bgr"):
         raise ImageError(f"channel_order must be 'rgb' or 'bgr', got {channel_order!r}")

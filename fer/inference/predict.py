@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer.data.images import FACE_SIZE, as_array, read_photo, to_face
+from fer.data.images import FACE_SIZE, as_array, is_encoded, is_file_input, read_photo, to_face
 from fer.errors import ImageError
 from fer.inference.cropping import DEFAULT_MARGIN
 from fer.inference.detectors.base import Face
@@ -124,7 +124,8 @@ def _skipped(image, index: int | None, error: str) -> str:
 def _name(image, index: int | None = None) -> str:
     if isinstance(image, (str, Path)):
         return str(image)
-    return f"the {type(image).__name__} image" + (f" at index {index}" if index is not None else "")
+    kind = "bytes" if is_encoded(image) and not hasattr(image, "read") else type(image).__name__
+    return f"the {kind} image" + (f" at index {index}" if index is not None else "")
 
 
 def inputs(image, boxes=None) -> tuple[bool, list, list | None]:
@@ -152,10 +153,11 @@ def predict_crop(
 ) -> Prediction | list[Prediction]:
     """The emotion of a face crop (any size and colour; no face detection): "face in, emotion out".
 
-    image: a file path, a PIL image or a NumPy array of a face already cut out (a 48x48 FER-2013 face, or a
-        larger crop, converted exactly as the training faces were). A list of these, or an (N, 48, 48) uint8
-        array: one Prediction each, in order, classified in batches; an item that cannot be read gets a
-        Prediction with `.error` set (emotion None) and a warning, and the others are predicted.
+    image: a file path, bytes or a binary file object of an image file, a PIL image or a NumPy array of a face
+        already cut out (a 48x48 FER-2013 face, or a larger crop, converted exactly as the training faces were).
+        A list of these, or an (N, 48, 48) uint8 array: one Prediction each, in order, classified in batches; an
+        item that cannot be read gets a Prediction with `.error` set (emotion None) and a warning, and the others
+        are predicted.
     model: a model object or file (.keras, .json ensemble, .onnx, .tflite); None: the default model.
     labels: which label set a dual-head model answers in ("ferplus": 8 classes, "fer2013": 7; None: its first);
         a single-head model accepts only its own (ValueError otherwise).
@@ -204,8 +206,9 @@ def predict_emotion(
 ) -> Faces | list[Faces]:
     """The emotion of every face in a photo (or of a face crop): a Faces list of Predictions, left to right.
 
-    image: a file path, a PIL image or a NumPy array ((H, W) gray, (H, W, 3) RGB, or BGR with
-        channel_order="bgr"; RGBA, 16-bit and EXIF-rotated files are handled). A list (or tuple) of these:
+    image: a file path, bytes or a binary file object of an image file (an upload, an HTTP body), a PIL image or a
+        NumPy array ((H, W) gray, (H, W, 3) RGB, or BGR with channel_order="bgr"; RGBA, 16-bit and EXIF-rotated
+        files are handled). A list (or tuple) of these:
         one Faces per item, in order, the faces of all classified together in batches (much faster than a
         loop); an item that cannot be read gets an empty Faces whose `.error` says why (and a warning), and
         the others are predicted. A photo without a face gives an empty Faces and a warning, in both forms.
@@ -395,6 +398,6 @@ def _decoded(image, channel_order: str, reduce: bool = True, gray: bool = False)
     """(array, scale): a photo file is decoded at most MAX_PHOTO_SIDE px on a side (scale = how much smaller);
     arrays, PIL images and photos with your own boxes (in original pixels) as they are (scale 1). `gray`: a file
     is decoded gray (arrays stay as given: converting them costs what detection's own conversion does)."""
-    if isinstance(image, (str, Path)):
+    if is_file_input(image):  # a path, or a file's bytes (an upload, an HTTP body, a file object)
         return read_photo(image, gray=gray) if reduce else read_photo(image, max_side=None, gray=gray)
     return as_array(image, channel_order), 1.0
