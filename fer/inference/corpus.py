@@ -129,13 +129,6 @@ class PredictionDataset:
         """Every committed row as a dict (Python ints, floats and None), parts in order."""
         return [row for p in self._parts() for row in self.pa.parquet.read_table(p, schema=self.schema).to_pylist()]
 
-    def read(self):
-        """Every committed row as a pandas DataFrame (this schema's columns, parts in order)."""
-        import pandas as pd
-
-        parts = [self.pa.parquet.read_table(p, schema=self.schema).to_pandas() for p in self._parts()]
-        return pd.concat(parts, ignore_index=True) if parts else self.schema.empty_table().to_pandas()
-
 
 def _key(row: dict) -> tuple[str, int, int]:
     return row["path"], int(row["size"]), int(row["mtime_ns"])
