@@ -13,6 +13,7 @@ LAYERS = {
     "fer.errors": 0,
     "fer.quiet": 0,
     "fer.paths": 0,
+    "fer.atomic": 0,
     "fer.data": 1,
     "fer.analysis": 2,
     "fer.modeling": 3,

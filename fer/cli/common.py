@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from fer.analysis.probabilities import LABEL_SETS, TTA_SCHEMES
@@ -116,10 +115,3 @@ def parse_prior(text: str):
                 f"{text!r}: expected training, uniform or EMOTION=SHARE,... (e.g. angry=1,happy=2)"
             )
     return shares
-
-
-def write_atomic(path: Path, write) -> None:
-    """`write(tmp_path)`, then rename over `path`: an interrupted run never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)

@@ -7,7 +7,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from fer.cli.common import UsageError, add_answer, add_engine, add_model, add_tta, write_atomic
+from fer.atomic import write_atomic
+from fer.cli.common import UsageError, add_answer, add_engine, add_model, add_tta
 from fer.inference.detectors.registry import DEFAULT_DETECTOR, DETECTORS
 
 
@@ -293,7 +294,8 @@ class _Run:
         from fer.inference.corpus import input_key, photo_rows
 
         readable, videos = self.todo(readable), self.todo(videos)
-        unreadable = [(p, e) for p, e in unreadable if p in set(self.todo([p for p, _ in unreadable]))]
+        left = set(self.todo([p for p, _ in unreadable]))
+        unreadable = [(p, e) for p, e in unreadable if p in left]
         total = len(readable) + len(unreadable) + len(videos)
         bar = tqdm(total=total, unit="input", desc="predict", disable=None, file=sys.stderr)
         try:

@@ -16,6 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
+from fer.atomic import write_atomic
 from fer.errors import optional_import
 
 KEY = ("path", "size", "mtime_ns")
@@ -90,7 +91,7 @@ class PredictionDataset:
                 f"{self.folder} holds predictions made with other settings ({saved}); use another --out folder, or "
                 "--redo to predict everything again with these"
             )
-        _write_atomic(saved, json.dumps(self.settings, indent=2))
+        write_atomic(saved, lambda tmp: tmp.write_text(json.dumps(self.settings, indent=2)))
         done = set()
         for part in self._parts():
             found = self.pa.parquet.read_table(part, columns=list(KEY)).to_pylist()
@@ -106,9 +107,7 @@ class PredictionDataset:
         if kept.num_rows == 0:
             part.unlink()
             return
-        tmp = _tmp(part)
-        self.pa.parquet.write_table(kept, tmp)
-        os.replace(tmp, part)
+        write_atomic(part, lambda tmp: self.pa.parquet.write_table(kept, tmp))
 
     def commit(self, rows: list[dict]) -> Path | None:
         """Write `rows` (whole inputs) as the next part, by one rename: all of them are committed, or none."""
@@ -117,9 +116,8 @@ class PredictionDataset:
         parts = self._parts()
         number = int(parts[-1].stem.split("-")[1]) + 1 if parts else 0
         path = self.folder / f"part-{number:06d}.parquet"
-        tmp = _tmp(path)
-        self.pa.parquet.write_table(self.pa.Table.from_pylist(rows, schema=self.schema), tmp)
-        os.replace(tmp, path)
+        table = self.pa.Table.from_pylist(rows, schema=self.schema)
+        write_atomic(path, lambda tmp: self.pa.parquet.write_table(table, tmp))
         return path
 
     def rows(self) -> int:
@@ -132,17 +130,6 @@ class PredictionDataset:
 
 def _key(row: dict) -> tuple[str, int, int]:
     return row["path"], int(row["size"]), int(row["mtime_ns"])
-
-
-def _tmp(path: Path) -> Path:
-    """Where `path` is written before its rename: a dot name, which readers of the folder skip."""
-    return path.with_name(f".{path.name}.tmp")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = _tmp(path)
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def photo_rows(key: tuple[str, int, int], faces, error: str | None = None) -> list[dict]:

@@ -191,8 +191,10 @@ def explanations(
         index = np.array([options.classes.index(n) for n in names])
         maps = face_maps(options.model, face, index, options.labels, patch, stride)
         # Where the crop sits in the photo, in its own pixels: the very square crop_face cut (a face crop: none).
-        x0, y0, side = crop_square(p.box, options.margin) if p.box is not None else (None, None, None)
-        origin = (x0, y0) if p.box is not None else None
+        origin = side = None
+        if p.box is not None:
+            x0, y0, side = crop_square(p.box, options.margin)
+            origin = (x0, y0)
         found.append(Explanation(p, names[0], face, dict(zip(names, maps)), origin, side))
     return found
 

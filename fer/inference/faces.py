@@ -22,6 +22,8 @@ from fer.inference.detectors.base import FRAME_FILLING_AREA, Detector, Face, as_
 from fer.inference.detectors.haar import HaarDetector
 from fer.inference.detectors.registry import DEFAULT_DETECTOR, borrowed_detector
 
+# Photos are searched at most this many px on a side (boxes are mapped back; faces are cropped from the full image).
+DETECT_MAX_SIDE = 1024
 # Close-up retries (detect_faces): small images are upscaled to about CLOSE_UP_SIDE px and every
 # retry adds a replicated border of CLOSE_UP_BORDER of the side; the relaxed pass accepts only a
 # face covering CLOSE_UP_AREA of the image; images up to SMALL_SIDE px may be one whole face crop.
@@ -85,7 +87,11 @@ def _face_shaped(gray: np.ndarray) -> bool:
 
 
 def detect_faces(
-    image: np.ndarray, detector=DEFAULT_DETECTOR, max_side: int = 1024, close_ups: bool = True, whole_image: bool = True
+    image: np.ndarray,
+    detector=DEFAULT_DETECTOR,
+    max_side: int = DETECT_MAX_SIDE,
+    close_ups: bool = True,
+    whole_image: bool = True,
 ) -> list[Face]:
     """Faces in a uint8 image ((H, W) gray or (H, W, 3) RGB), sorted left to right.
 

@@ -12,11 +12,8 @@ from fer.data.images import FACE_SIZE, to_face
 from fer.inference.cropping import DEFAULT_MARGIN, crop_face
 from fer.inference.detectors.base import Face
 from fer.inference.detectors.registry import DEFAULT_DETECTOR, DETECTORS, detector_info
-from fer.inference.faces import detect_faces
+from fer.inference.faces import DETECT_MAX_SIDE, detect_faces
 from fer.inference.models import resolve_model
-
-# Photos are searched at most this many px on a side (faces are cropped from the full image): detect_faces' default.
-DETECT_MAX_SIDE = 1024
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from fer.inference.cropping import DEFAULT_MARGIN
 from fer.inference.detectors.base import Face
 from fer.inference.detectors.registry import DEFAULT_DETECTOR
 from fer.inference.drawing import annotate
+from fer.inference.faces import DETECT_MAX_SIDE
 from fer.inference.options import PredictOptions
 from fer.inference.predict import Prediction, predictions
 
@@ -32,7 +33,7 @@ def analyze_video(
     progress: bool = True,
     tta: bool | str = False,
     detect_every: int = 1,
-    max_side: int = 1024,
+    max_side: int = DETECT_MAX_SIDE,
     labels: str | None = None,
     prior="training",
 ) -> pd.DataFrame:
