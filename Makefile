@@ -11,14 +11,14 @@ ARGS ?=
 
 SWEEP ?= sweeps/smoke.yaml
 
-.PHONY: setup run sweep test lint bench lab clean
+.PHONY: setup run sweep test lint bench lab demo browser clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[research,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[research,dev,demo]"
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -27,7 +27,7 @@ run: $(STAMP)
 sweep: $(STAMP)
 	$(BIN)/python -m fer sweep $(SWEEP)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
@@ -38,6 +38,16 @@ lint: $(STAMP)
 # JupyterLab on the notebooks; they import `fer` from the editable install (no sys.path edits).
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
+
+# The browser demo on http://127.0.0.1:7860 (photos, webcam, clips): make demo ARGS="--host 0.0.0.0" for a class.
+demo: $(STAMP)
+	$(BIN)/python -m fer demo $(ARGS)
+
+# The demo's browser test drives Debian's Chromium (Playwright uses it; nothing is downloaded from a browser CDN).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null || { echo "Installing Debian's chromium for the browser test"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_training.py

@@ -5,8 +5,8 @@ Python blocks run in one namespace per page, inside a workspace folder that hold
 group.jpg, a.jpg, b.jpg, broken.jpg, face48.png, clip.mp4, photos/, a tiny synthetic FER-2013 (found through
 $FER2013_DIR) with made-up FER+ votes in data/ferplus_votes.csv, and the checkout's models/ and sweeps/.
 Shell blocks: every `python -m fer ...` line is parsed by the real CLI parser; most run for real (train for one
-epoch on the tiny data, sweep with --list); `ship` and `run` are only parsed (they rewrite models/ or run every
-notebook, which tests/test_release.py and tests/test_notebooks.py cover).
+epoch on the tiny data, sweep with --list); `ship`, `run` and `demo` are only parsed (they rewrite models/, run every
+notebook or serve until stopped: tests/test_release.py, tests/test_notebooks.py and tests/test_demo*.py cover them).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from sybil.parsers.markdown import PythonCodeBlockParser, SkipParser
 from sybil.parsers.markdown.codeblock import CodeBlockParser
 
 REPO = Path(__file__).resolve().parent
-PARSE_ONLY = {"ship", "run"}
+PARSE_ONLY = {"ship", "run", "demo"}
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ LAYERS = {
     "fer.inference": 4,
     "fer.pipeline": 5,
     "fer.release": 6,
+    "fer.demo": 7,
     "fer.cli": 7,
 }
 TOP = {"fer", "fer.__main__"}  # the public facade and the entry point may use everything

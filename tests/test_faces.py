@@ -240,6 +240,15 @@ def test_video_gives_a_per_frame_table_and_an_annotated_copy(video, model, tmp_p
     assert int(copy.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
     plots.save(plots.emotions_over_time(frames), tmp_path, "timeline")
     assert (tmp_path / "timeline.png").is_file()
+    assert len(plots.emotions_over_time(frames).axes[0].lines) == 7  # this model's seven classes
+    ferplus = frames.assign(contempt=0.0)  # the default (FER+) model's table has contempt too: drawn as well
+    assert len(plots.emotions_over_time(ferplus).axes[0].lines) == 8
+
+
+def test_a_webm_path_gets_a_clip_browsers_play(video, model, tmp_path):
+    analyze_video(video, model=model, stride=4, out_video=tmp_path / "annotated.webm", progress=False)
+    copy = cv2.VideoCapture(str(tmp_path / "annotated.webm"))
+    assert int(copy.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little") == b"VP80" and copy.read()[0]
 
 
 def test_video_detects_every_nth_frame_and_reuses_the_boxes_between(video, model, monkeypatch):

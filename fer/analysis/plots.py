@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from fer.data.classes import EMOTIONS
+from fer.data.classes import EMOTIONS, FERPLUS_CLASSES
 from fer.data.loading import FaceSet
 
 
@@ -218,17 +218,18 @@ def emotions_over_time(frames: pd.DataFrame, smooth: int = 1) -> plt.Figure:
     rolling mean over that many processed frames.
     """
     faces = frames[frames["face"] >= 0]
-    per_frame = faces.groupby("time_s")[list(EMOTIONS)].mean()
+    classes = [c for c in FERPLUS_CLASSES if c in frames.columns]  # FER+'s eight or FER-2013's seven
+    per_frame = faces.groupby("time_s")[classes].mean()
     if smooth > 1:
         per_frame = per_frame.rolling(smooth, center=True, min_periods=1).mean()
     fig, ax = plt.subplots(figsize=(10, 3.5))
-    for emotion in EMOTIONS:
+    for emotion in classes:
         ax.plot(per_frame.index, per_frame[emotion], label=emotion)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("probability")
     ax.set_ylim(0, 1)
     ax.set_title("Emotions over time (mean over faces)")
-    ax.legend(ncol=7, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2))
+    ax.legend(ncol=len(classes), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2))
     fig.tight_layout()
     return fig
 

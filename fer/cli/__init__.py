@@ -8,12 +8,12 @@ import sys
 import traceback
 
 from fer import quiet
-from fer.cli import evaluation, models, predicting, training
+from fer.cli import demo, evaluation, models, predicting, training
 from fer.cli.common import UsageError
 
 DESCRIPTION = (
     "Train, evaluate and use facial-emotion CNNs. Commands: train, evaluate, predict, run (the notebooks), "
-    "sweep, ship, ensemble, export, sample."
+    "sweep, ship, ensemble, export, sample, demo."
 )
 # Each command module adds its subcommands' arguments beside their handlers.
 COMMANDS = (
@@ -26,6 +26,7 @@ COMMANDS = (
     models.add_ensemble,
     models.add_export,
     models.add_sample,
+    demo.add_demo,
 )
 
 

@@ -42,8 +42,9 @@ def analyze_video(
     Columns: frame, time_s, face (index left to right; -1 for a frame without faces),
     detected (True where the boxes were found in this frame), x, y, w, h, emotion,
     probability and one probability column per emotion. Frames go through the network
-    `chunk` at a time. `out_video` writes the processed frames with boxes and labels (mp4v
-    codec) at fps / stride. `tta`, `labels` (a dual-head model's head) and `prior`: as in predict_crop.
+    `chunk` at a time. `out_video` writes the processed frames with boxes and labels at
+    fps / stride: VP8 for a `.webm` path (browsers play it), mp4v otherwise. `tta`, `labels`
+    (a dual-head model's head) and `prior`: as in predict_crop.
 
     Speed: face detection, not the network, is what limits frames per second. `detect_every=N`
     runs the detector on every N-th analysed frame and classifies the frames between in the
@@ -166,7 +167,8 @@ def _rows(index: int, fps: float, detected: bool, faces: list[Prediction]) -> li
 
 
 class _Writer:
-    """The annotated copy of the analysed frames (mp4v), opened at the first frame; nothing without a path."""
+    """The annotated copy of the analysed frames (VP8 for .webm, else mp4v), opened at the first frame; nothing
+    without a path."""
 
     def __init__(self, path: str | Path | None, fps: float):
         self.path, self.fps, self.video = path, fps, None
@@ -177,7 +179,9 @@ class _Writer:
         if self.video is None:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             size = (rgb.shape[1], rgb.shape[0])
-            self.video = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, size)
+            codec = "VP80" if Path(self.path).suffix.lower() == ".webm" else "mp4v"
+            with quiet.stderr_silenced():  # FFmpeg says VP8's tag is "not supported" in WebM, then writes it fine
+                self.video = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*codec), self.fps, size)
         self.video.write(cv2.cvtColor(annotate(rgb, faces), cv2.COLOR_RGB2BGR))
 
     def close(self) -> None:
