@@ -196,3 +196,20 @@ def test_real_fer2013_counts_and_order(real_data):
     assert splits["train"].counts().tolist() == [3995, 436, 4097, 7215, 4965, 4830, 3171]
     assert splits["test"].counts().tolist() == [467, 56, 496, 895, 607, 653, 415]
     assert "/happy/" in splits["train"].sources[int(np.flatnonzero(splits["train"].labels == 3)[0])]
+
+
+def test_a_contempt_folder_makes_the_set_ferplus_labelled(tmp_path):
+    """posed-dev's CK+ crops have contempt/ beside FER-2013's names: the labels index FER+'s eight classes."""
+    from PIL import Image
+
+    from fer.data.classes import FERPLUS_CLASSES
+    from fer.data.loading import load_split
+
+    for name, n in (("Anger", 2), ("contempt", 3), ("happy", 1)):
+        (tmp_path / name).mkdir()
+        for i in range(n):
+            Image.fromarray(np.full((48, 48), 10 * i, np.uint8)).save(tmp_path / name / f"{i}.png")
+    faces = load_split(tmp_path)
+    assert faces.classes == FERPLUS_CLASSES
+    assert [FERPLUS_CLASSES[k] for k in faces.labels] == ["angry"] * 2 + ["contempt"] * 3 + ["happy"]
+    assert list(faces.counts()) == [2, 3, 0, 0, 1, 0, 0, 0]

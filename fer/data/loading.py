@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from fer.data.classes import EMOTIONS
+from fer.data.classes import EMOTIONS, FERPLUS_CLASSES
 from fer.data.images import FACE_SIZE, read_image, to_face
 from fer.errors import DataError, ImageError
 from fer.paths import REPO
@@ -37,6 +37,22 @@ _ALIASES = {
     "surprise": ("surprise", "surprised", "surprising"),
 }
 _LABEL_OF_NAME = {alias: EMOTIONS.index(c) for c, names in _ALIASES.items() for alias in names}
+# FER+'s eighth class: a folder of it makes the whole set FER+-labelled (FERPLUS_CLASSES), as posed-dev (CK+) is.
+_CONTEMPT = ("contempt", "contemptuous")
+
+
+def _folder_key(name: str) -> str:
+    return name.strip().lower().replace("-", "_")
+
+
+def _folder_classes(names: list[str]) -> tuple[str, ...]:
+    """EMOTIONS, or FERPLUS_CLASSES where one of the class folders is contempt."""
+    return FERPLUS_CLASSES if any(_folder_key(n) in _CONTEMPT for n in names) else EMOTIONS
+
+
+def _folder_label(name: str, classes: tuple[str, ...]) -> int:
+    return classes.index("contempt") if _folder_key(name) in _CONTEMPT else classes.index(EMOTIONS[label_of(name)])
+
 
 # fer2013.csv numbers its classes in the original Kaggle order, not ours.
 _CSV_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -120,7 +136,8 @@ def _try_read(path: Path):
 
 
 def load_folder(folder: str | Path, strict: bool = False, workers: int | None = None) -> FaceSet:
-    """Load `<folder>/<emotion>/*` images, e.g. fer2013/train or fer2013/test.
+    """Load `<folder>/<emotion>/*` images, e.g. fer2013/train or fer2013/test (a contempt/ folder among them:
+    labels over FER+'s eight classes, as in posed-dev's CK+ crops).
 
     Class folders may use any common spelling (Angry, anger, happiness, ...); hidden
     folders are ignored. Files that cannot be read are skipped with a warning listing
@@ -136,15 +153,16 @@ def load_folder(folder: str | Path, strict: bool = False, workers: int | None = 
             f"{folder}: no class folders. Expected <emotion>/ sub-folders such as "
             f"{', '.join(EMOTIONS)} (see data/README.md)."
         )
-    unknown = [p.name for p in class_dirs if p.name.strip().lower().replace("-", "_") not in _LABEL_OF_NAME]
+    unknown = [p.name for p in class_dirs if _folder_key(p.name) not in (*_LABEL_OF_NAME, *_CONTEMPT)]
     if unknown:
         raise DataError(
-            f"{folder}: unknown class folder(s) {unknown}. Rename them to one of {list(EMOTIONS)} "
+            f"{folder}: unknown class folder(s) {unknown}. Rename them to one of {list(FERPLUS_CLASSES)} "
             "(common spellings such as 'Happiness' or 'surprised' are accepted) or move them out."
         )
+    classes = _folder_classes([p.name for p in class_dirs])
     paths, labels = [], []
-    for class_dir in sorted(class_dirs, key=lambda p: (label_of(p.name), p.name)):
-        label = label_of(class_dir.name)
+    for class_dir in sorted(class_dirs, key=lambda p: (_folder_label(p.name, classes), p.name)):
+        label = _folder_label(class_dir.name, classes)
         files = sorted(p for p in class_dir.iterdir() if p.is_file() and not p.name.startswith("."))
         paths += files
         labels += [label] * len(files)
@@ -174,6 +192,7 @@ def load_folder(folder: str | Path, strict: bool = False, workers: int | None = 
         sources=[str(paths[i]) for i in good],
         n_converted=int(n_converted),
         skipped=[str(p) for p, _ in bad],
+        classes=classes,
     )
 
 
@@ -301,7 +320,7 @@ def load_split(data: str | Path, split: str = "test", strict: bool = False) -> F
     if folder is not None:
         return load_folder(folder, strict=strict)
     subdirs = [p.name for p in data.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    known = [n for n in subdirs if n.strip().lower().replace("-", "_") in _LABEL_OF_NAME]
+    known = [n for n in subdirs if _folder_key(n) in (*_LABEL_OF_NAME, *_CONTEMPT)]
     if known:  # a folder of <emotion>/ folders; load_folder names any folder that is not an emotion
         return load_folder(data, strict=strict)
     raise DataError(
