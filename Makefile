@@ -18,7 +18,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[research,dev,demo]"
+	$(BIN)/python -m pip install --quiet -e ".[research,dev,demo,scale]"
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -31,6 +31,7 @@ _LAZY = {
     "Explanation": "fer.inference.explain",
     "annotate": "fer.inference.drawing",
     "analyze_video": "fer.inference.video",
+    "predict_dataset": "fer.pipeline.ray_predict",
     "EMOTIONS": "fer.data.classes",
     "FERPLUS_CLASSES": "fer.data.classes",
     "DataError": "fer.errors",

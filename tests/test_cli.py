@@ -357,7 +357,7 @@ def test_the_clis_choices_come_from_the_librarys_registries(monkeypatch):
     assert predict["detector"].choices == list(registry.DETECTORS)
     assert predict["detector"].default == registry.DEFAULT_DETECTOR
     assert list(predict["labels"].choices) == list(LABEL_SETS)
-    assert list(predict["engine"].choices) == list(ENGINES) and list(predict["tta"].choices) == list(TTA_SCHEMES)
+    assert list(predict["engine"].choices) == [*ENGINES, "ray"] and list(predict["tta"].choices) == list(TTA_SCHEMES)
     train = _subcommand(build_parser(), "train")
     assert (train["optimizer"].choices, train["validation"].choices) == (OPTIMIZERS, VALIDATIONS)
     assert train["distribute"].choices == DISTRIBUTE

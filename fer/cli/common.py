@@ -59,14 +59,16 @@ def add_model(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="a .keras, .json (ensemble), .onnx or .tflite model (default: the shipped default)")
 
 
-def add_engine(p: argparse.ArgumentParser, default: str) -> None:
-    """--engine: which runtime runs a .keras/.json model (fer.inference.models.ENGINES)."""
+def add_engine(p: argparse.ArgumentParser, default: str, ray: bool = False) -> None:
+    """--engine: which runtime runs a .keras/.json model (fer.inference.models.ENGINES); `ray`: also "ray", the job
+    on Ray Data (fer.pipeline.ray_predict), its actors running the ONNX twin."""
     p.add_argument(
         "--engine",
         default=default,
-        choices=ENGINES,
-        help=f"auto: the model's ONNX twin where it has an up-to-date one, else Keras; int8: its int8 twin "
-        f"(default: {default})",
+        choices=[*ENGINES, "ray"] if ray else ENGINES,
+        help="auto: the model's ONNX twin where it has an up-to-date one, else Keras; int8: its int8 twin"
+        + ("; ray: the whole job on Ray Data (--address, --workers; the scale extra)" if ray else "")
+        + f" (default: {default})",
     )
 
 

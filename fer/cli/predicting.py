@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fer.atomic import write_atomic
 from fer.cli.common import UsageError, add_answer, add_engine, add_model, add_tta
+from fer.inference.corpus import expand_inputs
 from fer.inference.detectors.registry import DEFAULT_DETECTOR, DETECTORS
 
 
@@ -30,25 +31,6 @@ def _manifest(path: str | None, column: str) -> list[str]:
             "name the paths' column with --column"
         )
     return [str(v) for v in table[column].dropna()]
-
-
-def _expand_inputs(items: list[str]) -> tuple[list[Path], list[Path], list[Path]]:
-    """(images, videos, missing) from files and folders (searched recursively), in sorted order."""
-    from fer.data.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-
-    images, videos, missing = [], [], []
-    for item in map(Path, items):
-        if not item.exists():
-            missing.append(item)
-            continue
-        files = sorted(f for f in item.rglob("*") if f.is_file()) if item.is_dir() else [item]
-        for f in files:
-            suffix = f.suffix.lower()
-            if suffix in VIDEO_SUFFIXES:
-                videos.append(f)
-            elif suffix in IMAGE_SUFFIXES or not item.is_dir():  # a named file is tried whatever its suffix
-                images.append(f)
-    return images, videos, missing
 
 
 def _output_stems(items: list[str], files: list[Path]) -> dict[Path, Path]:
@@ -108,6 +90,18 @@ def _write_images(result, options, args, base: Path) -> None:
         plain = np.repeat(np.asarray(Image.fromarray(e.face).resize((192, 192), Image.BICUBIC))[..., None], 3, 2)
         panel = np.concatenate([plain, e.overlay()], axis=1)
         Image.fromarray(panel).save(base.parent / f"{base.name}_face{k}_{e.target}_explain.png")
+
+
+def _on_ray(photos: list[Path], videos: list[Path], args):
+    """Each input's rows from the job on Ray Data (fer.pipeline.ray_predict), as inputs become whole."""
+    from fer.inference.faces import DETECT_MAX_SIDE
+    from fer.pipeline.ray_predict import connect, whole_inputs
+
+    if args.detect_every != 1 or args.max_side != DETECT_MAX_SIDE:
+        raise UsageError("--engine ray analyses videos with the default --detect-every and --max-side")
+    connect(args.address, quiet=not args.show_logs)
+    options = {"labels": args.labels, "prior": args.prior, "tta": args.tta, "detector": args.detector}
+    yield from whole_inputs(photos, videos, options, model=args.model, stride=args.stride, workers=args.workers)
 
 
 def _predict_video(video: Path, args, options, out: Path | None, stems: dict[Path, Path]) -> list[dict]:
@@ -233,8 +227,13 @@ def _check_writable(out: Path) -> None:
 def cmd_predict(args) -> int:
     if args.explain and not args.out:
         raise UsageError("--explain writes one image per face: give the folder with --out DIR")
+    if args.engine == "ray" and (not args.out or args.explain or args.annotate_video or args.crop):
+        raise UsageError(
+            "--engine ray writes the Parquet dataset: give --out DIR, and leave out --explain, --annotate-video "
+            "and --crop (images per face or video are the one-machine path's)"
+        )
     # Paths and image headers are checked before TensorFlow and the model load (seconds): bad input is told at once.
-    images, videos, missing = _expand_inputs([*args.paths, *_manifest(args.from_list, args.column)])
+    images, videos, missing = expand_inputs([*args.paths, *_manifest(args.from_list, args.column)])
     if not images and not videos:
         what = f"{', '.join(map(str, missing))}: no such file or folder. " if missing else ""
         raise UsageError(f"Nothing to predict. {what}Pass image or video files, or folders that contain them.")
@@ -248,7 +247,7 @@ def cmd_predict(args) -> int:
     # The model loaded and every option checked once (--labels naming a head the model lacks: exit 2 up front).
     options = PredictOptions.make(
         args.model,
-        engine=args.engine,
+        engine="auto" if args.engine == "ray" else args.engine,
         labels=args.labels,
         prior=args.prior,
         tta=args.tta,
@@ -279,6 +278,7 @@ class _Run:
         elif out is not None:
             settings = {name: getattr(args, name) for name in SETTINGS}
             settings["model"] = str(args.model or "default")
+            settings["engine"] = "auto" if args.engine == "ray" else args.engine  # the same rows: one dataset
             self.dataset = PredictionDataset(out / "predictions.parquet", settings, options.classes)
             self.keys = {str(p): input_key(p) for p in inputs}
             self.done = self.dataset.start(self.keys, redo=args.redo)
@@ -301,6 +301,10 @@ class _Run:
         try:
             for path, error in unreadable:
                 self.add(photo_rows(input_key(path), [], error), bar)
+            if self.args.engine == "ray":
+                for rows in _on_ray(readable, videos, self.args):
+                    self.add(rows, bar)
+                return False
             for rows in _predict_images(readable, self.args, self.options, self.out, stems):  # --chunk: memory
                 self.add(rows, bar)
             for video in videos:
@@ -308,7 +312,7 @@ class _Run:
                     rows = _predict_video(video, self.args, self.options, self.out, stems)
                 except (ImageError, OSError, ValueError) as exc:
                     print(f"error: {exc}", file=sys.stderr)
-                    rows = photo_rows(input_key(video), [], str(exc))
+                    rows = photo_rows(input_key(video), [], str(exc), kind="video")
                 self.add(rows, bar)
         except KeyboardInterrupt:  # Ctrl-C: keep what is done, write it, say so
             return True
@@ -375,7 +379,8 @@ class _Run:
             if len(table) > PRINTED_ROWS:
                 print(f"... {len(table) - PRINTED_ROWS} more rows in {out}/predictions.csv")
             if out is not None:
-                print(f"\nWrote {out}/predictions.parquet, predictions.csv, predictions.json and annotated images")
+                images = "" if self.args.engine == "ray" else " and annotated images"
+                print(f"\nWrote {out}/predictions.parquet, predictions.csv, predictions.json{images}")
         failed = int((table["status"] == "error").sum()) if table is not None else 0
         done = len(table["path"].unique()) if table is not None and len(table) else 0
         if interrupted:
@@ -397,7 +402,13 @@ def add_predict(sub) -> None:
     )
     p.add_argument("--column", default="path", help="with --from a CSV/Parquet file: the paths' column (path)")
     add_model(p)
-    add_engine(p, "auto")
+    add_engine(p, "auto", ray=True)
+    p.add_argument(
+        "--address",
+        help="--engine ray: the Ray cluster (auto: the one this machine is in; ray://head:10001); default: a "
+        "local Ray on this machine",
+    )
+    p.add_argument("--workers", type=int, help="--engine ray: actors in the pool (default: the cluster's CPUs)")
     p.add_argument("--crop", action="store_true", help="images are face crops: no face detection")
     p.add_argument(
         "--detector",
@@ -416,7 +427,7 @@ def add_predict(sub) -> None:
     p.add_argument(
         "--max-side",
         type=int,
-        default=1024,
+        default=1024,  # fer.inference.faces.DETECT_MAX_SIDE, written out: --help loads no OpenCV
         metavar="PX",
         help="videos: downscale frames to PX for face detection only (speeds up the Haar detector; BlazeFace "
         "works on 128x128 inputs whatever the frame size)",

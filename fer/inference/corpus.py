@@ -42,6 +42,25 @@ COLUMNS = (
 )
 
 
+def expand_inputs(items: list[str]) -> tuple[list[Path], list[Path], list[Path]]:
+    """(images, videos, missing) from files and folders (searched recursively), in sorted order."""
+    from fer.data.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
+    images, videos, missing = [], [], []
+    for item in map(Path, items):
+        if not item.exists():
+            missing.append(item)
+            continue
+        files = sorted(f for f in item.rglob("*") if f.is_file()) if item.is_dir() else [item]
+        for f in files:
+            suffix = f.suffix.lower()
+            if suffix in VIDEO_SUFFIXES:
+                videos.append(f)
+            elif suffix in IMAGE_SUFFIXES or not item.is_dir():  # a named file is tried whatever its suffix
+                images.append(f)
+    return images, videos, missing
+
+
 def input_key(path: str | Path) -> tuple[str, int, int]:
     """(path, size in bytes, modification time in ns): what says an input is the one already predicted."""
     stat = os.stat(path)
@@ -132,9 +151,10 @@ def _key(row: dict) -> tuple[str, int, int]:
     return row["path"], int(row["size"]), int(row["mtime_ns"])
 
 
-def photo_rows(key: tuple[str, int, int], faces, error: str | None = None) -> list[dict]:
-    """Dataset rows of one photo: one per face (fer.inference.predict.Prediction), one without a face, or its error."""
-    base = {"path": key[0], "size": key[1], "mtime_ns": key[2], "kind": "photo"}
+def photo_rows(key: tuple[str, int, int], faces, error: str | None = None, kind: str = "photo") -> list[dict]:
+    """Dataset rows of one photo: one per face (fer.inference.predict.Prediction), one without a face, or its error
+    (`kind="video"`: a video that could not be read)."""
+    base = {"path": key[0], "size": key[1], "mtime_ns": key[2], "kind": kind}
     if error is not None:
         return [{**base, "status": "error", "error": error}]
     if not faces:

@@ -113,6 +113,11 @@ class ExportedModel:
         return f"{type(self).__name__}({self.path})"
 
 
+# Threads per ONNX Runtime session where no `threads` is given (default: every core). A worker that shares the
+# machine with others sets it to its own share (fer.pipeline.ray_predict's actors: their CPUs).
+THREADS_ENV = "FER_THREADS"
+
+
 class OnnxModel(ExportedModel):
     """An ONNX Runtime session that predicts like a Keras emotion model: (N, 48, 48, 1) 0..255 -> (N, 7 or 8)."""
 
@@ -127,7 +132,7 @@ class OnnxModel(ExportedModel):
         self.path = Path(path)
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only: ORT's warnings are not the user's business
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.intra_op_num_threads = threads or int(os.environ.get(THREADS_ENV, 0)) or os.cpu_count() or 1
         # No busy-waiting between runs: it would take the cores from face detection running between them.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:

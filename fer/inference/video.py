@@ -36,6 +36,7 @@ def analyze_video(
     max_side: int = DETECT_MAX_SIDE,
     labels: str | None = None,
     prior="training",
+    start_frame: int = 0,
 ) -> pd.DataFrame:
     """Predict the faces of every `stride`-th frame; one row per face.
 
@@ -46,14 +47,20 @@ def analyze_video(
     fps / stride: VP8 for a `.webm` path (browsers play it), mp4v otherwise. `tta`, `labels`
     (a dual-head model's head) and `prior`: as in predict_crop.
 
+    `start_frame` starts there (a seek) and `max_frames` counts from it; frame numbers, times and the stride stay
+    the whole video's, so consecutive ranges give the rows one pass would (how a long video is split into tasks).
+
     Speed: face detection, not the network, is what limits frames per second. `detect_every=N`
     runs the detector on every N-th analysed frame and classifies the frames between in the
     boxes found last (faces move little in a few frames; every frame still gets its own
     emotion). `max_side` downscales frames for detection only (e.g. 320: faces under ~50 px of
     a 640x480 frame are then missed, but detection costs about a quarter).
     """
-    if stride < 1 or detect_every < 1:
-        raise ValueError(f"stride and detect_every must be at least 1, got {stride} and {detect_every}")
+    if stride < 1 or detect_every < 1 or start_frame < 0:
+        raise ValueError(
+            f"stride and detect_every must be at least 1 and start_frame 0 or more, got {stride}, {detect_every} "
+            f"and {start_frame}"
+        )
     # Frames are scenes: no close-up retries (they would run on every frame without a face).
     options = PredictOptions.make(
         model,
@@ -68,7 +75,7 @@ def analyze_video(
     )
     capture, fps = _opened(Path(path))
     rows, writer = [], _Writer(out_video, fps / stride)
-    frames = _Frames(capture, stride, max_frames, progress, Path(path).name)
+    frames = _Frames(capture, stride, max_frames, progress, Path(path).name, start_frame)
     last: list[Face] = []  # the faces found last (detect_every > 1 re-uses them)
     try:
         for batch in _chunks(frames, chunk):  # decode
@@ -116,10 +123,12 @@ def _opened(path: Path) -> tuple[cv2.VideoCapture, float]:
 class _Frames:
     """Decode: (frame index, RGB array) of every `stride`-th frame, with a progress bar; `decoded` counts frames."""
 
-    def __init__(self, capture, stride: int, max_frames: int | None, progress: bool, name: str):
-        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    def __init__(self, capture, stride: int, max_frames: int | None, progress: bool, name: str, start: int = 0):
+        total = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) - start) or None
         limit = min(total, max_frames) if total and max_frames else (max_frames or total)
-        self.capture, self.stride, self.max_frames, self.decoded = capture, stride, max_frames, 0
+        if start:
+            capture.set(cv2.CAP_PROP_POS_FRAMES, start)  # FFmpeg seeks to the key frame before, decodes up to it
+        self.capture, self.stride, self.max_frames, self.decoded, self.start = capture, stride, max_frames, 0, start
         self.bar = tqdm(total=limit, unit="frame", desc=name, disable=not progress)
 
     def __iter__(self) -> Iterator[tuple[int, object]]:
@@ -127,7 +136,7 @@ class _Frames:
             ok, frame = self.capture.read()
             if not ok:
                 return
-            index, self.decoded = self.decoded, self.decoded + 1
+            index, self.decoded = self.start + self.decoded, self.decoded + 1
             self.bar.update(1)
             if index % self.stride == 0:
                 yield index, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)

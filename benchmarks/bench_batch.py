@@ -1,0 +1,135 @@
+"""Batch prediction throughput: the one-process job, the resumable job and Ray Data with 1 and 2 workers, one run.
+
+    python benchmarks/bench_batch.py [--photos 240] [--seconds 20] [--workers 1 2]
+
+A generated mixed corpus (nothing downloaded): portraits, group photos (four faces), photos without a face,
+corrupt files, and two videos. Photos and videos are timed apart: photos/s over the photo folder (bad files
+included: they are inputs too), frames/s over the videos (every frame analysed). Modes:
+- plain: `python -m fer predict DIR` (in this process, nothing written);
+- resumable: `predict DIR --out TMP` (the Parquet dataset, committed in parts);
+- ray N: `fer.predict_dataset(DIR, TMP, workers=N)` on a local Ray started before the clock (its start-up is
+  printed apart); each actor has one CPU and one ONNX Runtime thread, and its start (loading the model) is timed.
+Ratios are against plain, and ray 2 against ray 1. Run it with nothing else on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from fer import quiet  # noqa: E402
+
+quiet.install()
+
+
+def make_corpus(root: Path, photos: int, seconds: float) -> tuple[Path, Path, int]:
+    """(photo folder, video folder, frames in the videos)."""
+    import cv2
+    from PIL import Image
+    from skimage import data
+
+    face = data.astronaut()[:300, 100:400]
+    scenes = [data.coffee(), data.chelsea(), data.rocket(), (np.random.default_rng(0).random((480, 640, 3)) * 255)]
+    photo_dir, video_dir = root / "photos", root / "videos"
+    photo_dir.mkdir(parents=True)
+    video_dir.mkdir()
+    for i in range(photos):
+        kind = i % 4
+        if kind == 0:  # a portrait
+            image = np.clip(face.astype(int) + i % 40 - 20, 0, 255).astype(np.uint8)
+        elif kind == 1:  # a group: four faces on a 1024x768 canvas
+            image = np.full((768, 1024, 3), 200, np.uint8)
+            for k, (y, x) in enumerate([(40, 60), (40, 560), (420, 60), (420, 560)]):
+                small = cv2.resize(face, (300 - 20 * k, 300 - 20 * k))
+                image[y : y + small.shape[0], x : x + small.shape[1]] = small
+        else:  # no face
+            image = np.asarray(scenes[i % len(scenes)], np.uint8)
+        Image.fromarray(image).save(photo_dir / f"photo{i:04d}.jpg", quality=90)
+    for i in range(max(2, photos // 40)):  # a few bad files
+        (photo_dir / f"corrupt{i}.jpg").write_bytes(b"\xff\xd8\xff" + bytes(200))
+    fps, frames = 15, 0
+    for v in range(2):
+        writer = cv2.VideoWriter(str(video_dir / f"clip{v}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps, (640, 480))
+        for f in range(int(seconds * fps)):
+            canvas = np.full((480, 640, 3), 120, np.uint8)
+            x = 100 + (f * 3) % 200
+            canvas[90:390, x : x + 300] = face
+            writer.write(cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+            frames += 1
+        writer.release()
+    return photo_dir, video_dir, frames
+
+
+def timed(run) -> float:
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        run()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", type=int, default=240)
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of each of the two videos")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+
+    import pandas as pd
+
+    from fer.cli import main as fer_main
+    from fer.pipeline import ray_predict
+
+    work = Path(tempfile.mkdtemp(prefix="bench-batch-"))
+    try:
+        photo_dir, video_dir, frames = make_corpus(work / "corpus", args.photos, args.seconds)
+        photos = len(list(photo_dir.iterdir()))
+        fer_main(["predict", str(photo_dir / "photo0000.jpg")])  # warm: model and detector loaded once
+        rows = []
+
+        def record(mode, folder, count, unit, seconds):
+            rows.append({"mode": mode, "corpus": folder, "inputs": count, "seconds": seconds, unit: count / seconds})
+
+        for folder, count, unit in ((photo_dir, photos, "photos/s"), (video_dir, frames, "frames/s")):
+            record("plain", folder.name, count, unit, timed(lambda f=folder: fer_main(["predict", str(f)])))
+            out = work / f"resumable-{folder.name}"
+            seconds = timed(lambda f=folder, o=out: fer_main(["predict", str(f), "--out", str(o)]))
+            record("resumable", folder.name, count, unit, seconds)
+        start = time.perf_counter()
+        ray_predict.connect(quiet=True)
+        ray_start = time.perf_counter() - start
+        for n in args.workers:
+            for folder, count, unit in ((photo_dir, photos, "photos/s"), (video_dir, frames, "frames/s")):
+                out = work / f"ray{n}-{folder.name}"
+                seconds = timed(lambda f=folder, o=out, w=n: ray_predict.predict_dataset(f, o, workers=w))
+                record(f"ray {n}", folder.name, count, unit, seconds)
+        table = pd.DataFrame(rows)
+        for unit in ("photos/s", "frames/s"):
+            part = table[unit].notna()
+            plain = float(table.loc[part & (table["mode"] == "plain"), unit].iloc[0])
+            table.loc[part, "x plain"] = table.loc[part, unit] / plain
+            ray1 = table.loc[part & (table["mode"] == "ray 1"), unit]
+            if len(ray1):
+                table.loc[part & table["mode"].str.startswith("ray"), "x ray 1"] = table.loc[part, unit] / float(
+                    ray1.iloc[0]
+                )
+        print(f"{photos} photos ({args.photos // 4} portraits, {args.photos // 4} groups of four, the rest without a "
+              f"face, {photos - args.photos} corrupt), 2 videos of {frames // 2} frames (640x480)")  # fmt: skip
+        print(f"Ray start-up (ray.init, not in the table): {ray_start:.1f} s\n")
+        print(table.round(2).to_string(index=False, na_rep=""))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,283 @@
+"""Batch prediction on Ray Data: photos read as tasks, faces found and classified in an actor pool, long videos split.
+
+The same job as `python -m fer predict --out` (fer.inference.corpus), spread over the CPUs of one machine or a Ray
+cluster. Photos are read by Ray tasks (file I/O) and decoded, detected and classified in an actor pool: each actor
+holds one model (its ONNX sessions, loaded once, with as many threads as the actor has CPUs). Photos travel to the
+actors as their encoded bytes, not as pixel arrays: fer decodes a JPEG straight to the gray it detects on (reduced
+for huge photos), which is cheaper than moving decoded RGB through the object store. A long video is split into
+frame ranges, each a separate task (`fer.analyze_video(start_frame=, max_frames=)`), and joined back in frame order.
+
+With an output folder the driver commits whole inputs to the resumable Parquet dataset as they come back (a video
+once all its ranges are in), so the resume rule is point 1's: a rerun skips every input already committed, and a
+worker that dies mid-run (Ray restarts the actor and retries its batch) costs time, never a lost or doubled row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from fer.errors import optional_import
+from fer.inference.corpus import COLUMNS, PredictionDataset, expand_inputs, input_key, photo_rows, video_rows
+
+SCALE_INSTALL = "pip install 'fer2013-emotion-cnn[scale]' (Ray Data)"
+# A video task analyses this many frames (about 20 s at 30 frames/s): long enough that the seek at its start is
+# cheap, short enough that a 2-hour film keeps a few hundred workers busy.
+FRAMES_PER_TASK = 600
+PHOTOS_PER_BATCH = 16
+# What every row of one dataset is made with (fer.inference.corpus: a rerun with others is refused).
+SETTINGS = ("model", "labels", "prior", "tta", "detector", "stride")
+
+
+def _ray():
+    return optional_import("ray", "Prediction on Ray (engine='ray')", SCALE_INSTALL)
+
+
+def video_tasks(path: Path, stride: int, frames_per_task: int = FRAMES_PER_TASK) -> list[dict]:
+    """The frame ranges of one video, each a multiple of `stride` frames long (so every range analyses the frames
+    one pass would); one open-ended range where the frame count is unknown."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+    capture.release()
+    size = max(stride, frames_per_task // stride * stride)
+    starts = list(range(0, total, size)) or [0]
+    key = input_key(path)
+    return [
+        {"path": key[0], "size": key[1], "mtime_ns": key[2], "kind": "video", "start": s, "frames": size,
+         "part": i, "parts": len(starts)}
+        for i, s in enumerate(starts)
+    ]  # fmt: skip
+
+
+def plan(photos: list[Path], videos: list[Path], stride: int, frames_per_task: int = FRAMES_PER_TASK) -> list[dict]:
+    """One task per photo and per video range, photos first."""
+    tasks = []
+    for path in photos:
+        key = input_key(path)
+        tasks.append({"path": key[0], "size": key[1], "mtime_ns": key[2], "kind": "photo", "start": 0, "frames": 0,
+                      "part": 0, "parts": 1})  # fmt: skip
+    for path in videos:
+        tasks += video_tasks(path, stride, frames_per_task)
+    return tasks
+
+
+def read_bytes(task: dict) -> dict:
+    """The read stage (a Ray task): a photo's encoded bytes, or None for a video range and for a file that cannot be
+    read (the actor then records why)."""
+    data = None
+    if task["kind"] == "photo":
+        try:
+            data = Path(task["path"]).read_bytes()
+        except OSError:
+            data = None
+    return {**task, "data": data}
+
+
+class Predictor:
+    """One actor of the pool: the model and detector loaded once; a batch of tasks in, their rows out."""
+
+    def __init__(self, model, options: dict, stride: int, threads: int):
+        os.environ["FER_THREADS"] = str(threads)  # fer.inference.onnx_model.THREADS_ENV: this actor's CPUs only
+        from fer.inference.options import PredictOptions
+
+        self.options = PredictOptions.make(model, **options)
+        self.keywords, self.stride, self.model = options, stride, model
+
+    def __call__(self, batch: dict) -> dict:
+        rows = []
+        tasks = [dict(zip(batch, values)) for values in zip(*batch.values())]
+        photos = [t for t in tasks if t["kind"] == "photo"]
+        rows += self._photos(photos)
+        for task in tasks:
+            if task["kind"] == "video":
+                rows += self._video(task)
+        return {column: [row.get(column) for row in rows] for column in self.columns()}
+
+    def columns(self) -> list[str]:
+        return [*COLUMNS, *(f"p_{c}" for c in self.options.classes), "part", "parts"]
+
+    def _photos(self, tasks: list[dict]) -> list[dict]:
+        from fer.inference.predict import photo_results
+
+        rows, readable = [], [t for t in tasks if t["data"] is not None]
+        for task in tasks:
+            if task["data"] is None:
+                rows += self._tagged(task, photo_rows(_key(task), [], f"{task['path']}: cannot read the file"))
+        results = photo_results([_named(t) for t in readable], self.options)  # decoded as predict's files are
+        for task, result in zip(readable, results):
+            rows += self._tagged(task, photo_rows(_key(task), result.faces, result.faces.error))
+        return rows
+
+    def _video(self, task: dict) -> list[dict]:
+        from fer.errors import ImageError
+        from fer.inference.video import analyze_video
+
+        k = self.keywords
+        try:
+            frames = analyze_video(
+                task["path"], self.options.model, stride=self.stride, start_frame=int(task["start"]),
+                max_frames=int(task["frames"]), progress=False, detector=k["detector"], tta=k["tta"],
+                labels=k["labels"], prior=k["prior"],
+            )  # fmt: skip
+            found = video_rows(_key(task), frames, self.options.classes)
+        except (ImageError, OSError, ValueError) as exc:
+            found = photo_rows(_key(task), [], str(exc), kind="video") if task["part"] == 0 else []
+        return self._tagged(task, found or [{"path": task["path"], "size": task["size"], "mtime_ns": task["mtime_ns"],
+                                             "kind": "video", "status": "empty range"}])  # fmt: skip
+
+    @staticmethod
+    def _tagged(task: dict, rows: list[dict]) -> list[dict]:
+        return [{**row, "part": task["part"], "parts": task["parts"]} for row in rows]
+
+
+def _named(task: dict):
+    """A photo's bytes as a file object named by its path: an error names the file, as predict's do."""
+    import io
+
+    data = io.BytesIO(bytes(task["data"]))
+    data.name = task["path"]
+    return data
+
+
+def _key(task: dict) -> tuple[str, int, int]:
+    return task["path"], int(task["size"]), int(task["mtime_ns"])
+
+
+def build_dataset(tasks: list[dict], options: dict, *, model=None, stride: int = 1, workers: int | None = None):
+    """The lazy Ray Dataset of rows: read tasks, then the actor pool (`workers` actors of one CPU each; default:
+    the cluster's CPUs). Rows of a video range carry `part`/`parts`; rows come back in no particular order."""
+    ray = _ray()
+    workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    dataset = ray.data.from_items(tasks, override_num_blocks=max(1, min(len(tasks), 4 * workers)))
+    # Reading is I/O: its tasks ask for no CPU, or the actors (one CPU each, all of them) would starve it. Ray Data
+    # restarts a dead actor and runs its batch again (its actors' default); the driver commits whole inputs only,
+    # so a retried batch never doubles rows.
+    return dataset.map(read_bytes, num_cpus=0).map_batches(
+        Predictor,
+        fn_constructor_kwargs={"model": model, "options": options, "stride": stride, "threads": 1},
+        batch_size=PHOTOS_PER_BATCH,
+        compute=ray.data.ActorPoolStrategy(size=workers),
+        num_cpus=1,
+    )
+
+
+class _Joiner:
+    """Collects the rows of each input until it is whole (a video: all its ranges), then hands it over sorted."""
+
+    def __init__(self):
+        self.videos: dict[tuple, dict[int, list[dict]]] = {}
+
+    def add(self, rows: list[dict]) -> Iterator[list[dict]]:
+        by_input: dict[tuple, dict[int, list[dict]]] = {}
+        for row in rows:
+            by_input.setdefault(_key(row), {}).setdefault(int(row["part"]), []).append(row)
+        for key, parts in by_input.items():
+            parts_total = int(next(iter(parts.values()))[0]["parts"])
+            if parts_total == 1:
+                yield _clean(next(iter(parts.values())))
+                continue
+            seen = self.videos.setdefault(key, {})
+            for part, part_rows in parts.items():
+                seen.setdefault(part, []).extend(part_rows)
+            if len(seen) == parts_total:
+                whole = [row for part in sorted(seen) for row in seen[part] if row.get("status") != "empty range"]
+                del self.videos[key]
+                yield _clean(sorted(whole, key=lambda r: (r["frame"] if r["frame"] is not None else -1, r["face"])))
+
+
+def _clean(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k not in ("part", "parts")} for row in rows]
+
+
+def connect(address: str | None = None, quiet: bool = False):
+    """ray.init where Ray is not running yet: a local Ray on this machine (address None), or a cluster ("auto":
+    the one this machine belongs to; "ray://head:10001": a remote one). Returns the ray module. `quiet` (the
+    command line): Ray's own start-up and progress lines stay off the terminal (set before Ray starts)."""
+    if quiet:
+        os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")  # Ray Data's plan and "progress bars disabled" lines
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")  # its C++ core's notes on restartable actors
+    ray = _ray()
+    if not ray.is_initialized():
+        # quiet: the workers' log lines stay in Ray's log files (/tmp/ray/session_latest/logs), not on the terminal.
+        from fer.quiet import stderr_silenced
+
+        # Its core says at start that it read RAY_BACKEND_LOG_LEVEL, on fd 2: quiet means that line too.
+        with stderr_silenced() if quiet else contextlib.nullcontext():
+            ray.init(address=address, include_dashboard=False, logging_level="ERROR" if quiet else "WARNING",
+                     log_to_driver=not quiet)  # fmt: skip
+        ray.data.DataContext.get_current().enable_progress_bars = False  # the caller shows inputs done, not blocks
+    return ray
+
+
+def whole_inputs(
+    photos: list[Path],
+    videos: list[Path],
+    options: dict,
+    *,
+    model=None,
+    stride: int = 1,
+    workers: int | None = None,
+    frames_per_task: int = FRAMES_PER_TASK,
+) -> Iterator[list[dict]]:
+    """Run the job on the connected Ray and yield each input's dataset rows (fer.inference.corpus) once it is
+    whole: a photo as its batch comes back, a video once all its ranges are in, in frame order."""
+    tasks = plan(photos, videos, stride, frames_per_task)
+    if not tasks:
+        return
+    joiner = _Joiner()
+    rows = build_dataset(tasks, options, model=model, stride=stride, workers=workers)
+    for batch in rows.iter_batches(batch_format="pyarrow", batch_size=None):
+        yield from joiner.add(batch.to_pylist())
+
+
+def predict_dataset(
+    sources,
+    out: str | Path | None = None,
+    *,
+    model=None,
+    labels: str | None = None,
+    prior="training",
+    tta: bool | str = False,
+    detector: str = "blazeface",
+    stride: int = 1,
+    address: str | None = None,
+    workers: int | None = None,
+    redo: bool = False,
+):
+    """Predict a corpus on Ray Data. `sources`: files and folders (searched recursively) of photos and videos.
+
+    Without `out`: the lazy Ray Dataset of rows (the columns of `predict --out`'s Parquet dataset, video ranges
+    unordered: sort by path, frame and face). With `out`: the rows written to `<out>/predictions.parquet/` as
+    whole inputs (the folder is returned); a rerun skips what is already there, like `predict --out` (and shares
+    its folder: the same model and options give the same rows). `address`: None runs a local Ray on this machine,
+    "auto" or "ray://host:10001" a cluster; `workers`: actors in the pool (default: the cluster's CPUs). `model`:
+    a model file (None: the default); the other options are predict_emotion's."""
+    from fer.inference.faces import DETECT_MAX_SIDE
+    from fer.inference.options import PredictOptions
+
+    photos, videos, missing = expand_inputs([sources] if isinstance(sources, (str, Path)) else list(sources))
+    if missing:
+        raise FileNotFoundError(f"{', '.join(map(str, missing))}: no such file or folder")
+    options = {"labels": labels, "prior": prior, "tta": tta, "detector": detector}
+    classes = PredictOptions.make(model, **options).classes  # every option checked before Ray starts
+    connect(address)
+    if out is None:
+        return build_dataset(plan(photos, videos, stride), options, model=model, stride=stride, workers=workers)
+    settings = {"model": str(model or "default"), "engine": "auto", **options, "crop": False, "detector": detector,
+                "stride": stride, "detect_every": 1, "max_side": DETECT_MAX_SIDE}  # fmt: skip
+    dataset = PredictionDataset(Path(out) / "predictions.parquet", settings, classes)
+    keys = {str(p): input_key(p) for p in [*photos, *videos]}
+    done = dataset.start(keys, redo=redo)
+    todo = [[p for p in group if keys[str(p)] not in done] for group in (photos, videos)]
+    pending = []
+    for rows in whole_inputs(*todo, options, model=model, stride=stride, workers=workers):
+        pending.append(rows)
+        if len(pending) >= 256:
+            dataset.commit([row for found in pending for row in found])
+            pending = []
+    dataset.commit([row for found in pending for row in found])
+    return dataset.folder
