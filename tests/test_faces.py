@@ -362,3 +362,14 @@ def test_video_tta_is_applied_and_the_cli_passes_it_on(video, model, trained, mo
     options = ["--tta", "--stride", "6", "--detect-every", "2", "--max-side", "400"]
     assert main(["predict", str(video), "--model", model_path, *options]) == 0
     assert calls and calls[0]["tta"] is True and calls[0]["detect_every"] == 2 and calls[0]["max_side"] == 400
+
+
+def test_consecutive_frame_ranges_give_the_rows_of_one_pass(video, model):
+    whole = analyze_video(video, model=model, stride=2, progress=False)
+    parts = [
+        analyze_video(video, model=model, stride=2, start_frame=s, max_frames=4, progress=False) for s in (0, 4, 8)
+    ]
+    joined = pd.concat(parts, ignore_index=True)
+    pd.testing.assert_frame_equal(joined, whole, check_dtype=False)  # absolute frame numbers, times and stride
+    with pytest.raises(ValueError, match="start_frame 0 or more"):
+        analyze_video(video, model=model, start_frame=-1)

@@ -94,7 +94,42 @@ def test_augmentation_config_round_trip_and_validation():
         "RandomErasing",
     ]
     with pytest.raises(ValueError, match="Unknown augmentation option"):
-        Augmentation.from_dict({"blur": 1})
+        Augmentation.from_dict({"bluring": 1})
+
+
+CAMERA = {"blur": 0.8, "sharpen": 0.5, "gamma": 0.3, "noise": 0.015, "resolution": 0.25}
+
+
+def test_camera_augmentation_changes_training_faces_only_and_saves_safely(tmp_path):
+    aug = Augmentation(rotation=0.0, flip=False, **CAMERA)
+    names = [type(layer).__name__ for layer in augmentation_layers(aug)]
+    assert names == ["RandomResolution", "RandomGaussianBlur", "RandomSharpness", "RandomGamma", "GaussianNoise"]
+    model = build_model("vgg_lite", augmentation=aug, seed=1)
+    block = model.get_layer("augmentation")
+    faces = np.random.default_rng(0).uniform(0, 1, (8, 48, 48, 1)).astype("float32")
+    assert np.array_equal(keras.ops.convert_to_numpy(block(faces, training=False)), faces)
+    trained = keras.ops.convert_to_numpy(block(faces, training=True))
+    assert trained.shape == faces.shape and not np.allclose(trained, faces)
+    path = tmp_path / "camera.keras"
+    model.save(path)  # the custom layers are registered: the file loads with safe_mode, no code run
+    again = keras.saving.load_model(path, safe_mode=True)
+    x = faces * 255
+    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_each_camera_layer_does_what_it_says():
+    from fer.data.augment import RandomGamma, RandomResolution
+
+    ramp = np.tile(np.linspace(0.05, 0.95, 48, dtype="float32"), (16, 48, 1))[..., None]
+    gamma = keras.ops.convert_to_numpy(RandomGamma(0.5, seed=3)(ramp, training=True))
+    per_image = np.log(gamma[:, 0, 10, 0]) / np.log(ramp[:, 0, 10, 0])  # the exponent each image got
+    assert np.all((per_image > np.exp(-0.5) - 1e-3) & (per_image < np.exp(0.5) + 1e-3)) and per_image.std() > 0.05
+    checker = np.indices((48, 48)).sum(axis=0) % 2
+    faces = np.repeat(checker[None, ..., None].astype("float32"), 64, axis=0)
+    lowered = keras.ops.convert_to_numpy(RandomResolution(0.5, seed=3)(faces, training=True))
+    changed = ~np.isclose(lowered, faces).all(axis=(1, 2, 3))
+    assert 16 < changed.sum() < 48  # about half the faces lost their finest detail, the others are untouched
+    assert np.allclose(lowered[changed].mean(axis=(1, 2, 3)), 0.5, atol=0.05)  # the checkerboard averages out
 
 
 def test_seed_rotation_is_thirty_degrees():

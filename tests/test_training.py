@@ -293,3 +293,17 @@ def test_mixup_and_cutmix_blend_targets_as_they_blend_faces():
         assert np.allclose(v, 1 + 2 * bright)  # weights blend like the targets
     same, (t,), _ = mix_batch(x, y, None, "none", 1.0, rng)
     assert same is x and t is y[0]
+
+
+def test_a_run_saved_before_the_camera_options_resumes_and_a_changed_one_is_refused(tmp_path):
+    from dataclasses import asdict
+
+    from fer.modeling.config import check_same_config
+
+    config = TrainConfig(augmentation={"rotation": 10.0, "flip": True})
+    saved = asdict(config)
+    saved["augmentation"] = {"rotation": 10.0, "flip": True, "shift": 0.0, "zoom": 0.0, "erasing": 0.0, "contrast": 0.0}
+    (tmp_path / "config.json").write_text(json.dumps(saved))  # what 0.5 wrote: no blur, gamma, ...
+    check_same_config(tmp_path, config)
+    with pytest.raises(ValueError, match=r"different settings \(augmentation\)"):
+        check_same_config(tmp_path, TrainConfig(augmentation={"rotation": 10.0, "flip": True, "blur": 0.5}))

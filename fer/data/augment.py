@@ -20,6 +20,11 @@ class Augmentation:
     shift: max translation as a fraction of the side (random crop of a padded image).
     zoom: max zoom in/out as a fraction. erasing: probability of erasing one random
     rectangle (random erasing, Zhong et al. 2017). contrast: max contrast change factor.
+
+    Camera photos (off by default; what a phone or webcam does to a face that FER's web crops rarely show):
+    blur: max Gaussian blur sigma in pixels. sharpen: max sharpening factor. gamma: max |log gamma| (exposure
+    curves). noise: sensor noise, standard deviation as a fraction of the gray range. resolution: probability
+    that a face was seen at a lower resolution (20, 28 or 36 px) and scaled back up.
     """
 
     rotation: float = 30.0
@@ -28,6 +33,11 @@ class Augmentation:
     zoom: float = 0.0
     erasing: float = 0.0
     contrast: float = 0.0
+    blur: float = 0.0
+    sharpen: float = 0.0
+    gamma: float = 0.0
+    noise: float = 0.0
+    resolution: float = 0.0
 
     @classmethod
     def none(cls) -> Augmentation:
@@ -76,8 +86,89 @@ def augmentation_layers(aug: Augmentation, seed: int | None = None) -> list[kera
                 factor=aug.erasing, scale=(0.02, 0.25), fill_value=0.5, value_range=(0, 1), seed=seed
             )
         )
+    layers += _camera_layers(aug, seed)
     _mark_jittable_on_jax(layers)
     return layers
+
+
+def _camera_layers(aug: Augmentation, seed: int | None) -> list[keras.layers.Layer]:
+    """The photometric layers, after the geometric ones: a camera degrades the scene it was pointed at."""
+    layers = []
+    if aug.resolution:
+        layers.append(RandomResolution(aug.resolution, seed=seed))
+    if aug.blur:
+        layers.append(
+            keras.layers.RandomGaussianBlur(
+                factor=1.0, kernel_size=5, sigma=(0.1, aug.blur), value_range=(0, 1), seed=seed
+            )
+        )
+    if aug.sharpen:
+        layers.append(keras.layers.RandomSharpness(aug.sharpen, value_range=(0, 1), seed=seed))
+    if aug.gamma:
+        layers.append(RandomGamma(aug.gamma, seed=seed))
+    if aug.noise:
+        layers.append(keras.layers.GaussianNoise(aug.noise, seed=seed))
+    return layers
+
+
+@keras.saving.register_keras_serializable(package="fer")
+class RandomGamma(keras.layers.Layer):
+    """Training only: each image (0..1) raised to a gamma drawn log-uniformly in [exp(-limit), exp(limit)]."""
+
+    def __init__(self, limit: float, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.limit, self.seed = float(limit), seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=None):
+        if not training:
+            return images
+        shape = (keras.ops.shape(images)[0], 1, 1, 1)
+        log_gamma = keras.random.uniform(shape, -self.limit, self.limit, seed=self.seed_generator)
+        clipped = keras.ops.clip(images, 1e-6, 1.0)
+        return keras.ops.power(clipped, keras.ops.cast(keras.ops.exp(log_gamma), images.dtype))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "limit": self.limit, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="fer")
+class RandomResolution(keras.layers.Layer):
+    """Training only: with probability `rate` an image is shrunk to 20, 28 or 36 px (area) and scaled back up
+    (bilinear), as a small face in a photo is. Every size is computed for the batch and one picked per image,
+    so all shapes stay static (XLA compiles it on any backend)."""
+
+    SIDES = (20, 28, 36)
+
+    def __init__(self, rate: float, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate, self.seed = float(rate), seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=None):
+        if not training:
+            return images
+        height, width = images.shape[1], images.shape[2]
+        versions = [images] + [
+            keras.ops.image.resize(keras.ops.image.resize(images, (side, side), interpolation="area"), (height, width))
+            for side in self.SIDES
+        ]
+        n = keras.ops.shape(images)[0]
+        degrade = keras.random.uniform((n,), seed=self.seed_generator) < self.rate
+        pick = keras.random.randint((n,), 1, len(versions), seed=self.seed_generator)
+        choice = keras.ops.where(degrade, pick, 0)
+        mask = keras.ops.cast(keras.ops.one_hot(choice, len(versions)), images.dtype)  # (n, versions)
+        stacked = keras.ops.stack(versions, axis=1)  # (n, versions, h, w, c)
+        return keras.ops.einsum("nv,nvhwc->nhwc", mask, stacked)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
 
 
 # Keras marks its affine-transform layers supports_jit=False, because TensorFlow's XLA lacks the op they use there.

@@ -209,12 +209,20 @@ def resolve_config(config: TrainConfig | dict | None, overrides: dict, recipe: s
     return config
 
 
+def _full_augmentation(options: dict) -> dict:
+    """Every augmentation setting, those added since a run was saved at their defaults (which are off)."""
+    from fer.data.augment import Augmentation
+
+    return Augmentation.from_dict(options).to_dict()
+
+
 def check_same_config(run_dir: Path, config: TrainConfig) -> None:
     """ValueError where `run_dir` holds a run with other settings than `config` (only epochs and distribute may
     change on resume)."""
     # Settings added since a run was started count as their defaults.
     saved = {**asdict(TrainConfig()), **json.loads((run_dir / "config.json").read_text())}
-    ours = asdict(config)
+    saved["augmentation"] = _full_augmentation(saved["augmentation"])
+    ours = {**asdict(config), "augmentation": _full_augmentation(config.augmentation)}
     # Only `epochs` (to extend a run) and `distribute` (a run started on several GPUs may resume on one: same
     # updates) may change on resume; anything else is a different run.
     free = {"epochs", "distribute"}
