@@ -1,11 +1,12 @@
-"""Batch prediction on Ray Data: photos read as tasks, faces found and classified in an actor pool, long videos split.
+"""Batch prediction on Ray Data: an actor pool that finds and classifies faces, long videos split into frame ranges.
 
 The same job as `python -m fer predict --out` (fer.inference.corpus), spread over the CPUs of one machine or a Ray
-cluster. Photos are read by Ray tasks (file I/O) and decoded, detected and classified in an actor pool: each actor
-holds one model (its ONNX sessions, loaded once, with as many threads as the actor has CPUs). Photos travel to the
-actors as their encoded bytes, not as pixel arrays: fer decodes a JPEG straight to the gray it detects on (reduced
-for huge photos), which is cheaper than moving decoded RGB through the object store. A long video is split into
-frame ranges, each a separate task (`fer.analyze_video(start_frame=, max_frames=)`), and joined back in frame order.
+cluster. Each actor holds one model (its ONNX sessions, loaded once, with as many threads as the actor has CPUs)
+and reads, decodes, detects and classifies its batch of photos the way `predict` does (the next photos read and
+decoded while these are classified). Reading in separate Ray tasks was measured and dropped: each read task costs a
+worker process and its scheduling, which on 2 cores made two actors no faster than one (docs/experiments.md). A
+long video is split into frame ranges, each a separate task (`fer.analyze_video(start_frame=, max_frames=)`), and
+joined back in frame order.
 
 With an output folder the driver commits whole inputs to the resumable Parquet dataset as they come back (a video
 once all its ranges are in), so the resume rule is point 1's: a rerun skips every input already committed, and a
@@ -65,23 +66,14 @@ def plan(photos: list[Path], videos: list[Path], stride: int, frames_per_task: i
     return tasks
 
 
-def read_bytes(task: dict) -> dict:
-    """The read stage (a Ray task): a photo's encoded bytes, or None for a video range and for a file that cannot be
-    read (the actor then records why)."""
-    data = None
-    if task["kind"] == "photo":
-        try:
-            data = Path(task["path"]).read_bytes()
-        except OSError:
-            data = None
-    return {**task, "data": data}
-
-
 class Predictor:
     """One actor of the pool: the model and detector loaded once; a batch of tasks in, their rows out."""
 
     def __init__(self, model, options: dict, stride: int, threads: int):
-        os.environ["FER_THREADS"] = str(threads)  # fer.inference.onnx_model.THREADS_ENV: this actor's CPUs only
+        import cv2
+
+        os.environ["FER_THREADS"] = str(threads)  # ONNX Runtime and BlazeFace's tiles: this actor's CPUs only
+        cv2.setNumThreads(threads)  # and OpenCV's resizing (this process is the actor's own)
         from fer.inference.options import PredictOptions
 
         self.options = PredictOptions.make(model, **options)
@@ -103,12 +95,8 @@ class Predictor:
     def _photos(self, tasks: list[dict]) -> list[dict]:
         from fer.inference.predict import photo_results
 
-        rows, readable = [], [t for t in tasks if t["data"] is not None]
-        for task in tasks:
-            if task["data"] is None:
-                rows += self._tagged(task, photo_rows(_key(task), [], f"{task['path']}: cannot read the file"))
-        results = photo_results([_named(t) for t in readable], self.options)  # decoded as predict's files are
-        for task, result in zip(readable, results):
+        rows = []
+        for task, result in zip(tasks, photo_results([t["path"] for t in tasks], self.options)):
             rows += self._tagged(task, photo_rows(_key(task), result.faces, result.faces.error))
         return rows
 
@@ -134,29 +122,19 @@ class Predictor:
         return [{**row, "part": task["part"], "parts": task["parts"]} for row in rows]
 
 
-def _named(task: dict):
-    """A photo's bytes as a file object named by its path: an error names the file, as predict's do."""
-    import io
-
-    data = io.BytesIO(bytes(task["data"]))
-    data.name = task["path"]
-    return data
-
-
 def _key(task: dict) -> tuple[str, int, int]:
     return task["path"], int(task["size"]), int(task["mtime_ns"])
 
 
 def build_dataset(tasks: list[dict], options: dict, *, model=None, stride: int = 1, workers: int | None = None):
-    """The lazy Ray Dataset of rows: read tasks, then the actor pool (`workers` actors of one CPU each; default:
+    """The lazy Ray Dataset of rows: the tasks through the actor pool (`workers` actors of one CPU each; default:
     the cluster's CPUs). Rows of a video range carry `part`/`parts`; rows come back in no particular order."""
     ray = _ray()
     workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     dataset = ray.data.from_items(tasks, override_num_blocks=max(1, min(len(tasks), 4 * workers)))
-    # Reading is I/O: its tasks ask for no CPU, or the actors (one CPU each, all of them) would starve it. Ray Data
-    # restarts a dead actor and runs its batch again (its actors' default); the driver commits whole inputs only,
-    # so a retried batch never doubles rows.
-    return dataset.map(read_bytes, num_cpus=0).map_batches(
+    # Ray Data restarts a dead actor and runs its batch again (its actors' default); the driver commits whole
+    # inputs only, so a retried batch never doubles rows.
+    return dataset.map_batches(
         Predictor,
         fn_constructor_kwargs={"model": model, "options": options, "stride": stride, "threads": 1},
         batch_size=PHOTOS_PER_BATCH,

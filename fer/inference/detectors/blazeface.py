@@ -201,11 +201,13 @@ _threads: list = []
 
 
 def _pool():
-    """The two threads that run tiles (one per core on the 2-core machines this is measured on), made once."""
+    """The two threads that run tiles (one per core on the 2-core machines this is measured on), made once; one
+    where FER_THREADS says this process has one CPU (a Ray actor among others on the machine)."""
     if not _threads:
         from concurrent.futures import ThreadPoolExecutor
 
-        _threads.append(ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1), thread_name_prefix="blazeface"))
+        workers = min(2, int(os.environ.get("FER_THREADS", 0)) or os.cpu_count() or 1)
+        _threads.append(ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blazeface"))
     return _threads[0]
 
 
