@@ -71,6 +71,7 @@ CONFIGS = {
     "haar": {"detector": "haar"},
     "0.2": {"detector": "blazeface-0.2"},
     "0.4": {"detector": "blazeface-0.4"},
+    "0.5": {"detector": "blazeface-0.5"},
     "now": {},
     "mtcnn": {"detector": "mtcnn"},
 }
@@ -82,11 +83,11 @@ _OLD_BLAZEFACE = {}
 def _detect_options(config: dict) -> dict:
     options = {k: v for k, v in config.items() if k != "margin"}
     old = options.get("detector")
-    if old in ("blazeface-0.2", "blazeface-0.4"):  # built on first use: it loads BlazeFace
+    if old in ("blazeface-0.2", "blazeface-0.4", "blazeface-0.5"):  # built on first use: it loads BlazeFace
         if old not in _OLD_BLAZEFACE:
-            from old_detectors import BlazeFace02, BlazeFace04  # benchmarks/ is the script's folder
+            from old_detectors import BlazeFace02, BlazeFace04, BlazeFace05  # benchmarks/ is the script's folder
 
-            _OLD_BLAZEFACE[old] = BlazeFace02() if old.endswith("2") else BlazeFace04()
+            _OLD_BLAZEFACE[old] = {"2": BlazeFace02, "4": BlazeFace04, "5": BlazeFace05}[old[-1]]()
         options["detector"] = _OLD_BLAZEFACE[old]
     return options
 

@@ -4,6 +4,8 @@ BlazeFace02  0.2-0.3: tiles always 3 x 3, no close-up framing (the cascade re-me
              detect_faces re-measures a frame-filling one on a bordered copy), the cascade searching photos
              where BlazeFace finds nothing
 BlazeFace04  0.4: BlazeFace's faces re-measured by the cascade (the package's detector="blazeface-cascade")
+BlazeFace05  0.5: the default, whose close-up retries (min_side > 0) still searched tiles where min_side was under
+             the largest face a tile keeps
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import cv2
 import numpy as np
 
 from fer.inference.detectors.base import Face
-from fer.inference.detectors.blazeface import BlazeFaceDetector
+from fer.inference.detectors.blazeface import TILE_MAX_FACE, TO_FER_FRAMING, BlazeFaceDetector
 
 
 class BlazeFace02(BlazeFaceDetector):
@@ -39,3 +41,11 @@ class BlazeFace02(BlazeFaceDetector):
 def BlazeFace04() -> BlazeFaceDetector:  # noqa: N802  (named like the class it stands for)
     """The 0.4 default detector."""
     return BlazeFaceDetector(cascade=True)
+
+
+class BlazeFace05(BlazeFaceDetector):
+    """The 0.5 default detector: tiles in the close-up retries too."""
+
+    def proposals(self, image: np.ndarray, min_side: int = 0):
+        t = max(image.shape[:2]) // 2
+        return super().proposals(image, 0 if min_side <= TILE_MAX_FACE * t * TO_FER_FRAMING[2] else min_side)

@@ -1,4 +1,4 @@
-"""Running the notebooks headless (papermill): one pipeline run, sweeps of many, and the runs table."""
+"""Running the project headless: notebooks by papermill, sweeps, the runs table, batch prediction on Ray Data."""
 
 from fer.paths import STEPS
 from fer.pipeline.config import load_yaml

@@ -277,7 +277,9 @@ class BlazeFaceDetector:
         portrait = self.frames_close_ups and any(
             self._fills_frame(f[1], (h, w)) or _fer_side(f[1]) >= SUBJECT_SIDE * min(h, w) for f in found
         )
-        if not portrait and max(h, w) >= TILE_MIN_SIDE and min_side <= TILE_MAX_FACE * t * TO_FER_FRAMING[2]:
+        # detect_faces' retries (min_side > 0) look only for faces of a quarter of the image or more: the whole-image
+        # pass sees those, and the first pass's tiles already searched the smaller ones.
+        if not portrait and not min_side and max(h, w) >= TILE_MIN_SIDE:
             corners = [(y0, x0) for y0 in self.tile_starts(h, t) for x0 in self.tile_starts(w, t)]
             # Two tiles at a time: resizing and ONNX Runtime release the GIL, and one pass is too small to
             # gain from ONNX Runtime's own threads (4 passes: 5.5 ms in one thread, 3.5 ms in two).
