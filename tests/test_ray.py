@@ -138,3 +138,10 @@ def test_a_worker_killed_mid_run_loses_and_doubles_nothing(local_ray, tmp_path):
     table = pd.read_parquet(result["folder"])
     assert sorted(table["path"].str.rsplit("/", n=1).str[1]) == [f"p{i:03d}.jpg" for i in range(96)]
     assert (table["status"] == "ok").all()
+
+
+def test_videos_split_in_ranges_of_whole_strides_and_an_unknown_length_in_one(corpus):
+    ranges = ray_predict.video_tasks(corpus / "clip.mp4", stride=3, frames_per_task=10)  # 40 frames
+    assert [(t["start"], t["frames"]) for t in ranges] == [(0, 9), (9, 9), (18, 9), (27, 9), (36, 9)]
+    (unknown,) = ray_predict.video_tasks(corpus / "empty.mp4", stride=3)  # no frame count: one range to the end
+    assert (unknown["start"], unknown["frames"], unknown["parts"]) == (0, 0, 1)

@@ -28,8 +28,6 @@ SCALE_INSTALL = "pip install 'fer2013-emotion-cnn[scale]' (Ray Data)"
 # cheap, short enough that a 2-hour film keeps a few hundred workers busy.
 FRAMES_PER_TASK = 600
 PHOTOS_PER_BATCH = 16
-# What every row of one dataset is made with (fer.inference.corpus: a rerun with others is refused).
-SETTINGS = ("model", "labels", "prior", "tta", "detector", "stride")
 
 
 def _ray():
@@ -48,8 +46,8 @@ def video_tasks(path: Path, stride: int, frames_per_task: int = FRAMES_PER_TASK)
     starts = list(range(0, total, size)) or [0]
     key = input_key(path)
     return [
-        {"path": key[0], "size": key[1], "mtime_ns": key[2], "kind": "video", "start": s, "frames": size,
-         "part": i, "parts": len(starts)}
+        {"path": key[0], "size": key[1], "mtime_ns": key[2], "kind": "video", "start": s,
+         "frames": size if total else 0, "part": i, "parts": len(starts)}  # frames 0: to the end
         for i, s in enumerate(starts)
     ]  # fmt: skip
 
@@ -77,7 +75,7 @@ class Predictor:
         from fer.inference.options import PredictOptions
 
         self.options = PredictOptions.make(model, **options)
-        self.keywords, self.stride, self.model = options, stride, model
+        self.keywords, self.stride = options, stride
 
     def __call__(self, batch: dict) -> dict:
         rows = []
@@ -108,7 +106,7 @@ class Predictor:
         try:
             frames = analyze_video(
                 task["path"], self.options.model, stride=self.stride, start_frame=int(task["start"]),
-                max_frames=int(task["frames"]), progress=False, detector=k["detector"], tta=k["tta"],
+                max_frames=int(task["frames"]) or None, progress=False, detector=k["detector"], tta=k["tta"],
                 labels=k["labels"], prior=k["prior"],
             )  # fmt: skip
             found = video_rows(_key(task), frames, self.options.classes)
