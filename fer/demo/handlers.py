@@ -13,9 +13,10 @@ import pandas as pd
 
 from fer.demo.limits import LimitError, Limits
 from fer.inference.drawing import annotate
-from fer.inference.explain import explain as explain_faces
+from fer.inference.explain import explanations
 from fer.inference.models import model_classes
-from fer.inference.predict import predict_emotion
+from fer.inference.options import PredictOptions
+from fer.inference.predict import photo_results, predict_emotion
 from fer.inference.video import analyze_video
 
 SHOWN_SIDE = 1600  # annotated photos are scaled to this for the browser; the boxes were found at full size
@@ -79,9 +80,10 @@ def analyze_photos(
     model=None,
 ) -> PhotoOutput:
     """Every face of every photo: boxes drawn, a row each; a photo over the limits or unreadable gets an error row
-    and the others are still analysed. `explain` adds each face's saliency overlay (fer.explain)."""
+    and the others are still analysed. `explain` adds each face's saliency overlay (fer.explain's maps)."""
     start = time.perf_counter()
-    classes = model_classes(model, labels=settings.labels)
+    options = PredictOptions.make(model, **settings.keywords())  # the model and every option checked once
+    classes = options.classes
     accepted, rows = [], []
     for path in paths:
         try:
@@ -89,17 +91,18 @@ def analyze_photos(
             accepted.append(Path(path))
         except LimitError as exc:
             rows.append({"photo": Path(path).name, "error": str(exc)})
-    results = predict_emotion([str(p) for p in accepted], model, **settings.keywords()) if accepted else []
     annotated, overlays = [], []
-    for path, faces in zip(accepted, results):
+    # predict_emotion's own pipeline, kept whole: each photo is decoded and searched once, and its drawing and
+    # saliency maps reuse that decode and the crops the network saw.
+    for path, result in zip(accepted, photo_results([str(p) for p in accepted], options)):
+        faces = result.faces
         if faces.error:
             rows.append({"photo": path.name, "error": faces.error})
             continue
         rows += _face_rows(path.name, faces, classes) or [{"photo": path.name, "error": "no face found"}]
-        annotated.append((_shown(annotate(str(path), faces)), f"{path.name}: {len(faces)} face(s)"))
+        annotated.append((_shown(result.annotated()), f"{path.name}: {len(faces)} face(s)"))
         if explain and faces:
-            explained = explain_faces(str(path), model, **settings.keywords(tta=False))
-            for i, e in enumerate(explained[: limits.max_faces_explained]):
+            for i, e in enumerate(explanations(result, options)[: limits.max_faces_explained]):
                 overlays.append((e.overlay(), f"{path.name} face {i + 1}: {e.target}"))
     table = pd.DataFrame(rows, columns=["photo", "face", "emotion", "probability", "x", "y", "w", "h", *classes])
     table = table.assign(error=[r.get("error") for r in rows]) if rows else table.assign(error=[])
