@@ -38,7 +38,12 @@ def scenes():
 
 
 def _answers(faces) -> list[tuple]:
-    return [(p.box, p.emotion, round(p.probability, 6), p.source) for p in faces]
+    """What a call answered, the face mesh's points and pose included where asked for (landmarks=True)."""
+    return [(p.box, p.emotion, round(p.probability, 6), p.source, _mesh(p)) for p in faces]
+
+
+def _mesh(p) -> tuple | None:
+    return None if p.landmarks is None else (p.pose, p.landmarks.round(3).tobytes())
 
 
 def test_concurrent_calls_give_exactly_the_single_threaded_answers(scenes):
@@ -50,6 +55,8 @@ def test_concurrent_calls_give_exactly_the_single_threaded_answers(scenes):
         ("group", {"detector": "haar"}),
         ("astronaut", {"detector": "haar"}),
         ("close_up", {"detector": "haar"}),
+        ("group", {"landmarks": True}),  # the face mesh's one session serves every thread
+        ("close_up", {"landmarks": True}),
     ]
 
     def run(job):
@@ -62,10 +69,11 @@ def test_concurrent_calls_give_exactly_the_single_threaded_answers(scenes):
     with warnings.catch_warnings():  # the photo without a face warns; warnings' filters are not per thread
         warnings.simplefilter("ignore")
         expected = [run(job) for job in jobs]
-        work = jobs * 6  # 48 calls over 8 threads, every kind of input at once
+        work = jobs * 6  # 60 calls over 8 threads, every kind of input at once
         with ThreadPoolExecutor(max_workers=8) as pool:
             got = list(pool.map(run, work))
-    assert len(expected[0]) == 3 and expected[3] == [] and all(expected[i] for i in (1, 2, 4, 5, 6, 7))
+    assert len(expected[0]) == 3 and expected[3] == [] and all(expected[i] for i in (1, 2, 4, 5, 6, 7, 8, 9))
+    assert expected[7][0][4] is not None and len({face[4] for face in expected[7]}) == 3  # three meshes
     wrong = [i for i, answer in enumerate(got) if answer != expected[i % len(jobs)]]
     assert not wrong, f"{len(wrong)} of {len(work)} concurrent calls differ, e.g. {work[wrong[0]]}"
 

@@ -83,7 +83,7 @@ def _write_images(result, options, args, base: Path) -> None:
 
     base.parent.mkdir(parents=True, exist_ok=True)
     if not args.crop:
-        result.annotated(base.parent / f"{base.name}_annotated.png")
+        result.annotated(base.parent / f"{base.name}_annotated.png", landmarks=args.landmarks)
     if not args.explain:
         return
     for k, e in enumerate(explanations(result, options)):
@@ -101,6 +101,7 @@ def _on_ray(photos: list[Path], videos: list[Path], args):
         raise UsageError("--engine ray analyses videos with the default --detect-every and --max-side")
     connect(args.address, quiet=not args.show_logs)
     options = {"labels": args.labels, "prior": args.prior, "tta": args.tta, "detector": args.detector}
+    options["landmarks"] = args.landmarks
     yield from whole_inputs(photos, videos, options, model=args.model, stride=args.stride, workers=args.workers)
 
 
@@ -121,6 +122,7 @@ def _predict_video(video: Path, args, options, out: Path | None, stems: dict[Pat
         prior=args.prior,
         out_video=out / f"{stems[video]}_annotated.mp4" if out and args.annotate_video else None,
         progress=False,
+        landmarks=args.landmarks,
     )
     if out is not None:
         base = out / stems[video]
@@ -168,9 +170,18 @@ def _table_rows(rows: list[dict], classes: tuple[str, ...]) -> list[dict]:
             "face_score": r.get("face_score"),
             "source": r.get("face_source"),
             "error": None,
+            **_mesh_fields(r),
         }
         for r in rows
     ]
+
+
+def _mesh_fields(row: dict) -> dict:
+    """With --landmarks: a face's pose ({yaw, pitch, roll}) and its mesh points ([[x, y, z], ...]), else nothing."""
+    if row.get("landmarks") is None:
+        return {}
+    points = [[round(float(v), 2) for v in row["landmarks"][i : i + 3]] for i in range(0, len(row["landmarks"]), 3)]
+    return {"pose": {c: row[c] for c in ("yaw", "pitch", "roll")}, "landmarks": points}
 
 
 def _unreadable(images: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
@@ -196,10 +207,17 @@ def _write_tables(table, out: Path) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "predictions.json", lambda p: table.to_json(p, orient="records", indent=2))
-    flat = table.drop(columns=[c for c in ("probabilities", "emotion_shares") if c in table])
+    flat = table.drop(columns=[c for c in ("probabilities", "emotion_shares", "pose", "landmarks") if c in table])
     if "probabilities" in table:
         probs = pd.DataFrame([p if isinstance(p, dict) else {} for p in table["probabilities"]])
         flat = pd.concat([flat, probs.add_prefix("p_")], axis=1)
+    if "landmarks" in table:  # the pose's three columns, the mesh's x_0..x_467, y_0.., z_0.. (analyze_video's)
+        from fer.inference.mesh import COLUMNS
+
+        pose = pd.DataFrame([p if isinstance(p, dict) else {} for p in table["pose"]])
+        points = [list(zip(*m)) if isinstance(m, list) else None for m in table["landmarks"]]
+        mesh = pd.DataFrame([[v for axis in m for v in axis] if m else [None] * len(COLUMNS) for m in points])
+        flat = pd.concat([flat, pose, mesh.set_axis(list(COLUMNS), axis=1)], axis=1)
     write_atomic(out / "predictions.csv", lambda p: flat.to_csv(p, index=False))
 
 
@@ -208,7 +226,9 @@ def _write_tables(table, out: Path) -> None:
 PART_INPUTS, PART_ROWS = 256, 50_000
 TABLE_ROWS, PRINTED_ROWS = 100_000, 200
 # What every row of one dataset is made with: a rerun with others is refused (or --redo starts over).
-SETTINGS = ("model", "engine", "labels", "prior", "tta", "crop", "detector", "stride", "detect_every", "max_side")
+SETTINGS = (
+    "model", "engine", "labels", "prior", "tta", "crop", "detector", "stride", "detect_every", "max_side", "landmarks"
+)  # fmt: skip
 
 
 def _check_writable(out: Path) -> None:
@@ -253,6 +273,7 @@ def cmd_predict(args) -> int:
         tta=args.tta,
         face_crop=True if args.crop else None,
         detector=args.detector,
+        landmarks=args.landmarks,
     )
     out = Path(args.out) if args.out else None
     run = _Run(args, options, out, [*images, *videos])
@@ -279,7 +300,7 @@ class _Run:
             settings = {name: getattr(args, name) for name in SETTINGS}
             settings["model"] = str(args.model or "default")
             settings["engine"] = "auto" if args.engine == "ray" else args.engine  # the same rows: one dataset
-            self.dataset = PredictionDataset(out / "predictions.parquet", settings, options.classes)
+            self.dataset = PredictionDataset(out / "predictions.parquet", settings, options.classes, args.landmarks)
             self.keys = {str(p): input_key(p) for p in inputs}
             self.done = self.dataset.start(self.keys, redo=args.redo)
 
@@ -416,6 +437,34 @@ def add_predict(sub) -> None:
         choices=list(DETECTORS),
         help="; ".join(f"{name}: {info.about}" for name, info in DETECTORS.items()),
     )
+    _add_video_options(p)
+    p.add_argument(
+        "--out",
+        help="folder for the Parquet dataset predictions.parquet/ (a rerun does only what is new or changed), "
+        "predictions.csv/.json, annotated images and video tables",
+    )
+    p.add_argument("--redo", action="store_true", help="with --out: predict everything again, not only what is new")
+    p.add_argument("--annotate-video", action="store_true", help="with --out: also write annotated videos")
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="with --out: what the network looked at, per face: <name>_face<k>_<emotion>_explain.png (fer.explain)",
+    )
+    p.add_argument(
+        "--landmarks",
+        action="store_true",
+        help="also each face's head pose (yaw, pitch, roll) and its 468-point face mesh, in every output and drawn "
+        "on the annotated images",
+    )
+    p.add_argument("--chunk", type=int, default=64, help="images read and predicted together")
+    add_tta(p)
+    add_answer(p)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_predict)
+
+
+def _add_video_options(p) -> None:
+    """predict's options for videos."""
     p.add_argument("--stride", type=int, default=1, help="videos: analyse every N-th frame")
     p.add_argument(
         "--detect-every",
@@ -432,20 +481,3 @@ def add_predict(sub) -> None:
         help="videos: downscale frames to PX for face detection only (speeds up the Haar detector; BlazeFace "
         "works on 128x128 inputs whatever the frame size)",
     )
-    p.add_argument(
-        "--out",
-        help="folder for the Parquet dataset predictions.parquet/ (a rerun does only what is new or changed), "
-        "predictions.csv/.json, annotated images and video tables",
-    )
-    p.add_argument("--redo", action="store_true", help="with --out: predict everything again, not only what is new")
-    p.add_argument("--annotate-video", action="store_true", help="with --out: also write annotated videos")
-    p.add_argument(
-        "--explain",
-        action="store_true",
-        help="with --out: what the network looked at, per face: <name>_face<k>_<emotion>_explain.png (fer.explain)",
-    )
-    p.add_argument("--chunk", type=int, default=64, help="images read and predicted together")
-    add_tta(p)
-    add_answer(p)
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(func=cmd_predict)

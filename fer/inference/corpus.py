@@ -18,8 +18,10 @@ from pathlib import Path
 
 from fer.atomic import write_atomic
 from fer.errors import optional_import
+from fer.inference.mesh import N_POINTS
 
 KEY = ("path", "size", "mtime_ns")
+POSE = ("yaw", "pitch", "roll")
 # One row per face (per frame for a video), per photo without a face, per unreadable input.
 COLUMNS = (
     "path",
@@ -70,7 +72,7 @@ def input_key(path: str | Path) -> tuple[str, int, int]:
 class PredictionDataset:
     """The Parquet folder of one corpus's predictions: `start` says what is done, `commit` adds whole inputs."""
 
-    def __init__(self, folder: str | Path, settings: dict, classes: tuple[str, ...]):
+    def __init__(self, folder: str | Path, settings: dict, classes: tuple[str, ...], landmarks: bool = False):
         install = "pip install 'fer2013-emotion-cnn[batch]' (pyarrow)"
         self.pa = optional_import("pyarrow", "The Parquet dataset", install)
         optional_import("pyarrow.parquet", "The Parquet dataset", install)
@@ -90,7 +92,10 @@ class PredictionDataset:
             "probability": "float64",
         }
         fields = [(c, types.get(c, "string")) for c in COLUMNS] + [(f"p_{c}", "float64") for c in classes]
-        self.schema = self.pa.schema([(name, getattr(self.pa, kind)()) for name, kind in fields])
+        schema = [(name, getattr(self.pa, kind)()) for name, kind in fields]
+        if landmarks:  # the head pose, and the mesh as 468 (x, y, z) triples in a row: .reshape(468, 3)
+            schema += [(c, self.pa.float64()) for c in POSE] + [("landmarks", self.pa.list_(self.pa.float32()))]
+        self.schema = self.pa.schema(schema)
 
     def _parts(self) -> list[Path]:
         return sorted(self.folder.glob("part-*.parquet"))
@@ -165,6 +170,7 @@ def photo_rows(key: tuple[str, int, int], faces, error: str | None = None, kind:
 def _answer(p) -> dict:
     box = dict(zip("xywh", p.box)) if p.box is not None else {}
     probs = {f"p_{c}": v for c, v in p.probabilities.items()}
+    mesh = {} if p.landmarks is None else {**dict(zip(POSE, p.pose)), "landmarks": p.landmarks.ravel().tolist()}
     return {
         **box,
         "face_score": p.face_score,
@@ -172,6 +178,7 @@ def _answer(p) -> dict:
         "emotion": p.emotion,
         "probability": p.probability,
         **probs,
+        **mesh,
     }
 
 
@@ -187,6 +194,9 @@ def video_rows(key: tuple[str, int, int], frames, classes: tuple[str, ...]) -> l
             row.update({c: int(record[c]) for c in "xywh"})
             row.update({"emotion": record["emotion"], "probability": float(record["probability"])})
             row.update({f"p_{c}": float(record[c]) for c in classes})
+            if "yaw" in record:  # analyze_video(landmarks=True): x_0.., y_0.., z_0.. -> (x, y, z) triples
+                row.update({c: float(record[c]) for c in POSE})
+                row["landmarks"] = [float(record[f"{a}_{i}"]) for i in range(N_POINTS) for a in "xyz"]
         rows.append(row)
     if not rows:
         rows.append({**base, "face": -1, "status": "no face"})

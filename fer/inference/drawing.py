@@ -25,10 +25,13 @@ COLORS = {
 assert set(EMOTIONS) <= set(COLORS)
 
 
-def annotate(image, predictions, path: str | Path | None = None, channel_order: str = "rgb") -> np.ndarray:
+def annotate(
+    image, predictions, path: str | Path | None = None, channel_order: str = "rgb", landmarks: bool = False
+) -> np.ndarray:
     """An RGB copy of `image` with each prediction's box and "emotion 93%" label drawn.
 
     `predictions` are fer.inference.predict.Prediction objects that carry a box (from a photo).
+    `landmarks`: also each face's mesh points (Predictions made with landmarks=True) and its head pose.
     With `path`, the result is also saved (format from the suffix) and parent folders made.
     """
     canvas = as_array(image, channel_order)
@@ -36,6 +39,8 @@ def annotate(image, predictions, path: str | Path | None = None, channel_order: 
     scale = max(canvas.shape[:2]) / 640  # text and lines grow with the image
     thickness = max(1, round(2 * scale))
     for p in predictions:
+        if landmarks and p.landmarks is not None:
+            _draw_mesh(canvas, p, COLORS[p.emotion], thickness)
         if p.box is None:
             continue
         x, y, w, h = p.box
@@ -52,3 +57,16 @@ def annotate(image, predictions, path: str | Path | None = None, channel_order: 
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(canvas).save(path)
     return canvas
+
+
+def _draw_mesh(canvas: np.ndarray, p, color, thickness: int) -> None:
+    """The mesh's points as dots and, under its box, "yaw 12 pitch -3 roll 5" (degrees)."""
+    radius = max(1, thickness // 2)
+    for x, y in np.round(p.landmarks[:, :2]).astype(int):
+        cv2.circle(canvas, (int(x), int(y)), radius, color, -1, lineType=cv2.LINE_AA)
+    if p.box is not None and p.pose is not None:
+        x, y, w, h = p.box
+        text = "yaw {:.0f} pitch {:.0f} roll {:.0f}".format(*p.pose)
+        font_scale = 0.4 * max(max(canvas.shape[:2]) / 640, 0.6)
+        cv2.putText(canvas, text, (x, y + h + int(18 * font_scale / 0.4)), cv2.FONT_HERSHEY_SIMPLEX, font_scale, color,
+                    max(1, thickness - 1), cv2.LINE_AA)  # fmt: skip

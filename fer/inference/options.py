@@ -23,7 +23,8 @@ class PredictOptions:
     Classification: the resolved `model`, the head (`labels`) and its `classes`, the prior's per-class `weights`
     (None: as the model learned), `tta`, `batch_size`. Detection: `face_crop`, `detector`, `margin`, `align`,
     `close_ups` (a photo without a face retried as a close-up, and a small face-shaped one taken whole; off for
-    video frames), `max_side` (photos searched at most this size). `channel_order` reads arrays.
+    video frames), `max_side` (photos searched at most this size). `channel_order` reads arrays. `landmarks`: each
+    face also gets the face mesh's points and head pose (fer.inference.mesh).
     Build it with PredictOptions.make, which takes the public functions' keyword arguments.
     """
 
@@ -40,6 +41,7 @@ class PredictOptions:
     close_ups: bool = True
     max_side: int = DETECT_MAX_SIDE
     channel_order: str = "rgb"
+    landmarks: bool = False
 
     @classmethod
     def make(
@@ -58,6 +60,7 @@ class PredictOptions:
         close_ups: bool = True,
         max_side: int = DETECT_MAX_SIDE,
         channel_order: str = "rgb",
+        landmarks: bool = False,
     ) -> PredictOptions:
         """The options of one call: the model loaded (or taken from the cache), and every setting that cannot work
         refused now, before any image is read (a head the model lacks, a bad prior, an unknown detector, align
@@ -88,6 +91,7 @@ class PredictOptions:
             close_ups,
             max_side,
             channel_order,
+            bool(landmarks),
         )
 
     def find(self, image: np.ndarray, boxes=None) -> list[Face]:
@@ -109,6 +113,15 @@ class PredictOptions:
         if face.source == "crop":
             return to_face(image)
         return crop_face(image, face.box, self.margin, align=face if self.align else None)
+
+    def meshes(self, image: np.ndarray, faces: list[Face]) -> list | None:
+        """The faces' meshes (fer.inference.mesh.Mesh, in the image's pixels) where landmarks were asked for, else
+        None; a face crop's box is the whole image, and eye points (a detector's) turn the mesh's square upright."""
+        if not self.landmarks:
+            return None
+        from fer.inference.mesh import face_mesh  # ONNX Runtime's session for it: loaded on the first call that asks
+
+        return face_mesh()(image, [f.box for f in faces], [(f.left_eye, f.right_eye) for f in faces])
 
     def probabilities(self, faces: np.ndarray) -> np.ndarray:
         """(N, classes) probabilities of (N, 48, 48) uint8 faces, batched, with TTA and the prior applied."""

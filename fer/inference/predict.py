@@ -36,6 +36,9 @@ class Prediction:
     detect_faces' close-up retries), "whole image" (nothing detected: the whole small image
     was taken as the face; face_score None), "box" (your own box) or "crop" (a face crop).
     `error` says why an input of a list could not be read (emotion None, no probabilities).
+    With landmarks=True: `landmarks`, the face mesh's (468, 3) points (x, y in the source image's pixels, z a
+    depth on the same scale, smaller nearer the camera; MediaPipe's numbering, fer.inference.mesh.POINTS names
+    a few) and `pose`, the head's (yaw, pitch, roll) in degrees (a HeadPose; signs in docs/usage.md); else None.
     """
 
     emotion: str | None
@@ -45,6 +48,8 @@ class Prediction:
     face_score: float | None = None
     source: str = "crop"
     error: str | None = None
+    landmarks: np.ndarray | None = field(default=None, repr=False)
+    pose: tuple[float, float, float] | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -55,6 +60,8 @@ class Prediction:
             "face_score": self.face_score,
             "source": self.source,
             "error": self.error,
+            "pose": dict(zip(("yaw", "pitch", "roll"), self.pose)) if self.pose is not None else None,
+            "landmarks": self.landmarks.round(2).tolist() if self.landmarks is not None else None,
         }
 
 
@@ -78,14 +85,23 @@ class Faces(list):
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
-def _prediction(probs: np.ndarray, classes: tuple[str, ...], face: Face | None = None, scale: float = 1.0):
+def _prediction(probs: np.ndarray, classes: tuple[str, ...], face: Face | None = None, scale: float = 1.0, mesh=None):
     top = int(np.argmax(probs))
     return Prediction(
         emotion=classes[top],
         probability=float(probs[top]),
         probabilities={e: float(p) for e, p in zip(classes, probs)},
         **_located(face, scale),
+        **_meshed(mesh, scale),
     )
+
+
+def _meshed(mesh, scale: float) -> dict:
+    """A Prediction's landmarks and pose from its face's mesh (fer.inference.mesh.Mesh, in the decoded image's
+    pixels: scaled to the photo's own, as boxes are), or none."""
+    if mesh is None:
+        return {}
+    return {"landmarks": mesh.points * np.float32(scale) if scale != 1.0 else mesh.points, "pose": mesh.pose}
 
 
 def _located(face: Face | None, scale: float) -> dict:
@@ -100,11 +116,12 @@ def _scaled(box, scale: float) -> tuple[int, int, int, int]:
     return box if scale == 1.0 else tuple(int(round(v * scale)) for v in box)
 
 
-def predictions(options: PredictOptions, crops, faces: list[Face] | None = None) -> list[Prediction]:
+def predictions(options: PredictOptions, crops, faces: list[Face] | None = None, meshes=None) -> list[Prediction]:
     """Predictions for 48x48 crops (a list or (N, 48, 48) array), classified in one batch, each with its face's
-    box and score where `faces` (in the photo's pixels) are given."""
+    box and score where `faces` (in the photo's pixels) are given, and its mesh's landmarks where `meshes` are."""
     probs = options.probabilities(_stacked(crops))
-    return [_prediction(p, options.classes, f) for p, f in zip(probs, faces or [None] * len(probs))]
+    faces, meshes = faces or [None] * len(probs), meshes or [None] * len(probs)
+    return [_prediction(p, options.classes, f, mesh=m) for p, f, m in zip(probs, faces, meshes)]
 
 
 def _stacked(crops) -> np.ndarray:
@@ -203,6 +220,7 @@ def predict_emotion(
     channel_order: str = "rgb",
     tta: bool | str = False,
     batch_size: int = 256,
+    landmarks: bool = False,
 ) -> Faces | list[Faces]:
     """The emotion of every face in a photo (or of a face crop): a Faces list of Predictions, left to right.
 
@@ -222,6 +240,7 @@ def predict_emotion(
     margin: share of the box added on each side before cropping (FER-2013's framing; docs/detection.md).
     align: level the eyes first (blazeface and mtcnn give eye landmarks).
     close_ups: retry a photo without a face as a close-up (off for video frames, which are scenes).
+    landmarks: also run the face mesh: each Prediction's `landmarks` (468 points) and head `pose` (~2-4 ms a face).
 
     >>> [(p.box, p.emotion) for p in predict_emotion("group.jpg")]  # doctest: +SKIP
     """
@@ -243,6 +262,7 @@ def predict_emotion(
         align=align,
         close_ups=close_ups,
         channel_order=channel_order,
+        landmarks=landmarks,
     )
     results = []
     # Gray decoding: nothing here returns the pixels, and detection and the network read gray.
@@ -276,14 +296,21 @@ class PhotoResult:
     faces: Faces
     crops: np.ndarray = field(default_factory=lambda: np.zeros((0, FACE_SIZE, FACE_SIZE), np.uint8), repr=False)
 
-    def annotated(self, path: str | Path | None = None) -> np.ndarray:
-        """The decoded array with each face's box and emotion drawn (a face crop: a box round the whole image)."""
+    def annotated(self, path: str | Path | None = None, landmarks: bool = False) -> np.ndarray:
+        """The decoded array with each face's box and emotion drawn (a face crop: a box round the whole image);
+        `landmarks`: each face's mesh and head pose too (made with landmarks=True)."""
         from fer.inference.drawing import annotate
 
         whole = (0, 0, self.array.shape[1], self.array.shape[0])
         # The one way back to the decoded array's pixels: it is smaller than the photo only past MAX_PHOTO_SIDE.
-        drawn = [replace(p, box=_scaled(p.box, 1 / self.scale) if p.box else whole) for p in self.faces]
-        return annotate(self.array, drawn, path)
+        drawn = [replace(p, box=_scaled(p.box, 1 / self.scale) if p.box else whole, landmarks=_points(p, self.scale))
+                 for p in self.faces]  # fmt: skip
+        return annotate(self.array, drawn, path, landmarks=landmarks)
+
+
+def _points(p: Prediction, scale: float):
+    """A Prediction's landmarks in the decoded array's pixels (they are in the photo's own)."""
+    return p.landmarks / np.float32(scale) if p.landmarks is not None and scale != 1.0 else p.landmarks
 
 
 def iter_photos(
@@ -303,6 +330,7 @@ def iter_photos(
     batch_size: int = 256,
     chunk: int = 64,
     engine: str | None = None,
+    landmarks: bool = False,
 ) -> Iterator[PhotoResult]:
     """PhotoResults for many photos, in order, as they are done: what predict_emotion(list) runs.
 
@@ -324,6 +352,7 @@ def iter_photos(
         align=align,
         close_ups=close_ups,
         channel_order=channel_order,
+        landmarks=landmarks,
     )
     yield from photo_results(list(images), options, boxes, chunk=chunk)
 
@@ -338,6 +367,7 @@ class _Found:
     faces: list[Face] = field(default_factory=list)
     crops: list[np.ndarray] = field(default_factory=list)
     error: str | None = None
+    meshes: list | None = None  # with landmarks=True: each face's fer.inference.mesh.Mesh
 
 
 def photo_results(
@@ -362,7 +392,10 @@ def photo_results(
             if photo.error is not None:
                 yield PhotoResult(photo.index, None, 1.0, Faces(error=photo.error))
                 continue
-            faces = Faces(_prediction(next(probs), options.classes, f, photo.scale) for f in photo.faces)
+            meshes = photo.meshes or [None] * len(photo.faces)
+            faces = Faces(
+                _prediction(next(probs), options.classes, f, photo.scale, m) for f, m in zip(photo.faces, meshes)
+            )
             yield PhotoResult(photo.index, photo.array, photo.scale, faces, _stacked(photo.crops))
 
 
@@ -374,7 +407,9 @@ def _find(image, index: int, options: PredictOptions, boxes, gray: bool) -> _Fou
     except (ImageError, OSError) as exc:
         return _Found(index, None, 1.0, error=str(exc))
     faces = options.find(array, boxes[index] if boxes is not None else None)
-    return _Found(index, array, scale, faces, [options.cut(array, f) for f in faces])
+    return _Found(
+        index, array, scale, faces, [options.cut(array, f) for f in faces], meshes=options.meshes(array, faces)
+    )
 
 
 def _read_ahead(work, starts: range):

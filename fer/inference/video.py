@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -17,6 +18,7 @@ from fer.inference.detectors.base import Face
 from fer.inference.detectors.registry import DEFAULT_DETECTOR
 from fer.inference.drawing import annotate
 from fer.inference.faces import DETECT_MAX_SIDE
+from fer.inference.mesh import COLUMNS as MESH_COLUMNS
 from fer.inference.options import PredictOptions
 from fer.inference.predict import Prediction, predictions
 
@@ -37,6 +39,7 @@ def analyze_video(
     labels: str | None = None,
     prior="training",
     start_frame: int = 0,
+    landmarks: bool = False,
 ) -> pd.DataFrame:
     """Predict the faces of every `stride`-th frame; one row per face.
 
@@ -46,6 +49,9 @@ def analyze_video(
     `chunk` at a time. `out_video` writes the processed frames with boxes and labels at
     fps / stride: VP8 for a `.webm` path (browsers play it), mp4v otherwise. `tta`, `labels`
     (a dual-head model's head) and `prior`: as in predict_crop.
+
+    `landmarks`: each face's head pose (yaw, pitch, roll columns, degrees) and face mesh (x_0..x_467, y_0..y_467,
+    z_0..z_467 in frame pixels) too, and drawn in `out_video` (fer.inference.mesh; ~2-4 ms a face).
 
     `start_frame` starts there (a seek) and `max_frames` counts from it; frame numbers, times and the stride stay
     the whole video's, so consecutive ranges give the rows one pass would (how a long video is split into tasks).
@@ -72,9 +78,10 @@ def analyze_video(
         margin=margin,
         close_ups=False,
         max_side=max_side,
+        landmarks=landmarks,
     )
     capture, fps = _opened(Path(path))
-    rows, writer = [], _Writer(out_video, fps / stride)
+    rows, writer = [], _Writer(out_video, fps / stride, landmarks)
     frames = _Frames(capture, stride, max_frames, progress, Path(path).name, start_frame)
     last: list[Face] = []  # the faces found last (detect_every > 1 re-uses them)
     try:
@@ -90,6 +97,8 @@ def analyze_video(
     if not rows and frames.decoded == 0:
         raise ImageError(f"{path}: no frame could be decoded")
     columns = ["frame", "time_s", "face", "detected", "x", "y", "w", "h", "emotion", "probability", *options.classes]
+    if landmarks:
+        columns += ["yaw", "pitch", "roll", *MESH_COLUMNS]
     return pd.DataFrame(rows).reindex(columns=columns)
 
 
@@ -105,7 +114,11 @@ def _faces_of(options: PredictOptions, k: int, rgb, detect_every: int, last: lis
 def _classified(options: PredictOptions, batch, found) -> list[list[Prediction]]:
     """Classify: every face of a chunk of frames cut out and answered in one batch; the Predictions per frame."""
     pairs = [(rgb, face) for (_, rgb), (faces, _) in zip(batch, found) for face in faces]
-    answered = iter(predictions(options, [options.cut(rgb, face) for rgb, face in pairs], [f for _, f in pairs]))
+    meshes = [
+        m for (_, rgb), (faces, _) in zip(batch, found) for m in options.meshes(rgb, faces) or [None] * len(faces)
+    ]
+    crops = [options.cut(rgb, face) for rgb, face in pairs]
+    answered = iter(predictions(options, crops, [f for _, f in pairs], meshes))
     return [[next(answered) for _ in faces] for faces, _ in found]
 
 
@@ -170,17 +183,26 @@ def _rows(index: int, fps: float, detected: bool, faces: list[Prediction]) -> li
             "emotion": p.emotion,
             "probability": p.probability,
             **p.probabilities,
+            **_mesh_columns(p),
         }
         for k, p in enumerate(faces)
     ]
+
+
+def _mesh_columns(p: Prediction) -> dict:
+    """A face's pose and mesh as table columns (none without landmarks)."""
+    if p.landmarks is None:
+        return {}
+    points = np.round(p.landmarks.T, 2).ravel()  # x_0..x_467, y_0.., z_0..
+    return {**dict(zip(("yaw", "pitch", "roll"), p.pose)), **dict(zip(MESH_COLUMNS, points.tolist()))}
 
 
 class _Writer:
     """The annotated copy of the analysed frames (VP8 for .webm, else mp4v), opened at the first frame; nothing
     without a path."""
 
-    def __init__(self, path: str | Path | None, fps: float):
-        self.path, self.fps, self.video = path, fps, None
+    def __init__(self, path: str | Path | None, fps: float, landmarks: bool = False):
+        self.path, self.fps, self.video, self.landmarks = path, fps, None, landmarks
 
     def write(self, rgb, faces) -> None:
         if self.path is None:
@@ -191,7 +213,7 @@ class _Writer:
             codec = "VP80" if Path(self.path).suffix.lower() == ".webm" else "mp4v"
             with quiet.stderr_silenced():  # FFmpeg says VP8's tag is "not supported" in WebM, then writes it fine
                 self.video = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*codec), self.fps, size)
-        self.video.write(cv2.cvtColor(annotate(rgb, faces), cv2.COLOR_RGB2BGR))
+        self.video.write(cv2.cvtColor(annotate(rgb, faces, landmarks=self.landmarks), cv2.COLOR_RGB2BGR))
 
     def close(self) -> None:
         if self.video is not None:

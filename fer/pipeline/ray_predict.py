@@ -21,7 +21,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from fer.errors import optional_import
-from fer.inference.corpus import COLUMNS, PredictionDataset, expand_inputs, input_key, photo_rows, video_rows
+from fer.inference.corpus import (
+    COLUMNS,
+    POSE,
+    PredictionDataset,
+    expand_inputs,
+    input_key,
+    photo_rows,
+    video_rows,
+)
 
 SCALE_INSTALL = "pip install 'fer2013-emotion-cnn[scale]' (Ray Data)"
 # A video task analyses this many frames (about 20 s at 30 frames/s): long enough that the seek at its start is
@@ -88,7 +96,8 @@ class Predictor:
         return {column: [row.get(column) for row in rows] for column in self.columns()}
 
     def columns(self) -> list[str]:
-        return [*COLUMNS, *(f"p_{c}" for c in self.options.classes), "part", "parts"]
+        mesh = [*POSE, "landmarks"] if self.options.landmarks else []
+        return [*COLUMNS, *(f"p_{c}" for c in self.options.classes), *mesh, "part", "parts"]
 
     def _photos(self, tasks: list[dict]) -> list[dict]:
         from fer.inference.predict import photo_results
@@ -107,7 +116,7 @@ class Predictor:
             frames = analyze_video(
                 task["path"], self.options.model, stride=self.stride, start_frame=int(task["start"]),
                 max_frames=int(task["frames"]) or None, progress=False, detector=k["detector"], tta=k["tta"],
-                labels=k["labels"], prior=k["prior"],
+                labels=k["labels"], prior=k["prior"], landmarks=k.get("landmarks", False),
             )  # fmt: skip
             found = video_rows(_key(task), frames, self.options.classes)
         except (ImageError, OSError, ValueError) as exc:
@@ -223,6 +232,7 @@ def predict_dataset(
     address: str | None = None,
     workers: int | None = None,
     redo: bool = False,
+    landmarks: bool = False,
 ):
     """Predict a corpus on Ray Data. `sources`: files and folders (searched recursively) of photos and videos.
 
@@ -231,21 +241,22 @@ def predict_dataset(
     whole inputs (the folder is returned); a rerun skips what is already there, like `predict --out` (and shares
     its folder: the same model and options give the same rows). `address`: None runs a local Ray on this machine,
     "auto" or "ray://host:10001" a cluster; `workers`: actors in the pool (default: the cluster's CPUs). `model`:
-    a model file (None: the default); the other options are predict_emotion's."""
+    a model file (None: the default); the other options are predict_emotion's (`landmarks`: pose columns and a
+    `landmarks` list column of 468 (x, y, z) triples)."""
     from fer.inference.faces import DETECT_MAX_SIDE
     from fer.inference.options import PredictOptions
 
     photos, videos, missing = expand_inputs([sources] if isinstance(sources, (str, Path)) else list(sources))
     if missing:
         raise FileNotFoundError(f"{', '.join(map(str, missing))}: no such file or folder")
-    options = {"labels": labels, "prior": prior, "tta": tta, "detector": detector}
+    options = {"labels": labels, "prior": prior, "tta": tta, "detector": detector, "landmarks": landmarks}
     classes = PredictOptions.make(model, **options).classes  # every option checked before Ray starts
     connect(address)
     if out is None:
         return build_dataset(plan(photos, videos, stride), options, model=model, stride=stride, workers=workers)
     settings = {"model": str(model or "default"), "engine": "auto", **options, "crop": False, "detector": detector,
                 "stride": stride, "detect_every": 1, "max_side": DETECT_MAX_SIDE}  # fmt: skip
-    dataset = PredictionDataset(Path(out) / "predictions.parquet", settings, classes)
+    dataset = PredictionDataset(Path(out) / "predictions.parquet", settings, classes, landmarks)
     keys = {str(p): input_key(p) for p in [*photos, *videos]}
     done = dataset.start(keys, redo=redo)
     todo = [[p for p in group if keys[str(p)] not in done] for group in (photos, videos)]
