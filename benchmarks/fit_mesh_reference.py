@@ -75,8 +75,12 @@ def main() -> None:
     np.savez_compressed(args.out, shape=shape, mirror=mirror.astype(np.int16))
     poses = np.array([head_pose(p, shape.astype(np.float64)) for p in plain])
     print(f"{args.out}: {len(faces)} faces, {int((mirror == np.arange(len(mirror))).sum())} points on the midline")
-    print("validation faces' pose (yaw, pitch, roll): median", np.median(poses, 0).round(1), "IQR",
-          (np.percentile(poses, 75, 0) - np.percentile(poses, 25, 0)).round(1))
+    print(
+        "validation faces' pose (yaw, pitch, roll): median",
+        np.median(poses, 0).round(1),
+        "IQR",
+        (np.percentile(poses, 75, 0) - np.percentile(poses, 25, 0)).round(1),
+    )
 
 
 if __name__ == "__main__":

@@ -177,3 +177,20 @@ def test_the_cli_writes_the_mesh_to_every_output_and_keeps_datasets_apart(astron
     assert face["landmarks"][33][:2] == pytest.approx(points[33, :2], abs=0.01)
     refused = subprocess.run(run, capture_output=True, text=True)  # the same folder, without the mesh
     assert refused.returncode != 0 and "other settings" in refused.stderr
+
+
+def test_blazeface_mesh_frames_each_face_from_its_mesh(astronaut):
+    """detector="blazeface-mesh": BlazeFace finds the face, its mesh (read in BlazeFace's box) gives the box."""
+    from fer.inference.detectors.blazeface import BlazeFaceDetector
+    from fer.inference.mesh import MESH_FRAMING, framed_box
+
+    gray = cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)  # what detection reads
+    (found,) = BlazeFaceDetector()(gray)
+    (points,), _ = face_mesh().points(gray, [found.box], [(found.left_eye, found.right_eye)])
+    expected, angle = framed_box(points)
+    (p,) = fer.predict_emotion(gray, detector="blazeface-mesh")
+    assert p.box == expected != found.box and abs(angle) < 10
+    x, y, w, h = expected  # square, the eyes MESH_FRAMING[1] eye distances above its centre
+    eyes_y = (points[POINTS["image_left_eye_outer"], 1] + points[POINTS["image_right_eye_outer"], 1]) / 2
+    eye_distance = np.hypot(*(points[POINTS["image_right_eye_outer"], :2] - points[POINTS["image_left_eye_outer"], :2]))
+    assert w == h == round(MESH_FRAMING[2] * eye_distance) and y + h / 2 > eyes_y

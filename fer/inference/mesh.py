@@ -52,6 +52,12 @@ POINTS = {
 }
 
 
+# The mesh's points -> FER-2013's framing (the Haar box the training faces were cut with): the box's centre from the
+# eyes' midpoint in eye distances along and across the eye line, its side in eye distances; medians over VALIDATION
+# faces (benchmarks/fit_mesh_framing.py).
+MESH_FRAMING = (0.011, 0.24, 1.907)
+
+
 class HeadPose(NamedTuple):
     """Head rotation in degrees: yaw > 0 nose to the image's right, pitch > 0 nose up, roll > 0 turned clockwise."""
 
@@ -84,8 +90,9 @@ class FaceMesh:
 
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        # Two threads take a 192x192 pass from ~3.8 to ~2.4 ms; more give little (docs/experiments.md).
-        options.intra_op_num_threads = threads or int(os.environ.get("FER_THREADS", 0)) or min(2, os.cpu_count() or 1)
+        # One thread: a 192x192 pass is ~3.4 ms with one or two (eval_mesh.py's machine), so a server's other
+        # threads keep the second core.
+        options.intra_op_num_threads = threads or int(os.environ.get("FER_THREADS", 0)) or 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -104,6 +111,18 @@ class FaceMesh:
         """The meshes of `boxes` ((x, y, w, h) FER-2013 boxes) in a gray or RGB uint8 image; `eyes`: per box, the
         two eye points or None (the square is then upright)."""
         return [Mesh(p, s, head_pose(p, self.reference)) for p, s in zip(*self.points(image, boxes, eyes))]
+
+    def of_crops(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """(N, 468, 3) points of (N, H, W) gray face crops (each crop its own box: 48x48 faces), in crop pixels."""
+        h, w = crops.shape[1:3]
+        square = roi((0, 0, w, h))
+        out = np.empty((len(crops), N_POINTS, 3), np.float32)
+        for start in range(0, len(crops), batch_size):
+            part = crops[start : start + batch_size]
+            x = np.stack([_sampled(cv2.cvtColor(c, cv2.COLOR_GRAY2RGB), square) for c in part]).astype(np.float32)
+            raw, _ = self.session.run(None, {self.input_name: x / 255.0})
+            out[start : start + len(part)] = [to_image(p, square) for p in raw.reshape(len(part), N_POINTS, 3)]
+        return out
 
     def points(self, image: np.ndarray, boxes, eyes=None) -> tuple[list[np.ndarray], list[float]]:
         """(each box's (468, 3) points in the image's pixels, each face-presence score), in one network run."""
@@ -192,6 +211,21 @@ def head_pose(points: np.ndarray, reference: np.ndarray) -> HeadPose:
     pitch = math.degrees(math.atan2(-nose[1], math.hypot(nose[0], nose[2])))
     roll = math.degrees(math.atan2(rotation[1, 0], rotation[0, 0]))
     return HeadPose(round(yaw, 2), round(pitch, 2), round(roll, 2))
+
+
+def framed_box(points: np.ndarray, framing=MESH_FRAMING) -> tuple[tuple[int, int, int, int], float]:
+    """(FER-2013 box (x, y, w, h), eye-line angle in degrees) from a face's mesh points: the box is square about
+    the eyes' midpoint moved by `framing` (along, across the eye line, in eye distances), `framing[2]` eye distances
+    on a side, upright (crop_face turns the image by the angle when asked to align)."""
+    left, right = points[POINTS["image_left_eye_outer"], :2], points[POINTS["image_right_eye_outer"], :2]
+    along = right - left
+    distance = float(np.hypot(*along))
+    along = along / distance
+    across = np.array([-along[1], along[0]])  # 90 degrees clockwise on screen: down the face
+    centre = (left + right) / 2 + distance * (framing[0] * along + framing[1] * across)
+    side = framing[2] * distance
+    box = (int(round(centre[0] - side / 2)), int(round(centre[1] - side / 2)), int(round(side)), int(round(side)))
+    return box, math.degrees(math.atan2(along[1], along[0]))
 
 
 _mesh: FaceMesh | None = None

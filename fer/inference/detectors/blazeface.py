@@ -34,6 +34,7 @@ import math
 import os
 import warnings
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -244,10 +245,10 @@ class BlazeFaceDetector:
     # A frame-filling face is framed by CLOSE_UP_FRAMING here, so detect_faces skips its bordered re-measure.
     frames_close_ups = True
 
-    def __init__(self, min_unconfirmed_score: float = MIN_UNCONFIRMED_SCORE, cascade: bool = False):
+    def __init__(self, min_unconfirmed_score: float = MIN_UNCONFIRMED_SCORE, cascade: bool = False, mesh: bool = False):
         self.net = BlazeFace()
         self._haar = None  # the cascade, loaded on first use (~10 ms): a photo whose faces BlazeFace is sure of never
-        self.min_unconfirmed_score, self.cascade = min_unconfirmed_score, cascade
+        self.min_unconfirmed_score, self.cascade, self.mesh = min_unconfirmed_score, cascade, mesh
 
     @property
     def haar(self) -> HaarDetector:
@@ -318,7 +319,16 @@ class BlazeFaceDetector:
             # MediaPipe names the eyes from the subject's side: point 0 is the right eye, 1 the left.
             right_eye, left_eye = (tuple(float(v) for v in p) for p in points[:2])
             faces.append(Face(framed, score, left_eye, right_eye, "detector"))
-        return faces
+        return self._mesh_framed(image, faces) if self.mesh and faces else faces
+
+    @staticmethod
+    def _mesh_framed(image: np.ndarray, faces: list[Face]) -> list[Face]:
+        """mesh=True: each face's box re-framed from its face mesh, read in the mapped box (fer.inference.mesh's
+        framed_box: on real portraits +4 points, on small upscaled faces -1 to -2; docs/experiments.md)."""
+        from fer.inference.mesh import face_mesh, framed_box
+
+        points, _ = face_mesh().points(image, [f.box for f in faces], [(f.left_eye, f.right_eye) for f in faces])
+        return [replace(f, box=framed_box(p)[0]) for f, p in zip(faces, points)]
 
     def second_look(self, image: np.ndarray, box) -> float:
         """BlazeFace's best score for `box` on a square of SECOND_LOOK_SIDE times its side around it (edges
