@@ -12,7 +12,8 @@ BlazeFace and cropped four ways, the default model's accuracy and macro recall (
 - `mesh`: the mesh read in BlazeFace's box, the box from its points; `mesh, aligned`: that crop turned eyes-level.
 Sets: the second half of the validation faces and posed-dev's crops, each scaled to 100-200 px and pasted on a
 256x256 or 256x320 backdrop of its edge colour, and the wild-dev photos so pasted (benchmarks/bench_inference's
-portraits).
+portraits); then the wild-dev close-ups as they are through predict_emotion, detector "blazeface" against
+"blazeface-mesh" (the median framing, shipped as that option).
 """
 
 from __future__ import annotations
@@ -136,6 +137,32 @@ def score(name: str, items, classes, model, framing) -> list[dict]:
     return rows
 
 
+def as_they_are(wild: Path) -> list[dict]:
+    """wild-dev's close-ups as they are, through predict_emotion with each detector (the largest face per photo)."""
+    import warnings
+
+    import fer
+
+    files = sorted(f for f in wild.glob("*/*") if f.parent.name in EMOTIONS)
+    truth = np.array([f.parent.name for f in files])
+    rows = []
+    for detector in ("blazeface", "blazeface-mesh"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "No face found"
+            found = fer.predict_emotion([str(f) for f in files], detector=detector)
+        answers = []
+        for faces in found:
+            probs = max(faces, key=lambda p: p.box[2]).probabilities if faces else {}
+            answers.append(max((c for c in probs if c != "contempt"), key=probs.get) if probs else None)
+        answers = np.array(answers, dtype=object)
+        recall = {c: float((answers[truth == c] == c).mean()) for c in sorted(set(truth))}
+        rows.append({"set": "wild-dev photos as they are", "crops": f"predict_emotion, detector={detector}",
+                     "n": len(files), "found": f"{sum(bool(f) for f in found)}/{len(files)}",
+                     "acc": float((answers == truth).mean()), "macro_recall": float(np.mean(list(recall.values()))),
+                     **recall})  # fmt: skip
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data")
@@ -162,6 +189,7 @@ def main() -> None:
         photos = [(read_image(f), None, EMOTIONS.index(f.parent.name)) for f in files]
         rows += score("wild-dev portraits", [(c, y) for c, _, y in portrait_set(photos, rng)], EMOTIONS, model,
                       framing)  # fmt: skip
+        rows += as_they_are(Path(args.wild))
     table = pd.DataFrame(rows)
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(table.round(3).to_string(index=False))

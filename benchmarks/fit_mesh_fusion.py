@@ -10,8 +10,12 @@ faces the default trained on, split_seed 42), its targets the crowd's vote share
 by its share of votes); chosen on validation, posed-dev and wild-dev, never on test. Tries, each a row set of
 benchmarks/eval_label_sets.py's table (per class on every set) and its summary with the bar for a new default:
 - `default`: the network alone (training prior);
-- `geometry`: standardised geometry -> PCA -> multinomial logistic regression alone;
+- `geometry`: standardised geometry -> PCA -> multinomial logistic regression alone, classes balanced (each class
+  weighted by the inverse of its vote share: FER+'s neutral third would otherwise be geometry's answer to a posed
+  face), its probabilities averaged over the face and its mirror image;
 - `late w`: log p(network) + w log p(geometry), renormalised (w in 0.1 .. 1);
+- `neutral x f`: the network alone with neutral's probability multiplied by f (0.5, 0.25) and renormalised: a prior
+  on neutral alone (the `uniform` prior moves posed angry faces to disgust and contempt, not to angry);
 - `stacked`: one logistic regression on [the network's penultimate activations, geometry's PCA], trained on the
   same train faces (the network has seen them: its activations there are more confident than on new faces).
 """
@@ -101,14 +105,23 @@ def main() -> None:
     geo_train = np.concatenate([geometry(train["points"]), geometry(mirrored(train["points"]))])
     votes = np.concatenate([train["votes"], train["votes"]])
     x, y, w = soft_rows(geo_train, votes)
-    geo = make_pipeline(StandardScaler(), PCA(args.components, random_state=0), LogisticRegression(C=1.0, max_iter=300))
-    geo.fit(x, y, logisticregression__sample_weight=w)
-    geo_probs = {s: geo.predict_proba(geometry(data[s]["points"])) for s in SETS}
+    share = np.bincount(y, weights=w, minlength=len(FERPLUS_CLASSES)) / w.sum()
+    geo = make_pipeline(StandardScaler(), PCA(args.components, random_state=0), LogisticRegression(C=1.0, max_iter=500))
+    geo.fit(x, y, logisticregression__sample_weight=w / share[y] / len(share))
+    geo_probs = {
+        s: (geo.predict_proba(geometry(data[s]["points"])) + geo.predict_proba(geometry(mirrored(data[s]["points"]))))
+        / 2
+        for s in SETS
+    }
     net = {s: data[s]["probs"] for s in SETS}
     rows = scored("default", net, data) + scored("geometry", geo_probs, data)
-    for weight in (0.1, 0.2, 0.3, 0.5, 0.75, 1.0):
+    for weight in (0.25, 0.5, 1.0):
         late = {s: normalised(np.log(net[s] + 1e-7) + weight * np.log(geo_probs[s] + 1e-7)) for s in SETS}
         rows += scored(f"late {weight}", late, data)
+    neutral = FERPLUS_CLASSES.index("neutral")
+    for factor in (0.5, 0.25):
+        scaled = {s: net[s] * np.where(np.arange(len(FERPLUS_CLASSES)) == neutral, factor, 1.0) for s in SETS}
+        rows += scored(f"neutral x{factor}", {s: p / p.sum(axis=1, keepdims=True) for s, p in scaled.items()}, data)
     # Stacked: the network's activations beside geometry's principal components, one logistic regression.
     pca = geo[:2]
     stack_train = np.concatenate([np.concatenate([train["features"]] * 2), pca.transform(geo_train)], axis=1)
