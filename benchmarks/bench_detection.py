@@ -24,6 +24,8 @@ Configurations, each timed in this same process so the ratios hold:
   frame-filling faces framed from BlazeFace's box (CLOSE_UP_FRAMING), the close-up retries;
 - now: `detect_faces` defaults: BlazeFace alone (fer.inference.detectors.blazeface): every face framed from its box
   (TO_FER_FRAMING, CLOSE_UP_FRAMING), unsure faces confirmed by a closer BlazeFace look, no cascade;
+- cascade retry: the default until issue 42 dropped the cascade's second opinion on photos BlazeFace finds
+  nothing in;
 - mtcnn: `detect_faces(detector="mtcnn")`.
 Last, one 512x512 photo (scikit-image's astronaut) end to end per configuration: detect, crop and
 classify, median of 20 runs.
@@ -72,6 +74,7 @@ CONFIGS = {
     "0.2": {"detector": "blazeface-0.2"},
     "0.4": {"detector": "blazeface-0.4"},
     "0.5": {"detector": "blazeface-0.5"},
+    "cascade retry": {"detector": "blazeface-cascade-retry"},
     "now": {},
     "mtcnn": {"detector": "mtcnn"},
 }
@@ -83,11 +86,16 @@ _OLD_BLAZEFACE = {}
 def _detect_options(config: dict) -> dict:
     options = {k: v for k, v in config.items() if k != "margin"}
     old = options.get("detector")
-    if old in ("blazeface-0.2", "blazeface-0.4", "blazeface-0.5"):  # built on first use: it loads BlazeFace
+    if old in ("blazeface-0.2", "blazeface-0.4", "blazeface-0.5", "blazeface-cascade-retry"):  # built on first use
         if old not in _OLD_BLAZEFACE:
-            from old_detectors import BlazeFace02, BlazeFace04, BlazeFace05  # benchmarks/ is the script's folder
+            import old_detectors  # benchmarks/ is the script's folder
 
-            _OLD_BLAZEFACE[old] = {"2": BlazeFace02, "4": BlazeFace04, "5": BlazeFace05}[old[-1]]()
+            _OLD_BLAZEFACE[old] = {
+                "blazeface-0.2": old_detectors.BlazeFace02,
+                "blazeface-0.4": old_detectors.BlazeFace04,
+                "blazeface-0.5": old_detectors.BlazeFace05,
+                "blazeface-cascade-retry": old_detectors.BlazeFaceCascadeRetry,
+            }[old]()
         options["detector"] = _OLD_BLAZEFACE[old]
     return options
 

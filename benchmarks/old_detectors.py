@@ -43,7 +43,16 @@ def BlazeFace04() -> BlazeFaceDetector:  # noqa: N802  (named like the class it 
     return BlazeFaceDetector(cascade=True)
 
 
-class BlazeFace05(BlazeFaceDetector):
+class BlazeFaceCascadeRetry(BlazeFaceDetector):
+    """The default before issue 42 dropped the cascade's second opinion on photos BlazeFace finds nothing in: it
+    found 1 face in 300 validation close-ups, at 4-5 ms on every photo without a face."""
+
+    @property
+    def haar(self):
+        return self.cascade_detector
+
+
+class BlazeFace05(BlazeFaceCascadeRetry):
     """The 0.5 default detector: tiles in the close-up retries too."""
 
     def proposals(self, image: np.ndarray, min_side: int = 0):

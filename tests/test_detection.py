@@ -208,7 +208,9 @@ def test_every_detector_declares_what_it_can_do():
     from fer.inference.detectors.haar import HaarDetector
 
     for detector in (HaarDetector(), BlazeFaceDetector()):
-        assert isinstance(detector, Detector) and detector.takes_min_side and detector.haar is not None
+        assert isinstance(detector, Detector) and detector.takes_min_side
+    assert HaarDetector().haar is not None and BlazeFaceDetector(cascade=True).haar is not None
+    assert BlazeFaceDetector().haar is None  # no cascade asked about photos it finds nothing in (issue 42)
     assert BlazeFaceDetector().frames_close_ups and not HaarDetector().frames_close_ups
 
     def mine(gray):

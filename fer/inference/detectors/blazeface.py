@@ -234,8 +234,8 @@ class BlazeFaceDetector:
     """Faces in a gray or RGB image: BlazeFace on the whole image (and tiles), boxes in FER-2013's framing.
 
     `Face.score` is BlazeFace's probability; `left_eye`/`right_eye` are its eye landmarks (so `align=True`
-    works). A face BlazeFace is unsure of gets a closer look (`second_look`); `haar`, the cascade, is loaded on
-    first use: the second opinion on an unsure frame-filling face and detect_faces' close-up retries.
+    works). A face BlazeFace is unsure of gets a closer look (`second_look`); the cascade is loaded on first use:
+    the second opinion on an unsure frame-filling face (and, with cascade=True only, detect_faces' close-up retries).
     `min_side` (detect_faces' retries): only faces at least that many px wide, so tiles are skipped.
     `cascade` (detector="blazeface-cascade", the path until 0.4): the cascade re-measures each scene face and
     confirms unsure ones, instead of the mapped box and the closer look.
@@ -251,12 +251,19 @@ class BlazeFaceDetector:
         self.min_unconfirmed_score, self.cascade, self.mesh = min_unconfirmed_score, cascade, mesh
 
     @property
-    def haar(self) -> HaarDetector:
-        """The cascade: with cascade=True it re-measures every face; by default it is only the second opinion on a
-        frame-filling face BlazeFace is unsure of, or misses (detect_faces' close-up retries), loaded then."""
+    def cascade_detector(self) -> HaarDetector:
+        """The cascade, loaded on first use: with cascade=True it re-measures every face; by default it only confirms
+        a frame-filling face BlazeFace is unsure of."""
         if self._haar is None:
             self._haar = HaarDetector()
         return self._haar
+
+    @property
+    def haar(self) -> HaarDetector | None:
+        """The cascade detect_faces asks about a photo BlazeFace finds nothing in (its close-up retries): only with
+        cascade=True (0.4's path). By default none: on validation close-ups it found 1 face in 300 that BlazeFace's
+        bordered look missed, at 4-5 ms on every photo without a face (benchmarks/bench_detection.py)."""
+        return self.cascade_detector if self.cascade else None
 
     @staticmethod
     def _fills_frame(box, shape) -> bool:
@@ -361,13 +368,13 @@ class BlazeFaceDetector:
     def _confirms(self, gray: np.ndarray, framed) -> bool:
         """The cascade finds a face at `framed`: a face that fills the frame has no background around it, which
         BlazeFace's closer look cannot add (on 300 validation close-ups it kept 249 alone, 272 with this)."""
-        return self.haar.remeasure(cv2.equalizeHist(gray), framed) is not None
+        return self.cascade_detector.remeasure(cv2.equalizeHist(gray), framed) is not None
 
     def _remeasured(self, equalized: np.ndarray, framed, score: float, close_up: bool):
         """The path with the cascade (cascade=True; before 0.5): a scene's face re-measured by the cascade in its
         neighbourhood, a face BlazeFace is unsure of kept only where the cascade confirms it; None: dropped."""
         confident = score >= self.min_unconfirmed_score
-        measured = self.haar.remeasure(equalized, framed) if not (close_up and confident) else None
+        measured = self.cascade_detector.remeasure(equalized, framed) if not (close_up and confident) else None
         if close_up:
             # No background around the face for the cascade to box it by: the mapped box is the framing.
             return framed if confident or measured is not None else None
