@@ -16,6 +16,7 @@ worker that dies mid-run (Ray restarts the actor and retries its batch) costs ti
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,7 +88,7 @@ class Predictor:
 
     def __call__(self, batch: dict) -> dict:
         rows = []
-        tasks = [dict(zip(batch, values)) for values in zip(*batch.values())]
+        tasks = [task for unit in batch["unit"] for task in json.loads(unit)]
         photos = [t for t in tasks if t["kind"] == "photo"]
         rows += self._photos(photos)
         for task in tasks:
@@ -138,16 +139,26 @@ def build_dataset(tasks: list[dict], options: dict, *, model=None, stride: int =
     the cluster's CPUs). Rows of a video range carry `part`/`parts`; rows come back in no particular order."""
     ray = _ray()
     workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-    dataset = ray.data.from_items(tasks, override_num_blocks=max(1, min(len(tasks), 4 * workers)))
+    found = units(tasks)
+    # One row per unit of work, one unit per batch: Ray Data bundles small blocks into a batch of batch_size rows,
+    # which put a few videos' ranges in one actor's batch (2 workers: 1.05x one on two videos).
+    dataset = ray.data.from_items([{"unit": json.dumps(u)} for u in found], override_num_blocks=max(1, len(found)))
     # Ray Data restarts a dead actor and runs its batch again (its actors' default); the driver commits whole
     # inputs only, so a retried batch never doubles rows.
     return dataset.map_batches(
         Predictor,
         fn_constructor_kwargs={"model": model, "options": options, "stride": stride, "threads": 1},
-        batch_size=PHOTOS_PER_BATCH,
+        batch_size=1,
         compute=ray.data.ActorPoolStrategy(size=workers),
         num_cpus=1,
     )
+
+
+def units(tasks: list[dict]) -> list[list[dict]]:
+    """The tasks as units of work for one actor call: each video range alone, photos PHOTOS_PER_BATCH at a time."""
+    photos = [t for t in tasks if t["kind"] == "photo"]
+    ranges = [[t] for t in tasks if t["kind"] != "photo"]
+    return ranges + [photos[i : i + PHOTOS_PER_BATCH] for i in range(0, len(photos), PHOTOS_PER_BATCH)]
 
 
 class _Joiner:
