@@ -57,10 +57,10 @@ def client():
         assert not folder.exists()  # ...which is gone when it stops
 
 
-def photo(client, first, more=(), explain=False):
+def photo(client, first, more=(), explain=False, mesh=False):
     files = [gradio_client.handle_file(str(p)) for p in more]
     first = gradio_client.handle_file(str(first)) if first else None
-    return client.predict(first, files, explain, *OPTIONS, api_name="/photo")
+    return client.predict(first, files, explain, mesh, *OPTIONS, api_name="/photo")
 
 
 def test_a_photo_in_gives_its_face_drawn_and_a_row_of_bars(client, media):
@@ -84,6 +84,19 @@ def test_bad_photos_in_a_batch_are_named_and_the_rest_analysed(client, media):
 def test_explain_adds_a_saliency_overlay_per_face(client, media):
     *_, overlays = photo(client, media / "astronaut.jpg", explain=True)
     assert overlays["visible"] and [o["caption"] for o in overlays["value"]] == ["astronaut.jpg face 1: happy"]
+
+
+def test_the_face_mesh_is_drawn_and_the_head_pose_shown(client, media):
+    import re
+
+    from PIL import Image
+
+    plain, *_ = photo(client, media / "astronaut.jpg")
+    meshed, _, bars, _ = photo(client, media / "astronaut.jpg", mesh=True)
+    yaw, pitch, roll = (int(v) for v in re.search(r"yaw (-?\d+)° pitch (-?\d+)° roll (-?\d+)°", bars).groups())
+    assert max(abs(yaw), abs(roll)) < 10  # she faces the camera
+    before, after = (np.asarray(Image.open(g[0]["image"])) for g in (plain, meshed))
+    assert before.shape == after.shape and (before != after).any(axis=2).mean() > 0.005  # the points drawn
 
 
 def test_a_clip_in_gives_the_table_the_annotated_clip_and_a_chart(client, media):
@@ -121,7 +134,7 @@ def test_the_browser_cannot_name_a_server_file(client):
     """A request that names a path on the server instead of uploading gets Gradio's refusal, not the file."""
     import httpx
 
-    body = {"data": [{"path": __file__, "meta": {"_type": "gradio.FileData"}}, [], False, *OPTIONS]}
+    body = {"data": [{"path": __file__, "meta": {"_type": "gradio.FileData"}}, [], False, False, *OPTIONS]}
     event = httpx.post(client.src + "gradio_api/call/photo", json=body).json()["event_id"]
     answer = httpx.get(client.src + f"gradio_api/call/photo/{event}").text
     assert "event: error" in answer and "not uploaded by a user" in answer

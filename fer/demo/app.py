@@ -76,6 +76,7 @@ def _photo_tab(gr, limits: Limits, model):
                 )
                 more = gr.File(file_count="multiple", file_types=["image"], label="Or several photos")
                 explain = gr.Checkbox(label="Explain: saliency map per face (slower)")
+                mesh = gr.Checkbox(label="Face mesh: 468 landmarks drawn and the head pose (yaw, pitch, roll)")
                 options = _options(gr, model)
                 run = gr.Button("Analyze", variant="primary")
             with gr.Column():
@@ -84,15 +85,17 @@ def _photo_tab(gr, limits: Limits, model):
         bars = gr.HTML(elem_id="photo-bars")
         overlays = gr.Gallery(label="Saliency (red: what moved the answer most)", columns=6, visible=False)
 
-        def handle(photo_path, files, explain_on, *chosen):
+        def handle(photo_path, files, explain_on, mesh_on, *chosen):
             paths = ([photo_path] if photo_path else []) + [f if isinstance(f, str) else f.name for f in files or []]
             if not paths:
                 raise gr.Error("Drop, paste or pick a photo first.", print_exception=False)
-            out = analyze_photos(paths, _settings(*chosen), limits=limits, explain=explain_on, model=model)
+            settings = _settings(*chosen)
+            out = analyze_photos(paths, settings, limits=limits, explain=explain_on, landmarks=mesh_on, model=model)
             explained = gr.update(value=out.overlays, visible=bool(out.overlays))
             return out.annotated, out.summary, bars_html(out.table, out.classes), explained
 
-        run.click(handle, [photo, more, explain, *options], [gallery, status, bars, overlays], api_name="photo")
+        inputs = [photo, more, explain, mesh, *options]
+        run.click(handle, inputs, [gallery, status, bars, overlays], api_name="photo")
 
 
 def _webcam_tab(gr, limits: Limits, model):

@@ -19,6 +19,7 @@ from fer.inference.options import PredictOptions
 from fer.inference.predict import photo_results, predict_emotion
 from fer.inference.video import analyze_video
 
+POSE = ("yaw", "pitch", "roll")
 SHOWN_SIDE = 1600  # annotated photos are scaled to this for the browser; the boxes were found at full size
 CHART_FACES = 4  # a clip's chart per face, for the leftmost faces
 
@@ -67,7 +68,9 @@ def _face_rows(name: str, faces, classes) -> list[dict]:
     for i, p in enumerate(faces):
         x, y, w, h = p.box if p.box is not None else (None,) * 4
         row = {"photo": name, "face": i + 1, "emotion": p.emotion, "probability": round(p.probability, 4)}
-        rows.append({**row, "x": x, "y": y, "w": w, "h": h, **{c: round(p.probabilities[c], 4) for c in classes}})
+        pose = dict(zip(POSE, p.pose)) if p.pose is not None else {}
+        rows.append({**row, "x": x, "y": y, "w": w, "h": h, **{c: round(p.probabilities[c], 4) for c in classes},
+                     **pose})  # fmt: skip
     return rows
 
 
@@ -77,12 +80,14 @@ def analyze_photos(
     *,
     limits: Limits,
     explain: bool = False,
+    landmarks: bool = False,
     model=None,
 ) -> PhotoOutput:
     """Every face of every photo: boxes drawn, a row each; a photo over the limits or unreadable gets an error row
-    and the others are still analysed. `explain` adds each face's saliency overlay (fer.explain's maps)."""
+    and the others are still analysed. `explain` adds each face's saliency overlay (fer.explain's maps);
+    `landmarks` draws each face's mesh and gives its head pose (yaw, pitch, roll columns)."""
     start = time.perf_counter()
-    options = PredictOptions.make(model, **settings.keywords())  # the model and every option checked once
+    options = PredictOptions.make(model, landmarks=landmarks, **settings.keywords())  # every option checked once
     classes = options.classes
     accepted, rows = [], []
     for path in paths:
@@ -100,11 +105,12 @@ def analyze_photos(
             rows.append({"photo": path.name, "error": faces.error})
             continue
         rows += _face_rows(path.name, faces, classes) or [{"photo": path.name, "error": "no face found"}]
-        annotated.append((_shown(result.annotated()), f"{path.name}: {len(faces)} face(s)"))
+        annotated.append((_shown(result.annotated(landmarks=landmarks)), f"{path.name}: {len(faces)} face(s)"))
         if explain and faces:
             for i, e in enumerate(explanations(result, options)[: limits.max_faces_explained]):
                 overlays.append((e.overlay(), f"{path.name} face {i + 1}: {e.target}"))
-    table = pd.DataFrame(rows, columns=["photo", "face", "emotion", "probability", "x", "y", "w", "h", *classes])
+    pose = list(POSE) if landmarks else []
+    table = pd.DataFrame(rows, columns=["photo", "face", "emotion", "probability", "x", "y", "w", "h", *classes, *pose])
     table = table.assign(error=[r.get("error") for r in rows]) if rows else table.assign(error=[])
     return PhotoOutput(annotated, table, overlays, classes, time.perf_counter() - start)
 
@@ -124,6 +130,8 @@ def bars_html(table: pd.DataFrame, classes) -> str:
             bar = f'<div style="background:{colour};height:10px;width:{share * 100:.0f}%"></div>'
             cells.append(f'<td title="{share:.1%}">{bar}<small>{share:.0%}</small></td>')
         name = html.escape(f"{record['photo']} #{record['face']}")
+        if record.get("yaw") is not None:  # with the face mesh: its head pose under the name
+            name += "<br><small>yaw {:.0f}° pitch {:.0f}° roll {:.0f}°</small>".format(*(record[c] for c in POSE))
         body.append(f"<tr><td>{name}</td><td><b>{html.escape(record['emotion'])}</b></td>{''.join(cells)}</tr>")
     return (
         '<table class="fer-faces" style="width:100%"><tr><th>face</th><th>emotion</th>'
