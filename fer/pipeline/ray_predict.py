@@ -36,7 +36,7 @@ SCALE_INSTALL = "pip install 'fer2013-emotion-cnn[scale]' (Ray Data)"
 # A video task analyses this many frames (about 20 s at 30 frames/s): long enough that the seek at its start is
 # cheap, short enough that a 2-hour film keeps a few hundred workers busy.
 FRAMES_PER_TASK = 600
-PHOTOS_PER_BATCH = 16
+PHOTOS_PER_BATCH = 32
 
 
 def _ray():
