@@ -145,3 +145,18 @@ def test_videos_split_in_ranges_of_whole_strides_and_an_unknown_length_in_one(co
     assert [(t["start"], t["frames"]) for t in ranges] == [(0, 9), (9, 9), (18, 9), (27, 9), (36, 9)]
     (unknown,) = ray_predict.video_tasks(corpus / "empty.mp4", stride=3)  # no frame count: one range to the end
     assert (unknown["start"], unknown["frames"], unknown["parts"]) == (0, 0, 1)
+
+
+def test_the_face_mesh_columns_come_back_from_ray_as_from_predict(local_ray, corpus, tmp_path):
+    from fer.cli import main
+
+    inputs = [str(corpus / "astronaut.jpg"), str(corpus / "clip.mp4")]
+    assert main(["predict", *inputs, "--out", str(tmp_path / "plain"), "--stride", "10", "--landmarks"]) == 0
+    folder = ray_predict.predict_dataset(inputs, tmp_path / "ray", stride=10, workers=1, landmarks=True)
+    plain, on_ray = rows_of(tmp_path / "plain" / "predictions.parquet"), rows_of(folder)
+    found = on_ray["status"] == "ok"
+    assert found.sum() == 5 and on_ray.loc[found, "yaw"].notna().all()  # her photo and 4 analysed frames
+    meshes = [np.stack(t.loc[found, "landmarks"].to_list()) for t in (plain, on_ray)]
+    assert meshes[0].shape == (5, 1404) and np.allclose(*meshes, atol=1e-3)
+    columns = [c for c in plain.columns if c != "landmarks"]
+    pd.testing.assert_frame_equal(plain[columns], on_ray[columns], check_exact=False, atol=1e-4)
