@@ -201,13 +201,18 @@ def summary(table: pd.DataFrame, reference: str) -> pd.DataFrame:
     return out
 
 
+def add_set_arguments(parser: argparse.ArgumentParser) -> None:
+    """--data, --wild and --posed: where the label sets are (the issue-41 benchmarks share them)."""
+    parser.add_argument("--data", help="FER-2013 (default: $FER2013_DIR, else data/fer2013)")
+    parser.add_argument("--wild", default=str(REPO.parent / "shared" / "wild-dev"))
+    parser.add_argument("--posed", default=str(REPO.parent / "shared" / "posed-dev" / "ckplus48"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["models/ferplus_votes.keras"], help="model files")
     parser.add_argument("--combine", nargs="*", default=[], help="averages to score too, e.g. a.keras+b.keras")
-    parser.add_argument("--data", help="FER-2013 (default: $FER2013_DIR, else data/fer2013)")
-    parser.add_argument("--wild", default=str(REPO.parent / "shared" / "wild-dev"))
-    parser.add_argument("--posed", default=str(REPO.parent / "shared" / "posed-dev" / "ckplus48"))
+    add_set_arguments(parser)
     parser.add_argument("--tta", action="store_true", help="also with test-time augmentation (shift)")
     parser.add_argument("--test", action="store_true", help="also PublicTest (report only)")
     parser.add_argument("--prior", nargs="+", default=["training"], choices=["training", "uniform", "half"])

@@ -34,6 +34,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from eval_label_sets import add_set_arguments  # noqa: E402
+
 from fer import quiet  # noqa: E402
 
 quiet.install()
@@ -137,10 +139,8 @@ def timing(wild: Path, repeats: int) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data")
+    add_set_arguments(parser)
     parser.add_argument("--n", type=int, default=1000)
-    parser.add_argument("--wild", default=str(REPO.parent / "shared" / "wild-dev"))
-    parser.add_argument("--posed", default=str(REPO.parent / "shared" / "posed-dev" / "ckplus48"))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-timing", action="store_true")
     parser.add_argument("--out", default=str(REPO / "reports" / "mesh" / "eval_mesh.csv"))

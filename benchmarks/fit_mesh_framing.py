@@ -29,6 +29,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from eval_label_sets import add_set_arguments  # noqa: E402
+
 from fer import quiet  # noqa: E402
 
 quiet.install()
@@ -165,10 +167,8 @@ def as_they_are(wild: Path) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data")
+    add_set_arguments(parser)
     parser.add_argument("--model", default=str(REPO / "models" / "ferplus_votes.keras"))
-    parser.add_argument("--wild", default=str(REPO.parent / "shared" / "wild-dev"))
-    parser.add_argument("--posed", default=str(REPO.parent / "shared" / "posed-dev" / "ckplus48"))
     parser.add_argument("--n", type=int, default=1200, help="validation faces scored (after the half fitted on)")
     parser.add_argument("--out", default=str(REPO / "reports" / "mesh" / "framing.csv"))
     args = parser.parse_args()

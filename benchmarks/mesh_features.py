@@ -20,7 +20,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from eval_label_sets import label_sets  # noqa: E402
+from eval_label_sets import add_set_arguments, label_sets  # noqa: E402
 
 from fer.analysis.probabilities import predict_proba  # noqa: E402
 from fer.inference.mesh import FaceMesh  # noqa: E402
@@ -42,10 +42,8 @@ def penultimate(model, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data")
+    add_set_arguments(parser)
     parser.add_argument("--model", default=str(REPO / "models" / "ferplus_votes.keras"))
-    parser.add_argument("--wild", default=str(REPO.parent / "shared" / "wild-dev"))
-    parser.add_argument("--posed", default=str(REPO.parent / "shared" / "posed-dev" / "ckplus48"))
     parser.add_argument("--out", default="/tmp/fusion")
     args = parser.parse_args()
     args.test = False
