@@ -80,6 +80,16 @@ def test_module_entry_point_help():
     assert out.returncode == 0 and "train" in out.stdout and "evaluate" in out.stdout
 
 
+def test_help_loads_no_opencv_onnx_runtime_or_keras():
+    """--help answers at once: the subcommands import their heavy modules when they run."""
+    code = (
+        "import sys; from fer.cli import build_parser; build_parser()\n"
+        "print(sorted({'cv2', 'onnxruntime', 'keras', 'tensorflow', 'pandas'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr
+
+
 def test_train_options_read_scientific_notation_and_a_runs_own_config(tmp_path):
     from dataclasses import asdict
 

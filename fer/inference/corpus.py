@@ -18,10 +18,10 @@ from pathlib import Path
 
 from fer.atomic import write_atomic
 from fer.errors import optional_import
-from fer.inference.mesh import N_POINTS
 
 KEY = ("path", "size", "mtime_ns")
 POSE = ("yaw", "pitch", "roll")
+MESH_POINTS = 468  # fer.inference.mesh.N_POINTS (not imported: this module loads no OpenCV, the CLI's --help reads it)
 # One row per face (per frame for a video), per photo without a face, per unreadable input.
 COLUMNS = (
     "path",
@@ -196,7 +196,7 @@ def video_rows(key: tuple[str, int, int], frames, classes: tuple[str, ...]) -> l
             row.update({f"p_{c}": float(record[c]) for c in classes})
             if "yaw" in record:  # analyze_video(landmarks=True): x_0.., y_0.., z_0.. -> (x, y, z) triples
                 row.update({c: float(record[c]) for c in POSE})
-                row["landmarks"] = [float(record[f"{a}_{i}"]) for i in range(N_POINTS) for a in "xyz"]
+                row["landmarks"] = [float(record[f"{a}_{i}"]) for i in range(MESH_POINTS) for a in "xyz"]
         rows.append(row)
     if not rows:
         rows.append({**base, "face": -1, "status": "no face"})
