@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,6 +24,7 @@ import importlib.util, json, sys, time, warnings
 t = time.perf_counter(); import fer; t_import = time.perf_counter() - t
 t = time.perf_counter(); faces = fer.predict_emotion(sys.argv[1]); t_first = time.perf_counter() - t
 crop = fer.predict_crop(sys.argv[1])
+meshed = fer.predict_emotion(sys.argv[1], landmarks=True)[0]  # the face mesh's files ship inside the package too
 missing = {}
 for name in ("train", "evaluate"):
     try:
@@ -31,6 +33,7 @@ for name in ("train", "evaluate"):
         missing[name] = str(exc)
 print(json.dumps({
     "faces": [f.to_dict() for f in faces], "crop": crop.to_dict(), "classes": fer.model_classes(),
+    "mesh": meshed.to_dict(),
     "file": fer.__file__, "research": [m for m in ("tensorflow", "keras", "jupyterlab", "sklearn")
                                        if importlib.util.find_spec(m)],
     "missing": missing, "import_s": t_import, "first_prediction_s": t_first,
@@ -85,6 +88,9 @@ def test_the_installed_wheel_predicts_a_real_photo_outside_the_checkout(core_ven
     assert [f["emotion"] for f in got["faces"]] == [p.emotion for p in expected] == ["happy"]
     assert got["faces"][0]["box"] == list(expected[0].box)
     assert got["faces"][0]["probability"] == pytest.approx(expected[0].probability, abs=1e-5)
+    (meshed,) = predict_emotion(photo, landmarks=True)
+    assert got["mesh"]["pose"] == pytest.approx(dict(zip(("yaw", "pitch", "roll"), meshed.pose)), abs=0.05)
+    assert np.allclose(got["mesh"]["landmarks"], meshed.landmarks, atol=0.02)
     # The command line: predicts; a research command says in one line what to install, exit 2.
     cli = str(core_venv / "bin" / "fer-emotion")
     predicted = subprocess.run(
