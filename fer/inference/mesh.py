@@ -8,10 +8,11 @@ scale, smaller nearer the camera) and a face-presence logit. Here the square is 
 detector's box, your box, or a whole 48x48 crop) grown ROI_SCALE times about its centre, turned so the eyes are
 level where the detector gave eye points; points come back in the image's own pixels.
 
-Head pose is the rotation that best carries REFERENCE (the mean frontal mesh of validation faces, made left-right
-symmetric: benchmarks/fit_mesh_reference.py) onto a face's points (Kabsch), as three angles in degrees with the
-signs of the image as seen: yaw > 0 the nose points to the image's right, pitch > 0 it points up, roll > 0 the
-face is turned clockwise (its image-right side lower). A mirrored photo negates yaw and roll and keeps pitch.
+Head pose is the rotation that best carries the reference mesh (REFERENCE_PATH: the mean frontal mesh of
+validation faces, made left-right symmetric by benchmarks/fit_mesh_reference.py) onto a face's points (Kabsch), as
+three angles in degrees with the signs of the image as seen: yaw > 0 the nose points to the image's right, pitch > 0
+it points up, roll > 0 the face is turned clockwise (its image-right side lower). A mirrored photo negates yaw and
+roll and keeps pitch.
 
 One session serves every thread (ONNX Runtime's run is thread-safe); it is loaded on first use, never by
 `import fer` or by a call without landmarks.
