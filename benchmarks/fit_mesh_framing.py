@@ -87,7 +87,7 @@ def fit(faces: np.ndarray) -> dict:
 
 def fitted_box(points: np.ndarray, fitted: dict) -> tuple[int, int, int, int]:
     along_, across_, side = fitted["ridge"].predict(inner_features(points[None], fitted["inner"]))[0]
-    return framed_box(points, (along_, across_, side))[0]
+    return framed_box(points, (along_, across_, side))
 
 
 def pasted(faces: np.ndarray, labels: np.ndarray, rng) -> list[tuple[np.ndarray, int]]:
@@ -108,7 +108,7 @@ def crops(image: np.ndarray, framing) -> dict[str, np.ndarray] | None:
     cascade = detect_faces(image, "blazeface-cascade")
     other = max(cascade, key=lambda f: f.box[2] * f.box[3]) if cascade else face
     (points,), _ = face_mesh().points(image, [face.box], [(face.left_eye, face.right_eye)])
-    box, _ = framed_box(points, framing["median"])
+    box = framed_box(points, framing["median"])
     fitted = fitted_box(points, framing)
     eyes = Face(box, left_eye=tuple(points[POINTS["image_left_eye_outer"], :2]),
                 right_eye=tuple(points[POINTS["image_right_eye_outer"], :2]))  # fmt: skip

@@ -214,10 +214,9 @@ def head_pose(points: np.ndarray, reference: np.ndarray) -> HeadPose:
     return HeadPose(round(yaw, 2), round(pitch, 2), round(roll, 2))
 
 
-def framed_box(points: np.ndarray, framing=MESH_FRAMING) -> tuple[tuple[int, int, int, int], float]:
-    """(FER-2013 box (x, y, w, h), eye-line angle in degrees) from a face's mesh points: the box is square about
-    the eyes' midpoint moved by `framing` (along, across the eye line, in eye distances), `framing[2]` eye distances
-    on a side, upright (crop_face turns the image by the angle when asked to align)."""
+def framed_box(points: np.ndarray, framing=MESH_FRAMING) -> tuple[int, int, int, int]:
+    """The FER-2013 box (x, y, w, h) from a face's mesh points: square and upright, about the eyes' midpoint moved
+    by `framing` (along, across the eye line, in eye distances), `framing[2]` eye distances on a side."""
     left, right = points[POINTS["image_left_eye_outer"], :2], points[POINTS["image_right_eye_outer"], :2]
     along = right - left
     distance = float(np.hypot(*along))
@@ -225,8 +224,7 @@ def framed_box(points: np.ndarray, framing=MESH_FRAMING) -> tuple[tuple[int, int
     across = np.array([-along[1], along[0]])  # 90 degrees clockwise on screen: down the face
     centre = (left + right) / 2 + distance * (framing[0] * along + framing[1] * across)
     side = framing[2] * distance
-    box = (int(round(centre[0] - side / 2)), int(round(centre[1] - side / 2)), int(round(side)), int(round(side)))
-    return box, math.degrees(math.atan2(along[1], along[0]))
+    return int(round(centre[0] - side / 2)), int(round(centre[1] - side / 2)), int(round(side)), int(round(side))
 
 
 _mesh: FaceMesh | None = None

@@ -335,7 +335,7 @@ class BlazeFaceDetector:
         from fer.inference.mesh import face_mesh, framed_box
 
         points, _ = face_mesh().points(image, [f.box for f in faces], [(f.left_eye, f.right_eye) for f in faces])
-        return [replace(f, box=framed_box(p)[0]) for f, p in zip(faces, points)]
+        return [replace(f, box=framed_box(p)) for f, p in zip(faces, points)]
 
     def second_look(self, image: np.ndarray, box) -> float:
         """BlazeFace's best score for `box` on a square of SECOND_LOOK_SIDE times its side around it (edges
