@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fer.atomic import write_atomic
 from fer.cli.common import UsageError, add_answer, add_engine, add_model, add_tta
-from fer.inference.corpus import expand_inputs
+from fer.inference.corpus import POSE, expand_inputs
 from fer.inference.detectors.registry import DEFAULT_DETECTOR, DETECTORS
 
 
@@ -181,7 +181,7 @@ def _mesh_fields(row: dict) -> dict:
     if row.get("landmarks") is None:
         return {}
     points = [[round(float(v), 2) for v in row["landmarks"][i : i + 3]] for i in range(0, len(row["landmarks"]), 3)]
-    return {"pose": {c: row[c] for c in ("yaw", "pitch", "roll")}, "landmarks": points}
+    return {"pose": {c: row[c] for c in POSE}, "landmarks": points}
 
 
 def _unreadable(images: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:

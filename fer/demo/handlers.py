@@ -68,7 +68,7 @@ def _face_rows(name: str, faces, classes) -> list[dict]:
     for i, p in enumerate(faces):
         x, y, w, h = p.box if p.box is not None else (None,) * 4
         row = {"photo": name, "face": i + 1, "emotion": p.emotion, "probability": round(p.probability, 4)}
-        pose = dict(zip(POSE, p.pose)) if p.pose is not None else {}
+        pose = p.pose._asdict() if p.pose is not None else {}
         rows.append({**row, "x": x, "y": y, "w": w, "h": h, **{c: round(p.probabilities[c], 4) for c in classes},
                      **pose})  # fmt: skip
     return rows

@@ -170,7 +170,7 @@ def photo_rows(key: tuple[str, int, int], faces, error: str | None = None, kind:
 def _answer(p) -> dict:
     box = dict(zip("xywh", p.box)) if p.box is not None else {}
     probs = {f"p_{c}": v for c, v in p.probabilities.items()}
-    mesh = {} if p.landmarks is None else {**dict(zip(POSE, p.pose)), "landmarks": p.landmarks.ravel().tolist()}
+    mesh = {} if p.landmarks is None else {**p.pose._asdict(), "landmarks": p.landmarks.ravel().tolist()}
     return {
         **box,
         "face_score": p.face_score,

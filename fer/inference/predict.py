@@ -60,7 +60,7 @@ class Prediction:
             "face_score": self.face_score,
             "source": self.source,
             "error": self.error,
-            "pose": dict(zip(("yaw", "pitch", "roll"), self.pose)) if self.pose is not None else None,
+            "pose": self.pose._asdict() if self.pose is not None else None,
             "landmarks": self.landmarks.round(2).tolist() if self.landmarks is not None else None,
         }
 

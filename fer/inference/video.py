@@ -194,7 +194,7 @@ def _mesh_columns(p: Prediction) -> dict:
     if p.landmarks is None:
         return {}
     points = np.round(p.landmarks.T, 2).ravel()  # x_0..x_467, y_0.., z_0..
-    return {**dict(zip(("yaw", "pitch", "roll"), p.pose)), **dict(zip(MESH_COLUMNS, points.tolist()))}
+    return {**p.pose._asdict(), **dict(zip(MESH_COLUMNS, points.tolist()))}
 
 
 class _Writer:
