@@ -115,14 +115,11 @@ class FaceMesh:
 
     def of_crops(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """(N, 468, 3) points of (N, H, W) gray face crops (each crop its own box: 48x48 faces), in crop pixels."""
-        h, w = crops.shape[1:3]
-        square = roi((0, 0, w, h))
+        square = roi((0, 0, crops.shape[2], crops.shape[1]))
         out = np.empty((len(crops), N_POINTS, 3), np.float32)
         for start in range(0, len(crops), batch_size):
             part = crops[start : start + batch_size]
-            x = np.stack([_sampled(cv2.cvtColor(c, cv2.COLOR_GRAY2RGB), square) for c in part]).astype(np.float32)
-            raw, _ = self.session.run(None, {self.input_name: x / 255.0})
-            out[start : start + len(part)] = [to_image(p, square) for p in raw.reshape(len(part), N_POINTS, 3)]
+            out[start : start + len(part)] = self._run([(cv2.cvtColor(c, cv2.COLOR_GRAY2RGB), square) for c in part])[0]
         return out
 
     def points(self, image: np.ndarray, boxes, eyes=None) -> tuple[list[np.ndarray], list[float]]:
@@ -131,10 +128,13 @@ class FaceMesh:
         if not boxes:
             return [], []
         rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) if image.ndim == 2 else image
-        squares = [roi(box, pair) for box, pair in zip(boxes, eyes or [None] * len(boxes))]
-        x = np.stack([_sampled(rgb, square) for square in squares]).astype(np.float32) / 255.0
+        return self._run([(rgb, roi(box, pair)) for box, pair in zip(boxes, eyes or [None] * len(boxes))])
+
+    def _run(self, views: list[tuple[np.ndarray, Square]]) -> tuple[list[np.ndarray], list[float]]:
+        """One network run over (RGB image, square) pairs: each square's points in its image's pixels, and scores."""
+        x = np.stack([_sampled(rgb, square) for rgb, square in views]).astype(np.float32) / 255.0
         raw, logits = self.session.run(None, {self.input_name: x})
-        points = [to_image(p, square) for p, square in zip(raw.reshape(len(boxes), N_POINTS, 3), squares)]
+        points = [to_image(p, square) for p, (_, square) in zip(raw.reshape(len(views), N_POINTS, 3), views)]
         scores = [float(1.0 / (1.0 + math.exp(-float(np.clip(v, -80, 80))))) for v in logits.reshape(-1)]
         return points, scores
 
