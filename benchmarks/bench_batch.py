@@ -9,7 +9,10 @@ included: they are inputs too), frames/s over the videos (every frame analysed).
 - resumable: `predict DIR --out TMP` (the Parquet dataset, committed in parts);
 - ray N: `fer.predict_dataset(DIR, TMP, workers=N)` on a local Ray started before the clock (its start-up is
   printed apart); each actor has one CPU and one ONNX Runtime thread, and its start (loading the model) is timed.
-Ratios are against plain, and ray 2 against ray 1. Run it with nothing else on the machine.
+Ratios are against plain, and ray 2 against ray 1. A Ray job also has a fixed cost whatever its size (new actor
+processes, Ray Data's executor: ~2-3 s, most of it Ray's own: a job of one photo measures it, per worker count, in
+the same run), so the table also gives each Ray run's rate after that start-up, and its ratio: what a long job
+converges to. Run it with nothing else on the machine.
 """
 
 from __future__ import annotations
@@ -78,6 +81,17 @@ def timed(run) -> float:
     return time.perf_counter() - start
 
 
+def add_ratios(table, unit: str) -> None:
+    """Columns "x plain" and, for the Ray runs, "x ray 1" (whole runs) and "x ray 1 after start-up"."""
+    part = table[unit].notna()
+    plain, ray1 = part & (table["mode"] == "plain"), part & (table["mode"] == "ray 1")
+    table.loc[part, "x plain"] = table.loc[part, unit] / float(table.loc[plain, unit].iloc[0])
+    ray = part & table["mode"].str.startswith("ray")
+    if ray1.any():
+        for rate, ratio in ((unit, "x ray 1"), (f"{unit} after start-up", "x ray 1 after start-up")):
+            table.loc[ray, ratio] = table.loc[ray, rate] / float(table.loc[ray1, rate].iloc[0])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=240)
@@ -97,8 +111,11 @@ def main() -> None:
         fer_main(["predict", str(photo_dir / "photo0000.jpg")])  # warm: model and detector loaded once
         rows = []
 
-        def record(mode, folder, count, unit, seconds):
-            rows.append({"mode": mode, "corpus": folder, "inputs": count, "seconds": seconds, unit: count / seconds})
+        def record(mode, folder, count, unit, seconds, start_up=None):
+            row = {"mode": mode, "corpus": folder, "inputs": count, "seconds": seconds, unit: count / seconds}
+            if start_up is not None:
+                row.update({"start-up s": start_up, f"{unit} after start-up": count / (seconds - start_up)})
+            rows.append(row)
 
         for folder, count, unit in ((photo_dir, photos, "photos/s"), (video_dir, frames, "frames/s")):
             record("plain", folder.name, count, unit, timed(lambda f=folder: fer_main(["predict", str(f)])))
@@ -108,21 +125,16 @@ def main() -> None:
         start = time.perf_counter()
         ray_predict.connect(quiet=True)
         ray_start = time.perf_counter() - start
+        one = photo_dir / "photo0000.jpg"
         for n in args.workers:
+            start_up = timed(lambda w=n: ray_predict.predict_dataset(one, work / f"ray{w}-one", workers=w))
             for folder, count, unit in ((photo_dir, photos, "photos/s"), (video_dir, frames, "frames/s")):
                 out = work / f"ray{n}-{folder.name}"
                 seconds = timed(lambda f=folder, o=out, w=n: ray_predict.predict_dataset(f, o, workers=w))
-                record(f"ray {n}", folder.name, count, unit, seconds)
+                record(f"ray {n}", folder.name, count, unit, seconds, start_up)
         table = pd.DataFrame(rows)
         for unit in ("photos/s", "frames/s"):
-            part = table[unit].notna()
-            plain = float(table.loc[part & (table["mode"] == "plain"), unit].iloc[0])
-            table.loc[part, "x plain"] = table.loc[part, unit] / plain
-            ray1 = table.loc[part & (table["mode"] == "ray 1"), unit]
-            if len(ray1):
-                table.loc[part & table["mode"].str.startswith("ray"), "x ray 1"] = table.loc[part, unit] / float(
-                    ray1.iloc[0]
-                )
+            add_ratios(table, unit)
         print(f"{photos} photos ({args.photos // 4} portraits, {args.photos // 4} groups of four, the rest without a "
               f"face, {photos - args.photos} corrupt), 2 videos of {frames // 2} frames (640x480)")  # fmt: skip
         print(f"Ray start-up (ray.init, not in the table): {ray_start:.1f} s\n")

@@ -26,6 +26,7 @@ Configurations, each timed in this same process so the ratios hold:
   (TO_FER_FRAMING, CLOSE_UP_FRAMING), unsure faces confirmed by a closer BlazeFace look, no cascade;
 - cascade retry: the default until issue 42 dropped the cascade's second opinion on photos BlazeFace finds
   nothing in;
+- tiles: the default before issue 42's strips (small faces in 6-9 tiles of 128 px, fractional area resizes);
 - mtcnn: `detect_faces(detector="mtcnn")`.
 Last, one 512x512 photo (scikit-image's astronaut) end to end per configuration: detect, crop and
 classify, median of 20 runs.
@@ -75,27 +76,31 @@ CONFIGS = {
     "0.4": {"detector": "blazeface-0.4"},
     "0.5": {"detector": "blazeface-0.5"},
     "cascade retry": {"detector": "blazeface-cascade-retry"},
+    "tiles": {"detector": "blazeface-tiles"},
     "now": {},
     "mtcnn": {"detector": "mtcnn"},
 }
 
 
 _OLD_BLAZEFACE = {}
+# The earlier defaults, re-created in benchmarks/old_detectors.py: config name -> its class there.
+OLD_DETECTORS = {
+    "blazeface-0.2": "BlazeFace02",
+    "blazeface-0.4": "BlazeFace04",
+    "blazeface-0.5": "BlazeFace05",
+    "blazeface-cascade-retry": "BlazeFaceCascadeRetry",
+    "blazeface-tiles": "BlazeFaceTiles",
+}
 
 
 def _detect_options(config: dict) -> dict:
     options = {k: v for k, v in config.items() if k != "margin"}
     old = options.get("detector")
-    if old in ("blazeface-0.2", "blazeface-0.4", "blazeface-0.5", "blazeface-cascade-retry"):  # built on first use
+    if old in OLD_DETECTORS:  # built on first use
         if old not in _OLD_BLAZEFACE:
             import old_detectors  # benchmarks/ is the script's folder
 
-            _OLD_BLAZEFACE[old] = {
-                "blazeface-0.2": old_detectors.BlazeFace02,
-                "blazeface-0.4": old_detectors.BlazeFace04,
-                "blazeface-0.5": old_detectors.BlazeFace05,
-                "blazeface-cascade-retry": old_detectors.BlazeFaceCascadeRetry,
-            }[old]()
+            _OLD_BLAZEFACE[old] = getattr(old_detectors, OLD_DETECTORS[old])()
         options["detector"] = _OLD_BLAZEFACE[old]
     return options
 

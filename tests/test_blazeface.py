@@ -26,12 +26,28 @@ def detector():
 
 def test_anchors_follow_mediapipes_short_range_layout():
     a = bf.anchors()
-    assert a.shape == (896, 2) and (a > 0).all() and (a < 1).all()
-    # 16x16 cells with 2 anchors each (stride 8), then 8x8 cells with 6 each (stride 16).
-    assert (
-        np.allclose(a[0], a[1]) and np.allclose(a[0], [0.5 / 16, 0.5 / 16]) and np.allclose(a[2], [1.5 / 16, 0.5 / 16])
-    )
-    assert np.allclose(a[512:518], [0.5 / 8, 0.5 / 8])
+    assert a.shape == (896, 2) and (a > 0).all() and (a < 128).all()
+    # 16x16 cells with 2 anchors each (stride 8), then 8x8 cells with 6 each (stride 16), centres in input px.
+    assert np.allclose(a[0], a[1]) and np.allclose(a[0], [4, 4]) and np.allclose(a[2], [12, 4])
+    assert np.allclose(a[512:518], [8, 8])
+    # Any input size (the small-face strips): 20 x 32 cells x 2, then 10 x 16 x 6, row by row.
+    wide = bf.anchors(160, 256)
+    assert wide.shape == (20 * 32 * 2 + 10 * 16 * 6, 2) and np.allclose(wide[2 * 32], [4, 12])
+    assert np.allclose(wide[-1], [248, 152])
+
+
+def test_shrinking_keeps_pixel_positions_and_averages_areas():
+    image = np.zeros((300, 400), np.uint8)
+    image[200:210, 100:110] = 250  # a 10 px square at (100, 200)
+    for factor in (0.2, 0.32, 0.64, 0.5):  # whole, fractional after a whole factor of 3, fractional only, whole
+        small = bf.shrunk(image, factor)
+        assert abs(small.shape[1] - 400 * factor) <= 1 and abs(small.shape[0] - 300 * factor) <= 1
+        ys, xs = np.nonzero(small > 20)
+        centre = (np.average(xs, weights=small[ys, xs]) + 0.5, np.average(ys, weights=small[ys, xs]) + 0.5)
+        assert np.allclose(np.array(centre) / factor, (105, 205), atol=1.0)  # (u, v) of the result = (x, y) * factor
+        assert small.sum() == pytest.approx(image.sum() * factor**2, rel=0.05)  # area averaging: nothing lost
+    # 1 / 0.2 is 4.999... in floating point: still the whole factor 5, a 5x5 block mean.
+    assert np.array_equal(bf.shrunk(image, 0.2), cv2.resize(image, (80, 60), interpolation=cv2.INTER_AREA))
 
 
 def test_finds_the_astronaut_in_fer_framing_with_eye_landmarks(astronaut, detector):
@@ -92,29 +108,44 @@ def test_the_cascade_path_is_kept_as_an_option(astronaut, monkeypatch):
     assert detector(astronaut) == []  # unsure, and the cascade does not confirm it
 
 
-def test_tiles_find_faces_too_small_for_one_pass(astronaut, detector):
+def test_the_small_face_pass_finds_faces_too_small_for_the_whole_image_pass(astronaut, detector):
     # Two copies of the photo in a wider scene: each face is under a tenth of the scene's width,
-    # too small for one 128x128 pass over the whole scene, a fifth of a half-size tile.
+    # too small for one 128x128 pass over the whole scene, a fifth of the small-face pass's side.
     scene = np.full((800, 1100, 3), 90, np.uint8)
     scene[0:512, 0:512] = astronaut
     scene[288:800, 588:1100] = astronaut
 
-    class WholeImageOnly(bf.BlazeFaceDetector):  # the one pass alone: no tile starts
-        tile_starts = staticmethod(lambda length, t: [])
+    class WholeImageOnly(bf.BlazeFaceDetector):  # the one pass alone
+        def small_faces(self, image, beside=None, lopsided=False):
+            return []
 
     assert WholeImageOnly()(scene) == []
     (alone,) = detector(astronaut)
     found = sorted(detector(scene), key=lambda f: f.box[0])
-    assert len(found) == 2  # one box per face: the tiles overlap, the duplicates are merged
+    assert len(found) == 2  # one box per face: the strips overlap, the duplicates are merged
     x, y, w, h = alone.box
     assert iou(found[0].box, alone.box) > 0.7 and iou(found[1].box, (x + 588, y + 288, w, h)) > 0.7
+    # Wherever it stands, the strips' overlap included, the face is found once.
+    for x in range(0, 589, 49):
+        scene = np.full((800, 1100, 3), 90, np.uint8)
+        scene[200:712, x : x + 512] = astronaut
+        (face,) = detect_faces(scene, detector)
+        assert iou(face.box, (x + alone.box[0], 200 + alone.box[1], w, h)) > 0.7
 
 
 def test_the_cascade_never_searches_a_photo_blazeface_finds_nothing_in(astronaut, monkeypatch):
     """0.2's whole-photo cascade search cost every photo without a face 50-250 ms (docs/detection.md); a crowd of
     faces too small for BlazeFace is detector="haar"'s."""
     detector = bf.BlazeFaceDetector()
-    monkeypatch.setattr(detector, "net", lambda image: [])  # e.g. a crowd of faces too small for BlazeFace
+
+    class Blind:  # e.g. a crowd of faces too small for BlazeFace
+        def __call__(self, image):
+            return []
+
+        def scan(self, image, scale, offset=(0, 0)):
+            return []
+
+    monkeypatch.setattr(detector, "net", Blind())
     assert detector(astronaut) == [] and detector._haar is None  # the cascade was not even loaded
     gray = cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)
     assert HaarDetector()(gray) != []  # where it would have found the face
@@ -177,29 +208,121 @@ def test_boxes_are_mapped_to_the_framing_of_fer_faces(real_data, monkeypatch):
     assert measured.mean() > default.mean()  # measured: 0.61 against 0.55
 
 
-@pytest.mark.parametrize("length, t", [(640, 320), (480, 320), (512, 256), (256, 128), (1000, 500), (300, 320)])
-def test_tiles_cover_the_axis_and_overlap_by_the_largest_face_a_tile_keeps(length, t):
-    starts = bf._starts(length, t)
-    assert starts[0] == 0 and starts[-1] == max(0, length - t)  # the whole axis, no tile past its end
-    steps = np.diff(starts)
-    # Any face a tile may keep (up to TILE_MAX_FACE of its side) lies wholly inside some tile.
-    assert all(t - step >= bf.TILE_MAX_FACE * t for step in steps)
-    assert len(starts) <= 3  # a 640x480 frame is 3 x 2 tiles, a square photo 3 x 3: never more than 0.2 searched
+@pytest.mark.parametrize("width", [64, 192, 256])
+@pytest.mark.parametrize("lopsided", [False, True])
+@pytest.mark.parametrize("length", [256, 240, 160, 100])
+def test_strips_cover_the_axis_and_overlap_by_the_largest_face_a_strip_keeps(length, width, lopsided):
+    strips = bf._strips(length, width, lopsided)
+    assert strips[0][0] == 0 and sum(strips[-1]) == length  # the whole axis, no strip past its end
+    assert all(size % 16 == 0 or size == length for _, size in strips) and len(strips) <= 2
+    if len(strips) == 2:
+        (_, first), (start, second) = strips
+        # Any face the pass keeps (up to TILE_MAX_FACE of 128 px) lies wholly inside some strip.
+        assert first - start >= bf.TILE_MAX_FACE * bf.INPUT_SIZE
+        assert first + second <= length + bf.STRIP_OVERLAP + 32 + (bf.BESIDE_PIXELS // width if lopsided else 0)
+        assert (first - second > 16) == lopsided  # the helper's strip is longer where work runs beside the other
 
 
-def test_a_portrait_costs_one_network_pass_and_a_scene_its_tiles(astronaut, monkeypatch):
+class CountingNet:
+    """BlazeFace's network, recording what it is asked to read: ("whole", image shape) or ("strip", input shape)."""
+
+    def __init__(self, net, calls):
+        self.net, self.calls = net, calls
+
+    def __call__(self, image):
+        self.calls.append(("whole", image.shape[:2]))
+        return self.net(image)
+
+    def scan(self, image, scale, offset=(0, 0)):
+        self.calls.append(("strip", image.shape[:2]))
+        return self.net.scan(image, scale, offset)
+
+
+def test_a_portrait_costs_one_network_pass_and_a_scene_its_strips(astronaut, monkeypatch):
     detector = bf.BlazeFaceDetector()
     calls = []
-    net = detector.net
-    monkeypatch.setattr(detector, "net", lambda image: calls.append(image.shape[:2]) or net(image))
+    monkeypatch.setattr(detector, "net", CountingNet(detector.net, calls))
     portrait = cv2.resize(astronaut[30:270, 140:380], (256, 256), interpolation=cv2.INTER_AREA)  # head and shoulders
     (face,) = detector(portrait)
-    assert calls == [(256, 256)]  # a portrait's subject (half the photo's side): no tiles
+    assert calls == [("whole", (256, 256))]  # a portrait's subject (half the photo's side): no small-face pass
     close_up = cv2.resize(astronaut[40:200, 140:300], (256, 256), interpolation=cv2.INTER_AREA)  # fills the frame
     calls.clear()
     (face,) = detector(close_up)
-    assert calls == [(256, 256)]  # and its box is BlazeFace's, framed: no cascade search either
+    assert calls == [("whole", (256, 256))]  # and its box is BlazeFace's, framed: no cascade search either
     assert face.box == bf._framed(bf.BlazeFace()(close_up)[0][1], bf.CLOSE_UP_FRAMING)
     calls.clear()
-    (face,) = detector(astronaut)  # a face of a fifth of the photo: tiles searched for smaller ones
-    assert calls[0] == (512, 512) and calls[1:] == [(256, 256)] * 9
+    (face,) = detector(astronaut)  # a face of a fifth of the photo: the small-face pass looks for smaller ones
+    # The photo at 256 px in two strips overlapping by 64 px: 320 px of strip for 256 (0.5's nine 128 px tiles: 576).
+    assert calls[0] == ("whole", (512, 512)) and sorted(calls[1:]) == [("strip", (256, 160))] * 2
+
+
+@pytest.fixture
+def counted_retry(monkeypatch):
+    """detect_faces' close-up retry, counted: (calls, whether the detector's own call was still running at each)."""
+    import fer.inference.faces as faces_module
+
+    calls, retry = [], faces_module._close_up_retry
+    inside = []
+
+    def counted(found, small, scale, shape):
+        calls.append(bool(inside))
+        return retry(found, small, scale, shape)
+
+    class Watched(bf.BlazeFaceDetector):
+        def __call__(self, image, min_side=0, beside=None):
+            inside.append(1)
+            try:
+                return super().__call__(image, min_side, beside)
+            finally:
+                inside.pop()
+
+    monkeypatch.setattr(faces_module, "_close_up_retry", counted)
+    return calls, Watched()
+
+
+def scene_of_small_faces(astronaut):
+    scene = np.full((800, 1100, 3), 90, np.uint8)
+    scene[0:512, 0:512] = astronaut
+    scene[288:800, 588:1100] = astronaut
+    return scene
+
+
+def test_the_close_up_retry_runs_beside_the_small_face_pass_only_where_the_whole_image_pass_found_nothing(
+    astronaut, counted_retry, monkeypatch
+):
+    """Issue 42: a photo without a face cost the small-face pass and then the retry; the retry now runs in the
+    caller's thread while the helper reads the longer strip, once, and detect_faces uses its result."""
+    calls, detector = counted_retry
+    no_face = np.random.default_rng(0).integers(0, 256, (480, 640), dtype=np.uint8)
+    assert detect_faces(no_face, detector) == [] and calls == [True]  # ran during the detector's call, once
+    calls.clear()
+    assert len(detect_faces(astronaut, detector)) == 1 and calls == []  # a face at once: no retry at all
+    calls.clear()
+    assert len(detect_faces(scene_of_small_faces(astronaut), detector)) == 2 and calls == [True]  # in vain: dropped
+    calls.clear()
+    monkeypatch.setattr(bf, "_helper", [None])  # one CPU (FER_THREADS=1): nothing beside, the retry after, if needed
+    assert detect_faces(no_face, detector) == [] and calls == [False]
+
+
+def test_faces_do_not_depend_on_the_helper_thread_or_on_the_retry_running_beside(astronaut, monkeypatch):
+    scene = scene_of_small_faces(astronaut)
+    close_up = cv2.resize(astronaut[60:190, 170:290], (300, 300), interpolation=cv2.INTER_AREA)
+    photos = [scene, close_up, astronaut, np.zeros((300, 400), np.uint8)]
+    detector = bf.BlazeFaceDetector()
+    together = [detect_faces(p, detector) for p in photos]
+    monkeypatch.setattr(detector, "runs_beside", False)
+    assert [detect_faces(p, detector) for p in photos] == together
+    monkeypatch.setattr(bf, "_helper", [None])
+    monkeypatch.setattr(detector, "runs_beside", True)
+    assert [detect_faces(p, detector) for p in photos] == together
+    assert [len(f) for f in together] == [2, 1, 1, 0]
+
+
+def test_the_litert_interpreter_reads_strips_too(astronaut, detector):
+    """A .tflite network is re-allocated for each new input size; its faces in a strip are ONNX Runtime's."""
+    litert = bf.BlazeFace(bf.TFLITE_PATH)
+    strip = cv2.resize(astronaut, (160, 160), interpolation=cv2.INTER_AREA)[:, :96]
+    for image in (strip, astronaut, strip):
+        ((score, box, _),) = litert.scan(image, 1.0) if image is strip else litert(image)
+        ((score2, box2, _),) = detector.net.scan(image, 1.0) if image is strip else detector.net(image)
+        assert score == pytest.approx(score2, abs=1e-4) and np.allclose(box, box2, atol=0.05)

