@@ -202,11 +202,19 @@ def no_face_photos(rng=None) -> list[np.ndarray]:
     ]
 
 
+_OLD = []
+
+
 def _before(photo):
-    """The 0.4 path: a file decoded in colour, BlazeFace's faces re-measured by the cascade."""
+    """The 0.4 path: a file decoded in colour, BlazeFace's faces re-measured by the cascade, small faces in tiles
+    (benchmarks/old_detectors.py: the package's detector="blazeface-cascade" reads strips since issue 42)."""
     from fer.data.images import read_image
 
-    return predict_emotion(read_image(photo) if isinstance(photo, Path) else photo, detector="blazeface-cascade")
+    if not _OLD:
+        from old_detectors import BlazeFace04  # benchmarks/ is the script's folder
+
+        _OLD.append(BlazeFace04())
+    return predict_emotion(read_image(photo) if isinstance(photo, Path) else photo, detector=_OLD[0])
 
 
 def before_and_now(wild: str | None, repeats: int, peer_python: str | None = None) -> pd.DataFrame:
