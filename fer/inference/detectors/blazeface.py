@@ -372,8 +372,9 @@ class BlazeFaceDetector:
 
     def __call__(self, image: np.ndarray, min_side: int = 0, beside=None) -> list[Face]:
         """The faces in `image`. `beside`: a zero-argument call (detect_faces' close-up retry) worth running while
-        the small faces are read, because the whole-image pass found nothing: it runs then, in this thread, where a
-        second thread reads strips (no-face photos 6.2 -> 4.x ms, docs/detection.md); its result is the caller's."""
+        the small faces are read, because the whole-image pass found nothing: it runs then, in this thread, while
+        the helper thread reads the longer strip (a photo without a face then costs the longer of the two, not
+        their sum: docs/experiments.md); its result is the caller's."""
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         equalized = cv2.equalizeHist(gray) if self.cascade else None
         faces = []
