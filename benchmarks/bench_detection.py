@@ -27,6 +27,8 @@ Configurations, each timed in this same process so the ratios hold:
 - cascade retry: the default until issue 42 dropped the cascade's second opinion on photos BlazeFace finds
   nothing in;
 - tiles: the default before issue 42's strips (small faces in 6-9 tiles of 128 px, fractional area resizes);
+- strips: the strips with the close-up retry on every photo the whole-image pass finds nothing in (before the
+  close-up evidence gate);
 - mtcnn: `detect_faces(detector="mtcnn")`.
 Last, one 512x512 photo (scikit-image's astronaut) end to end per configuration: detect, crop and
 classify, median of 20 runs.
@@ -77,6 +79,7 @@ CONFIGS = {
     "0.5": {"detector": "blazeface-0.5"},
     "cascade retry": {"detector": "blazeface-cascade-retry"},
     "tiles": {"detector": "blazeface-tiles"},
+    "strips": {"detector": "blazeface-strips"},
     "now": {},
     "mtcnn": {"detector": "mtcnn"},
 }
@@ -90,6 +93,7 @@ OLD_DETECTORS = {
     "blazeface-0.5": "BlazeFace05",
     "blazeface-cascade-retry": "BlazeFaceCascadeRetry",
     "blazeface-tiles": "BlazeFaceTiles",
+    "blazeface-strips": "BlazeFaceStrips",
 }
 
 

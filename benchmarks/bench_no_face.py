@@ -7,8 +7,9 @@ timed in `--rounds` rounds, each a block of 6 calls per configuration in turn (t
 batch job's steady state, while a slow spell of the machine hits every configuration alike); the table gives each
 image's median, their mean (the figure issue 42 asks <= 5 ms of) and the ratio to the first configuration.
 Configs are bench_detection's: "cascade retry" is the default before issue 42 (~13.5 ms in its text), "tiles" the
-one before its strips, "now" the default. `--threads 1` sets FER_THREADS=1 first (a Ray actor's setting: no helper
-thread beside the caller). Run it with nothing else on the machine.
+one before its strips, "strips" the strips with the close-up retry on every such photo, "now" the default.
+`--threads 1` sets FER_THREADS=1 first (a Ray actor's setting: no helper thread beside the caller). Run it with
+nothing else on the machine.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", nargs="+", default=["cascade retry", "tiles", "now"])
+    parser.add_argument("--configs", nargs="+", default=["cascade retry", "tiles", "strips", "now"])
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--threads", type=int, default=0, help="FER_THREADS for this process (0: unset)")
     args = parser.parse_args()

@@ -9,6 +9,8 @@ BlazeFace05  0.5: the default, whose close-up retries (min_side > 0) still searc
 BlazeFaceCascadeRetry  the default before issue 42 dropped the cascade behind BlazeFace on photos it finds nothing in
 BlazeFaceTiles         the default before issue 42's strips: small faces in 6-9 tiles of 128 px, each image padded
                        to a square and shrunk by a fractional area resize (~1 ms a pass on a 600 px photo)
+BlazeFaceStrips        the strips with the close-up retry on every photo the whole-image pass finds nothing in (before
+                       the close-up evidence gate, CLOSE_UP_EVIDENCE)
 All of them read small faces in tiles (TiledBlazeFace), the layout before the strips.
 """
 
@@ -43,12 +45,12 @@ def _pool():
 class SquareResizeBlazeFace(BlazeFace):
     """The network as before issue 42: the image padded to a square first, then area-resized to 128 px."""
 
-    def __call__(self, image: np.ndarray):
+    def whole(self, image: np.ndarray):
         h, w = image.shape[:2]
         side = max(h, w)
         square = cv2.copyMakeBorder(image, 0, side - h, 0, side - w, cv2.BORDER_CONSTANT, value=0)
         x = cv2.resize(square, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA)
-        return self.scan(x, side / INPUT_SIZE)
+        return self.scan(x, side / INPUT_SIZE), 1.0  # the close-up retry always ran then
 
 
 class TiledBlazeFace(BlazeFaceDetector):
@@ -104,6 +106,30 @@ class BlazeFace02(TiledBlazeFace):
 def BlazeFace04() -> BlazeFaceDetector:  # noqa: N802  (named like the class it stands for)
     """The 0.4 default detector."""
     return TiledBlazeFace(cascade=True)
+
+
+class _AlwaysRetry:
+    """BlazeFace's network, saying of every image that something in it looked like a frame-filling face."""
+
+    def __init__(self, net: BlazeFace):
+        self.net = net
+
+    def __call__(self, image: np.ndarray):
+        return self.net(image)
+
+    def whole(self, image: np.ndarray):
+        return self.net.whole(image)[0], 1.0
+
+    def scan(self, image: np.ndarray, scale: float, offset=(0, 0)):
+        return self.net.scan(image, scale, offset)
+
+
+class BlazeFaceStrips(BlazeFaceDetector):
+    """The strips, the close-up retry run wherever the whole-image pass finds nothing."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = _AlwaysRetry(self.net)
 
 
 class BlazeFaceTiles(TiledBlazeFace):

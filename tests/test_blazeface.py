@@ -142,6 +142,9 @@ def test_the_cascade_never_searches_a_photo_blazeface_finds_nothing_in(astronaut
         def __call__(self, image):
             return []
 
+        def whole(self, image):
+            return [], 0.0
+
         def scan(self, image, scale, offset=(0, 0)):
             return []
 
@@ -230,8 +233,11 @@ class CountingNet:
         self.net, self.calls = net, calls
 
     def __call__(self, image):
+        return self.whole(image)[0]
+
+    def whole(self, image):
         self.calls.append(("whole", image.shape[:2]))
-        return self.net(image)
+        return self.net.whole(image)
 
     def scan(self, image, scale, offset=(0, 0)):
         self.calls.append(("strip", image.shape[:2]))
@@ -287,27 +293,41 @@ def scene_of_small_faces(astronaut):
     return scene
 
 
-def test_the_close_up_retry_runs_beside_the_small_face_pass_only_where_the_whole_image_pass_found_nothing(
-    astronaut, counted_retry, monkeypatch
-):
-    """Issue 42: a photo without a face cost the small-face pass and then the retry; the retry now runs in the
-    caller's thread while the helper reads the longer strip, once, and detect_faces uses its result."""
+def tight_close_up(astronaut):
+    """A face cropped so tight that BlazeFace misses it in the whole image and finds it on the bordered copy."""
+    gray = cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)
+    return cv2.resize(gray[20:130, 170:280], (300, 300), interpolation=cv2.INTER_AREA)
+
+
+def test_the_close_up_retry_runs_beside_the_small_face_pass_or_not_at_all(astronaut, counted_retry, monkeypatch):
+    """Issue 42: a photo without a face cost the small-face pass and then the retry. The retry now runs only where
+    something in the whole image looked like a face filling it, in the caller's thread while the helper reads the
+    longer strip, once, and detect_faces uses its result."""
     calls, detector = counted_retry
+    (face,) = detect_faces(tight_close_up(astronaut), detector)
+    assert face.source == "padded" and calls == [True]  # found by the retry, run during the detector's call, once
+    calls.clear()
     no_face = np.random.default_rng(0).integers(0, 256, (480, 640), dtype=np.uint8)
-    assert detect_faces(no_face, detector) == [] and calls == [True]  # ran during the detector's call, once
+    assert detect_faces(no_face, detector) == [] and calls == []  # nothing face-like: no retry at all
+    assert detector.net.whole(no_face)[1] < bf.CLOSE_UP_EVIDENCE <= detector.net.whole(tight_close_up(astronaut))[1]
+    assert len(detect_faces(astronaut, detector)) == 1 and calls == []  # a face at once: no retry either
+    assert len(detect_faces(scene_of_small_faces(astronaut), detector)) == 2 and len(calls) <= 1
     calls.clear()
-    assert len(detect_faces(astronaut, detector)) == 1 and calls == []  # a face at once: no retry at all
-    calls.clear()
-    assert len(detect_faces(scene_of_small_faces(astronaut), detector)) == 2 and calls == [True]  # in vain: dropped
-    calls.clear()
-    monkeypatch.setattr(bf, "_helper", [None])  # one CPU (FER_THREADS=1): nothing beside, the retry after, if needed
-    assert detect_faces(no_face, detector) == [] and calls == [False]
+    monkeypatch.setattr(bf, "_helper", [None])  # one CPU (FER_THREADS=1): nothing beside, the retry after
+    (face,) = detect_faces(tight_close_up(astronaut), detector)
+    assert face.source == "padded" and calls == [False]
+
+
+def test_the_close_up_evidence_looks_at_the_faces_the_retry_looks_for():
+    from fer.inference.faces import RETRY_MIN_FACE
+
+    assert bf.EVIDENCE_SIDE == RETRY_MIN_FACE
 
 
 def test_faces_do_not_depend_on_the_helper_thread_or_on_the_retry_running_beside(astronaut, monkeypatch):
     scene = scene_of_small_faces(astronaut)
     close_up = cv2.resize(astronaut[60:190, 170:290], (300, 300), interpolation=cv2.INTER_AREA)
-    photos = [scene, close_up, astronaut, np.zeros((300, 400), np.uint8)]
+    photos = [scene, close_up, astronaut, np.zeros((300, 400), np.uint8), tight_close_up(astronaut)]
     detector = bf.BlazeFaceDetector()
     together = [detect_faces(p, detector) for p in photos]
     monkeypatch.setattr(detector, "runs_beside", False)
@@ -315,7 +335,7 @@ def test_faces_do_not_depend_on_the_helper_thread_or_on_the_retry_running_beside
     monkeypatch.setattr(bf, "_helper", [None])
     monkeypatch.setattr(detector, "runs_beside", True)
     assert [detect_faces(p, detector) for p in photos] == together
-    assert [len(f) for f in together] == [2, 1, 1, 0]
+    assert [len(f) for f in together] == [2, 1, 1, 0, 1] and together[4][0].source == "padded"
 
 
 def test_the_litert_interpreter_reads_strips_too(astronaut, detector):

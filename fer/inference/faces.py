@@ -10,7 +10,6 @@ a face filling much of the image (see detect_faces). Cutting the faces out: fer.
 from __future__ import annotations
 
 import math
-from functools import cache
 from typing import NamedTuple
 
 import cv2
@@ -121,9 +120,10 @@ def _detect(gray: np.ndarray, found, max_side: int, close_ups: bool, whole_image
     found = as_detector(found)
     scale = min(1.0, max_side / max(gray.shape))
     small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
-    retry = cache(lambda: _close_up_retry(found, small, scale, gray.shape))
+    retry = _Retry(lambda: _close_up_retry(found, small, scale, gray.shape))
     # A detector that can (BlazeFace) runs the retry while it reads small faces, once its whole-image look found
-    # nothing: a photo without a face then costs the longer of the two, not their sum.
+    # nothing (a photo without a face then costs the longer of the two, not their sum), or skips it where nothing in
+    # the photo looked like a face filling it.
     first = found(small, beside=retry) if close_ups and getattr(found, "runs_beside", False) else found(small)
     faces = [_mapped(f, scale, 0, gray.shape, "detector") for f in first]
     if close_ups and faces:
@@ -133,6 +133,23 @@ def _detect(gray: np.ndarray, found, max_side: int, close_ups: bool, whole_image
     if not faces and whole_image and _face_shaped(gray):
         faces = [Face((0, 0, gray.shape[1], gray.shape[0]), None, source="whole image")]
     return sorted(_without_nested(faces), key=lambda f: (f.box[0], f.box[1]))
+
+
+class _Retry:
+    """detect_faces' close-up retry, run at most once: beside the detector's small-face pass, after it, or never
+    where the detector skips it."""
+
+    def __init__(self, run):
+        self._run, self._faces = run, None
+
+    def __call__(self) -> list[Face]:
+        if self._faces is None:
+            self._faces = self._run()
+        return self._faces
+
+    def skip(self) -> None:
+        if self._faces is None:
+            self._faces = []
 
 
 def _close_up_retry(found: Detector, small: np.ndarray, scale: float, shape) -> list[Face]:

@@ -87,6 +87,12 @@ SECOND_LOOK_SIDE = 2.0
 SECOND_LOOK_PIXELS = 256  # that square is shrunk to at most this many px first (the network reads 128)
 
 Proposal = tuple[float, np.ndarray, np.ndarray]  # BlazeFace's score, box (x, y, w, h), six landmarks (6, 2)
+# A photo the whole-image pass finds nothing in gets detect_faces' close-up retry (a bordered copy, one more pass) only
+# where some box of at least EVIDENCE_SIDE of its shorter side (the retry's own floor, faces.RETRY_MIN_FACE) scored
+# CLOSE_UP_EVIDENCE: the 102 of 2,500 validation close-ups that only the retry found scored 0.43-0.73 there, bench
+# photos without a face 0.04-0.35 (benchmarks/bench_no_face.py; docs/experiments.md).
+EVIDENCE_SIDE = 0.25
+CLOSE_UP_EVIDENCE = 0.25
 
 
 @lru_cache(maxsize=32)
@@ -188,19 +194,33 @@ class BlazeFace:
         return run
 
     def __call__(self, image: np.ndarray) -> list[Proposal]:
+        return self.whole(image)[0]
+
+    def whole(self, image: np.ndarray) -> tuple[list[Proposal], float]:
+        """The faces in the whole image, and the best score of any box of at least EVIDENCE_SIDE of its shorter side,
+        kept or not: how much anything in it looked like a face filling much of it (CLOSE_UP_EVIDENCE)."""
         side = max(image.shape[:2])
-        return self.scan(shrunk(image, INPUT_SIZE / side), side / INPUT_SIZE)
+        small = shrunk(image, INPUT_SIZE / side)
+        h, w = small.shape[:2]
+        x = _padded(small, -(-h // 16) * 16, -(-w // 16) * 16)
+        raw, scores = self._outputs(x)
+        big = raw[:, 2] >= EVIDENCE_SIDE * min(h, w)
+        return self._faces(x, raw, scores, side / INPUT_SIZE), float(scores[big].max()) if big.any() else 0.0
 
     def scan(self, image: np.ndarray, scale: float, offset=(0, 0)) -> list[Proposal]:
         """Faces in `image`, already at the network's scale (padded at its bottom/right to a multiple of 16 px);
         boxes and landmarks mapped to (px + offset) * scale."""
         h, w = image.shape[:2]
-        return self._faces(_padded(image, -(-h // 16) * 16, -(-w // 16) * 16), scale, offset)
+        x = _padded(image, -(-h // 16) * 16, -(-w // 16) * 16)
+        return self._faces(x, *self._outputs(x), scale, offset)
 
-    def _faces(self, x: np.ndarray, scale: float, offset=(0, 0)) -> list[Proposal]:
-        """The network on the uint8 RGB input `x`: decoded, merged, mapped to (px + offset) * scale."""
+    def _outputs(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The network on the uint8 RGB input `x`: regressors (A, 16) and scores (A,)."""
         raw, logits = self._run((x.astype(np.float32) / 127.5 - 1.0)[None])
-        scores = 1.0 / (1.0 + np.exp(-np.clip(logits.astype(np.float64), -80, 80)))
+        return raw, 1.0 / (1.0 + np.exp(-np.clip(logits.astype(np.float64), -80, 80)))
+
+    def _faces(self, x: np.ndarray, raw, scores, scale: float, offset=(0, 0)) -> list[Proposal]:
+        """The network's outputs on `x` decoded, merged and mapped to (px + offset) * scale."""
         keep = np.flatnonzero(scores >= self.min_score)
         if not len(keep):
             return []
@@ -327,7 +347,7 @@ class BlazeFaceDetector:
     def proposals(self, image: np.ndarray, min_side: int = 0, beside=None) -> list[Proposal]:
         """BlazeFace's faces in the whole image and, for larger images, its small faces; no duplicates. `beside`:
         see __call__."""
-        found = self.net(image)
+        found, evidence = self.net.whole(image)
         h, w = image.shape[:2]
         # A portrait's subject (a face of at least SUBJECT_SIDE of the shorter side) seldom stands beside faces
         # small enough to need tiles; beside a frame-filling face they would not be kept anyway (detect_faces'
@@ -335,10 +355,15 @@ class BlazeFaceDetector:
         portrait = self.frames_close_ups and any(
             self._fills_frame(f[1], (h, w)) or _fer_side(f[1]) >= SUBJECT_SIDE * min(h, w) for f in found
         )
+        # Nothing found: detect_faces' close-up retry is worth its pass only where something looked like a face
+        # filling much of the photo (on 2,500 validation close-ups every face only the retry found scored >= 0.43).
+        retry = not found and (self.cascade or evidence >= CLOSE_UP_EVIDENCE)
+        if beside is not None and not found and not retry:
+            beside.skip()
         # detect_faces' retries (min_side > 0) look only for faces of a quarter of the image or more: the whole-image
         # pass sees those, and the first pass already searched the smaller ones.
         if not portrait and not min_side and max(h, w) >= TILE_MIN_SIDE:
-            found += self.small_faces(image, beside, lopsided=True) if not found else self.small_faces(image)
+            found += self.small_faces(image, beside if retry else None, lopsided=retry)
         kept = []
         for face in sorted(found, key=lambda f: -f[0]):  # best first; a box mostly inside a kept one is a duplicate
             if not any(_same_face(tuple(face[1]), tuple(k[1])) for k in kept):
@@ -371,10 +396,10 @@ class BlazeFaceDetector:
         return [f for f in faces if f[1][2] <= TILE_MAX_FACE * INPUT_SIZE / factor]
 
     def __call__(self, image: np.ndarray, min_side: int = 0, beside=None) -> list[Face]:
-        """The faces in `image`. `beside`: a zero-argument call (detect_faces' close-up retry) worth running while
-        the small faces are read, because the whole-image pass found nothing: it runs then, in this thread, while
-        the helper thread reads the longer strip (a photo without a face then costs the longer of the two, not
-        their sum: docs/experiments.md); its result is the caller's."""
+        """The faces in `image`. `beside`: detect_faces' close-up retry, a zero-argument call with a `skip()`. Where
+        the whole-image pass finds nothing, it is skipped unless something looked like a face filling the photo
+        (CLOSE_UP_EVIDENCE), and else run in this thread while the helper reads the longer strip (a photo without a
+        face then costs the longer of the two, not their sum: docs/experiments.md); its result is the caller's."""
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         equalized = cv2.equalizeHist(gray) if self.cascade else None
         faces = []
