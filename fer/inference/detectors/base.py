@@ -39,7 +39,8 @@ class Face:
 @runtime_checkable
 class Detector(Protocol):
     """What fer.inference.faces.detect_faces asks of a face detector: called on a gray uint8 image, it returns
-    the faces in that image's pixels. Three attributes say what more it can do."""
+    the faces in that image's pixels. Three attributes say what more it can do; a fourth, optional, `runs_beside`
+    (BlazeFaceDetector): __call__(gray, beside=retry) runs detect_faces' close-up retry itself or skips it."""
 
     takes_min_side: bool  # __call__(gray, min_side=N) can skip the scales of faces under N px (much faster)
     frames_close_ups: bool  # it frames a frame-filling face itself: no bordered re-measure, no MTCNN opinion
