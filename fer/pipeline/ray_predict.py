@@ -149,8 +149,9 @@ def build_dataset(tasks: list[dict], options: dict, *, model=None, stride: int =
         Predictor,
         fn_constructor_kwargs={"model": model, "options": options, "stride": stride, "threads": 1},
         batch_size=1,
-        # One unit in flight per actor: by default an actor queues up to four, so the first one ready took both
-        # videos of a two-video corpus and, at the end of a photo run, one actor held units while the other idled.
+        # Two units in flight per actor: by default an actor queues up to four, so the first one ready took both
+        # videos of a two-video corpus and, at the end of a photo run, one actor held units while the other idled;
+        # one alone left the actor idle between units (photos 1.28x one worker, docs/experiments.md).
         compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=2),
         num_cpus=1,
     )
