@@ -70,12 +70,18 @@ def _predict_images(paths: list[Path], args, options, out: Path | None, stems: d
             print(f"error: {faces.error}", file=sys.stderr)
         yield photo_rows(input_key(path), faces, faces.error)
         if out is not None and faces:
-            _write_images(result, options, args, out / stems[path])
+            _write_images(result, options, args, out / stems[path], _annotated_suffix(path))
 
 
-def _write_images(result, options, args, base: Path) -> None:
-    """`<name>_annotated.png` (not for --crop) and, with --explain, `<name>_face<k>_<emotion>_explain.png` per face:
-    its crop beside the crop with the saliency map (fer.inference.explain)."""
+def _annotated_suffix(path: Path) -> str:
+    """A JPEG photo's annotated copy is a JPEG, any other's a PNG: PNG-encoding a photo costs more than finding and
+    classifying its faces (docs/experiments.md), and a JPEG photo has no lossless detail to keep."""
+    return ".jpg" if path.suffix.lower() in (".jpg", ".jpeg") else ".png"
+
+
+def _write_images(result, options, args, base: Path, suffix: str = ".png") -> None:
+    """`<name>_annotated.jpg|.png` (not for --crop) and, with --explain, `<name>_face<k>_<emotion>_explain.png` per
+    face: its crop beside the crop with the saliency map (fer.inference.explain)."""
     import numpy as np
     from PIL import Image
 
@@ -83,7 +89,7 @@ def _write_images(result, options, args, base: Path) -> None:
 
     base.parent.mkdir(parents=True, exist_ok=True)
     if not args.crop:
-        result.annotated(base.parent / f"{base.name}_annotated.png", landmarks=args.landmarks)
+        result.annotated(base.parent / f"{base.name}_annotated{suffix}", landmarks=args.landmarks)
     if not args.explain:
         return
     for k, e in enumerate(explanations(result, options)):

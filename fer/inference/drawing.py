@@ -32,7 +32,8 @@ def annotate(
 
     `predictions` are fer.inference.predict.Prediction objects that carry a box (from a photo).
     `landmarks`: also each face's mesh points (Predictions made with landmarks=True) and its head pose.
-    With `path`, the result is also saved (format from the suffix) and parent folders made.
+    With `path`, the result is also saved (format from the suffix; a JPEG at quality 95, where the labels stay
+    sharp) and parent folders made.
     """
     canvas = as_array(image, channel_order)
     canvas = cv2.cvtColor(canvas, cv2.COLOR_GRAY2RGB) if canvas.ndim == 2 else canvas.copy()
@@ -55,7 +56,8 @@ def annotate(
     if path is not None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(canvas).save(path)
+        jpeg = path.suffix.lower() in (".jpg", ".jpeg")
+        Image.fromarray(canvas).save(path, **({"quality": 95} if jpeg else {}))
     return canvas
 
 
