@@ -36,20 +36,6 @@ def test_anchors_follow_mediapipes_short_range_layout():
     assert np.allclose(wide[-1], [248, 152])
 
 
-def test_shrinking_keeps_pixel_positions_and_averages_areas():
-    image = np.zeros((300, 400), np.uint8)
-    image[200:210, 100:110] = 250  # a 10 px square at (100, 200)
-    for factor in (0.2, 0.32, 0.64, 0.5):  # whole, fractional after a whole factor of 3, fractional only, whole
-        small = bf.shrunk(image, factor)
-        assert abs(small.shape[1] - 400 * factor) <= 1 and abs(small.shape[0] - 300 * factor) <= 1
-        ys, xs = np.nonzero(small > 20)
-        centre = (np.average(xs, weights=small[ys, xs]) + 0.5, np.average(ys, weights=small[ys, xs]) + 0.5)
-        assert np.allclose(np.array(centre) / factor, (105, 205), atol=1.0)  # (u, v) of the result = (x, y) * factor
-        assert small.sum() == pytest.approx(image.sum() * factor**2, rel=0.05)  # area averaging: nothing lost
-    # 1 / 0.2 is 4.999... in floating point: still the whole factor 5, a 5x5 block mean.
-    assert np.array_equal(bf.shrunk(image, 0.2), cv2.resize(image, (80, 60), interpolation=cv2.INTER_AREA))
-
-
 def test_finds_the_astronaut_in_fer_framing_with_eye_landmarks(astronaut, detector):
     (face,) = detector(astronaut)
     # The framing the cascade's re-measure gave before 0.5 (FER-2013's faces are the cascade's boxes): BlazeFace's

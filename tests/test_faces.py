@@ -117,6 +117,26 @@ def test_very_large_photo_is_downscaled_for_detection_and_cropped_at_full_size(a
     assert np.allclose(np.array(big_faces[0].box) / 6, small_box, atol=8)
 
 
+def test_large_images_are_searched_shrunk_by_a_whole_factor_where_that_stays_near_max_side(astronaut):
+    from fer.inference.faces import _detection_copy
+
+    def copy(h, w):
+        small, scale = _detection_copy(np.zeros((h, w), np.uint8), 1024)
+        return small.shape, scale
+
+    assert copy(1080, 1920) == ((540, 960), 0.5)  # a 1080p frame: a 2x2 block mean
+    assert copy(3024, 4032) == ((756, 1008), 0.25)  # a 12 MP photo
+    assert copy(700, 1100) == ((652, 1024), 1024 / 1100)  # 550 px would be too coarse: area averaging to max_side
+    assert copy(600, 800) == ((600, 800), 1.0)
+    # On a 1080p frame the face found on the half-size copy is mapped back to the frame's pixels: where the frame
+    # searched whole finds it.
+    frame = np.full((1080, 1920, 3), 90, np.uint8)
+    frame[300:1000, 1100:1800] = cv2.resize(astronaut, (700, 700))
+    (face,) = detect_faces(frame)
+    (whole,) = detect_faces(frame, max_side=1920)
+    assert 1100 < face.box[0] < 1800 and np.allclose(face.box, whole.box, atol=8)
+
+
 def test_faces_at_the_border_are_padded_not_dropped(astronaut):
     crop = crop_face(astronaut, (-30, -20, 100, 100))
     assert crop.shape == (48, 48) and crop.dtype == np.uint8

@@ -1,10 +1,18 @@
+import cv2
 import numpy as np
 import pytest
 from helpers import require
 from PIL import Image
 
-from fer.data.images import as_array, read_image, to_face, to_gray
+from fer.data.images import as_array, read_image, shrunk, to_face, to_gray
 from fer.errors import ImageError
+
+
+def test_gray_is_pil_luma_to_within_one_level():
+    rgb = np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    difference = np.abs(to_gray(rgb).astype(int) - np.asarray(Image.fromarray(rgb).convert("L")))
+    assert difference.max() <= 1 and (difference == 0).mean() > 0.99
+    assert np.array_equal(to_gray(rgb[:, ::-1]), to_gray(rgb[:, ::-1].copy()))  # a view converts as its copy
 
 
 def test_rgb_and_bgr_arrays_give_the_same_gray():
@@ -136,3 +144,17 @@ def test_predict_reports_boxes_of_a_reduced_photo_in_original_pixels(trained, tm
     monkeypatch.setattr(fer.data.images.read_photo, "__defaults__", (256, False))
     (reduced,) = predict_emotion(tmp_path / "astronaut.png", model=model)
     assert reduced.box == pytest.approx(full.box, abs=8)  # the same face, in the photo's own pixels
+
+
+def test_shrinking_keeps_pixel_positions_and_averages_areas():
+    image = np.zeros((300, 400), np.uint8)
+    image[200:210, 100:110] = 250  # a 10 px square at (100, 200)
+    for factor in (0.2, 0.32, 0.64, 0.5):  # whole, fractional after a whole factor of 3, fractional only, whole
+        small = shrunk(image, factor)
+        assert abs(small.shape[1] - 400 * factor) <= 1 and abs(small.shape[0] - 300 * factor) <= 1
+        ys, xs = np.nonzero(small > 20)
+        centre = (np.average(xs, weights=small[ys, xs]) + 0.5, np.average(ys, weights=small[ys, xs]) + 0.5)
+        assert np.allclose(np.array(centre) / factor, (105, 205), atol=1.0)  # (u, v) of the result = (x, y) * factor
+        assert small.sum() == pytest.approx(image.sum() * factor**2, rel=0.05)  # area averaging: nothing lost
+    # 1 / 0.2 is 4.999... in floating point: still the whole factor 5, a 5x5 block mean.
+    assert np.array_equal(shrunk(image, 0.2), cv2.resize(image, (80, 60), interpolation=cv2.INTER_AREA))

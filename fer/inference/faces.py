@@ -15,7 +15,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from fer.data.images import FACE_SIZE, to_gray
+from fer.data.images import FACE_SIZE, shrunk, to_gray
 from fer.errors import MissingPackageError
 from fer.inference.cropping import DEFAULT_MARGIN, crop_face
 from fer.inference.detectors.base import FRAME_FILLING_AREA, Detector, Face, as_detector, mostly_inside
@@ -24,6 +24,10 @@ from fer.inference.detectors.registry import DEFAULT_DETECTOR, borrowed_detector
 
 # Photos are searched at most this many px on a side (boxes are mapped back; faces are cropped from the full image).
 DETECT_MAX_SIDE = 1024
+# A larger image is searched shrunk by a whole factor (a block mean, OpenCV's fast path) where that leaves at least this
+# share of max_side: a 1080p frame at 960 px, a 4032 px photo at 1008 (area averaging by a fraction cost 40x more on
+# the frame: docs/experiments.md); any other size goes to max_side.
+WHOLE_FACTOR_SHARE = 0.9
 # Close-up retries (detect_faces): small images are upscaled to about CLOSE_UP_SIDE px and every
 # retry adds a replicated border of CLOSE_UP_BORDER of the side; the relaxed pass accepts only a
 # face covering CLOSE_UP_AREA of the image; images up to SMALL_SIDE px may be one whole face crop.
@@ -118,8 +122,7 @@ def detect_faces(
 def _detect(gray: np.ndarray, found, max_side: int, close_ups: bool, whole_image: bool) -> list[Face]:
     """detect_faces with the detector `found` (held by this thread alone)."""
     found = as_detector(found)
-    scale = min(1.0, max_side / max(gray.shape))
-    small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
+    small, scale = _detection_copy(gray, max_side)
     retry = _Retry(lambda: _close_up_retry(found, small, scale, gray.shape))
     # A detector that can (BlazeFace) runs the retry while it reads small faces, once its whole-image look found
     # nothing (a photo without a face then costs the longer of the two, not their sum), or skips it where nothing in
@@ -133,6 +136,17 @@ def _detect(gray: np.ndarray, found, max_side: int, close_ups: bool, whole_image
     if not faces and whole_image and _face_shaped(gray):
         faces = [Face((0, 0, gray.shape[1], gray.shape[0]), None, source="whole image")]
     return sorted(_without_nested(faces), key=lambda f: (f.box[0], f.box[1]))
+
+
+def _detection_copy(gray: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """(the image detection searches, its scale: copy px / image px): at most `max_side` px on a side, by a whole
+    factor where that leaves WHOLE_FACTOR_SHARE of it."""
+    side = max(gray.shape)
+    if side <= max_side:
+        return gray, 1.0
+    k = -(-side // max_side)
+    scale = 1 / k if side / k >= WHOLE_FACTOR_SHARE * max_side else max_side / side
+    return shrunk(gray, scale), scale
 
 
 class _Retry:

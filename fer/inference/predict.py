@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer.data.images import FACE_SIZE, as_array, is_encoded, is_file_input, read_photo, to_face
+from fer.data.images import FACE_SIZE, as_array, is_encoded, is_file_input, read_photo, to_face, to_gray
 from fer.errors import ImageError
 from fer.inference.cropping import DEFAULT_MARGIN
 from fer.inference.detectors.base import Face
@@ -406,9 +406,10 @@ def _find(image, index: int, options: PredictOptions, boxes, gray: bool) -> _Fou
         array, scale = _decoded(image, options.channel_order, reduce=reduce, gray=gray)
     except (ImageError, OSError) as exc:
         return _Found(index, None, 1.0, error=str(exc))
-    faces = options.find(array, boxes[index] if boxes is not None else None)
+    luma = to_gray(array)  # once: detection and every face's crop read it (the mesh reads colour)
+    faces = options.find(luma, boxes[index] if boxes is not None else None)
     return _Found(
-        index, array, scale, faces, [options.cut(array, f) for f in faces], meshes=options.meshes(array, faces)
+        index, array, scale, faces, [options.cut(luma, f) for f in faces], meshes=options.meshes(array, faces)
     )
 
 

@@ -43,6 +43,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fer.data.images import shrunk
 from fer.inference.detectors.base import FRAME_FILLING_AREA, Face, iou, mostly_inside
 from fer.inference.detectors.haar import HaarDetector
 from fer.inference.litert_model import interpreter_class
@@ -105,22 +106,6 @@ def anchors(height: int = INPUT_SIZE, width: int = INPUT_SIZE) -> np.ndarray:
         centres = np.stack([(xx + 0.5) * stride, (yy + 0.5) * stride], -1).reshape(-1, 2)
         out.append(np.repeat(centres, per_cell, axis=0))
     return np.concatenate(out)
-
-
-def shrunk(image: np.ndarray, factor: float) -> np.ndarray:
-    """`image` resized by `factor` with area averaging, the shrinking by a whole factor first (OpenCV's fast path).
-
-    Area averaging by a fractional factor costs OpenCV ~1 ms on a 600 px photo, as much as a network pass; by a whole
-    factor it is a block mean. The last rows and columns a whole factor cannot average (fewer than it) are dropped,
-    so a pixel (u, v) of the result is (u, v) / factor of the image.
-    """
-    h, w = image.shape[:2]
-    k = int(round(1 / factor, 6)) if factor < 1 else 1  # 1 / 0.2 is 4.999...: a whole 5
-    if k >= 2:
-        h, w = h // k * k, w // k * k
-        image = cv2.resize(image[:h, :w], (w // k, h // k), interpolation=cv2.INTER_AREA)
-    size = (max(1, round(w * factor)), max(1, round(h * factor)))
-    return image if image.shape[1::-1] == size else cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 class BlazeFace:
