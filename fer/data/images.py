@@ -39,10 +39,11 @@ def _pil_to_array(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
-# Photos for face detection are decoded at most this large on their longer side: detection searches a
-# downscaled copy anyway, and any face that matters still spans far more than 48 px. JPEGs decode straight
-# to a reduced scale (libjpeg's DCT scaling), so a 10000x10000 photo costs a fraction of its full decode.
-MAX_PHOTO_SIDE = 4096
+# Photos for face detection are decoded smaller past this size on their longer side: detection searches a copy of
+# at most 1024 px anyway, and a face it can find there spans far more than the network's 48 px even at half this
+# size. JPEGs decode straight to a reduced scale (libjpeg's DCT scaling: a 12 MP phone photo at half size costs a
+# fraction of its full decode, docs/experiments.md).
+MAX_PHOTO_SIDE = 2048
 
 
 def is_encoded(image) -> bool:
@@ -82,8 +83,9 @@ def _source(image) -> tuple[object, str]:
 
 
 def read_photo(path, max_side: int | None = MAX_PHOTO_SIDE, gray: bool = False) -> tuple[np.ndarray, float]:
-    """(array, scale): `path` (a file path, bytes or a binary file object) decoded with its longer side at most about
-    `max_side` px (None: full size).
+    """(array, scale): `path` (a file path, bytes or a binary file object) decoded smaller where its longer side
+    passes `max_side` px (None: full size): a JPEG by its decoder's own reduction (1/2, 1/4 or 1/8, as far as both
+    sides stay at least max_side / 2), any image still over twice max_side shrunk to max_side.
 
     `scale` is original size / decoded size (1.0 when nothing was reduced): multiply a box found in the
     array by it to get the original photo's pixels. `gray`: an (H, W) gray array (a JPEG decodes its luma
@@ -100,7 +102,7 @@ def read_photo(path, max_side: int | None = MAX_PHOTO_SIDE, gray: bool = False) 
             reduce = bool(max_side) and full > max_side
             if reduce or (gray and image.format == "JPEG"):
                 mode = "L" if gray or image.mode == "L" else "RGB"
-                image.draft(mode, (max_side, max_side) if reduce else image.size)
+                image.draft(mode, (max_side // 2, max_side // 2) if reduce else image.size)
             image.load()
             if max_side and max(image.size) > 2 * max_side:  # formats without reduced decoding: shrink now
                 image.thumbnail((max_side, max_side), Image.Resampling.BOX)
