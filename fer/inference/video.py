@@ -12,6 +12,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from fer import quiet
+from fer.data.images import to_gray
 from fer.errors import ImageError
 from fer.inference.cropping import DEFAULT_MARGIN
 from fer.inference.detectors.base import Face
@@ -86,8 +87,9 @@ def analyze_video(
     last: list[Face] = []  # the faces found last (detect_every > 1 re-uses them)
     try:
         for batch in _chunks(frames, chunk):  # decode
-            found = [_faces_of(options, index // stride, rgb, detect_every, last) for index, rgb in batch]  # detect
-            for (index, rgb), (_, fresh), answers in zip(batch, found, _classified(options, batch, found)):
+            lumas = [to_gray(rgb) for _, rgb in batch]  # once a frame: detection and every face's crop read it
+            found = [_faces_of(options, i // stride, luma, detect_every, last) for (i, _), luma in zip(batch, lumas)]
+            for (index, rgb), (_, fresh), answers in zip(batch, found, _classified(options, batch, lumas, found)):
                 rows += _rows(index, fps, fresh, answers)  # table
                 writer.write(rgb, answers)
     finally:
@@ -102,22 +104,23 @@ def analyze_video(
     return pd.DataFrame(rows).reindex(columns=columns)
 
 
-def _faces_of(options: PredictOptions, k: int, rgb, detect_every: int, last: list[Face]) -> tuple[list[Face], bool]:
-    """Detect: (the faces of the k-th analysed frame, whether they were found in it); between detections every
+def _faces_of(options: PredictOptions, k: int, luma, detect_every: int, last: list[Face]) -> tuple[list[Face], bool]:
+    """Detect: (the faces of the k-th analysed frame, gray, whether they were found in it); between detections every
     `detect_every` frames the faces found last (`last`, updated here) are re-used."""
     fresh = k % detect_every == 0
     if fresh:
-        last[:] = options.find(rgb)
+        last[:] = options.find(luma)
     return list(last), fresh
 
 
-def _classified(options: PredictOptions, batch, found) -> list[list[Prediction]]:
-    """Classify: every face of a chunk of frames cut out and answered in one batch; the Predictions per frame."""
-    pairs = [(rgb, face) for (_, rgb), (faces, _) in zip(batch, found) for face in faces]
+def _classified(options: PredictOptions, batch, lumas, found) -> list[list[Prediction]]:
+    """Classify: every face of a chunk of frames cut out (of the frames' gray copies) and answered in one batch; the
+    Predictions per frame."""
+    pairs = [(luma, face) for luma, (faces, _) in zip(lumas, found) for face in faces]
     meshes = [
         m for (_, rgb), (faces, _) in zip(batch, found) for m in options.meshes(rgb, faces) or [None] * len(faces)
     ]
-    crops = [options.cut(rgb, face) for rgb, face in pairs]
+    crops = [options.cut(luma, face) for luma, face in pairs]
     answered = iter(predictions(options, crops, [f for _, f in pairs], meshes))
     return [[next(answered) for _ in faces] for faces, _ in found]
 
