@@ -160,7 +160,7 @@ def as_array(image, channel_order: str = "rgb") -> np.ndarray:
 
 def to_gray(image: np.ndarray) -> np.ndarray:
     """(H, W) or (H, W, 3) RGB uint8 -> (H, W) uint8 with ITU-R 601 luma (OpenCV's: PIL's "L" mode to within one
-    grey level, on about one pixel in a thousand; a PIL round trip cost 30x more on a 12 MP photo)."""
+    grey level on a few pixels; a PIL round trip costs far more on a large photo, docs/experiments.md)."""
     if image.ndim == 2:
         return image
     import cv2  # loaded on first use: the command line's --help and `import fer` stay light

@@ -25,8 +25,8 @@ from fer.inference.detectors.registry import DEFAULT_DETECTOR, borrowed_detector
 # Photos are searched at most this many px on a side (boxes are mapped back; faces are cropped from the full image).
 DETECT_MAX_SIDE = 1024
 # A larger image is searched shrunk by a whole factor (a block mean, OpenCV's fast path) where that leaves at least this
-# share of max_side: a 1080p frame at 960 px, a 4032 px photo at 1008 (area averaging by a fraction cost 40x more on
-# the frame: docs/experiments.md); any other size goes to max_side.
+# share of max_side: a 1080p frame at 960 px, a 4032 px photo at 1008 (area averaging by a fraction costs far more:
+# docs/experiments.md); any other size goes to max_side.
 WHOLE_FACTOR_SHARE = 0.9
 # Close-up retries (detect_faces): small images are upscaled to about CLOSE_UP_SIDE px and every
 # retry adds a replicated border of CLOSE_UP_BORDER of the side; the relaxed pass accepts only a
